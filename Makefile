@@ -1,0 +1,38 @@
+# The two commands a newcomer needs: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+DEMO_EXPORTER   ?= 127.0.0.1:9100
+DEMO_AGGREGATOR ?= 127.0.0.1:5000
+PYTEST_ARGS     ?=
+
+.PHONY: demo test lint venv bench soak clean
+
+venv: $(STAMP)
+
+$(STAMP): setup.py pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+demo: $(STAMP)
+	$(BIN)/python scripts/demo.py --exporter $(DEMO_EXPORTER) --aggregator $(DEMO_AGGREGATOR)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+# pytest exits 5 when it collected nothing; that is a failure here, not a pass.
+test: $(STAMP) lint
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+soak: $(STAMP)
+	K8SMON_SOAK_SECONDS=$${K8SMON_SOAK_SECONDS:-900} $(BIN)/python -m pytest -m soak tests -p no:cacheprovider
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Cluster aggregator: discovers exporters, scrapes them into bounded series, serves JSON and /metrics."""

@@ -1,0 +1,55 @@
+"""Values passed between the aggregator's layers: scraper/ingest → store → API and federation.
+
+`values` dicts are keyed by the exporter family name without its `k8smon_node_`/`k8smon_pod_`
+prefix (see docs/metrics.md), e.g. `cpu_usage_cores`, `cpu_seconds_total`,
+`memory_working_set_bytes`, `network_receive_bytes_total`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class PodReading:
+    namespace: str  # "" when the exporter could not name the pod
+    pod: str  # the pod's UID when unnamed
+    uid: str
+    owner_kind: str = ""
+    owner_name: str = ""
+    deployment: str = ""
+    values: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class NodeReading:
+    """One exporter snapshot (scraped or pushed)."""
+
+    node: str
+    timestamp: float  # unix seconds the exporter took the snapshot (k8smon_exporter_sample_timestamp_seconds)
+    values: dict[str, float] = field(default_factory=dict)  # root filesystem only for filesystem_*
+    pods: tuple[PodReading, ...] = ()
+    source: str = "scrape"  # scrape | push
+
+
+@dataclass(frozen=True, slots=True)
+class TargetStatus:
+    """The scraper's record of one exporter."""
+
+    target: str  # host:port
+    node: str | None  # from discovery or from the exposition's node label
+    up: bool
+    last_error: str | None = None
+    last_scrape: float | None = None  # unix seconds the last attempt started
+    duration_seconds: float | None = None
+    samples: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RoundResult:
+    """What one scrape round produced; round listeners (store roll-ups, federation cache) receive it."""
+
+    round_id: int
+    started: float  # unix seconds
+    duration_seconds: float
+    targets: tuple[TargetStatus, ...]

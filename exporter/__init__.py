@@ -1,0 +1,1 @@
+"""Node exporter: samples the host and its pods and serves Prometheus metrics."""

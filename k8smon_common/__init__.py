@@ -1,0 +1,3 @@
+"""Code shared by the exporter and the aggregator (configuration parsing, logging, version)."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,45 @@
+"""Packaging for k8s-monitor: a node exporter and a cluster aggregator."""
+
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+setup(
+    name="k8s-monitor",
+    version="0.1.0",
+    description="Lightweight real-time resource monitor for Kubernetes (exporter + aggregator)",
+    long_description=Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.11",
+    packages=find_packages(include=["exporter*", "aggregator*", "k8smon_common*"]),
+    package_data={"aggregator": ["openapi.json"]},
+    install_requires=[
+        "prometheus-client>=0.20,<1",
+        "kubernetes>=29,<38",
+        "psutil>=5.9,<8",
+        "falcon>=4.0,<5",
+        "waitress>=3.0,<4",
+    ],
+    extras_require={
+        "test": [
+            "pytest>=8,<10",
+            "pytest-timeout>=2.3,<3",
+            "hypothesis>=6.100,<7",
+            "schemathesis>=3.30,<5",
+            "kubernetes-validate>=1.30,<2",
+            "checkov>=3,<4",
+            "ruff>=0.6,<1",
+            "requests>=2.31,<3",
+        ],
+    },
+    entry_points={
+        "console_scripts": [
+            "k8smon-exporter=exporter.__main__:main",
+            "k8smon-aggregator=aggregator.__main__:main",
+        ],
+    },
+    classifiers=[
+        "Programming Language :: Python :: 3.11",
+        "Topic :: System :: Monitoring",
+    ],
+)

@@ -1,0 +1,1 @@
+"""Suite-wide fixtures. Helpers live in tests/support so test modules import them explicitly."""
