@@ -7,7 +7,9 @@ prefix (see docs/metrics.md), e.g. `cpu_usage_cores`, `cpu_seconds_total`,
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,3 +55,19 @@ class RoundResult:
     started: float  # unix seconds
     duration_seconds: float
     targets: tuple[TargetStatus, ...]
+
+
+class StatusProvider(Protocol):
+    """What the API needs to know about collection (implemented by the scrape service)."""
+
+    def targets(self) -> Sequence[TargetStatus]: ...
+
+    def ready(self) -> bool:
+        """True once discovery has answered and a first scrape round completed."""
+        ...
+
+    def discovery_mode(self) -> str:
+        """`static`, `endpoints` or `endpointslices`."""
+        ...
+
+    def last_round(self) -> RoundResult | None: ...
