@@ -1,0 +1,136 @@
+"""The exporter's HTTP surface: /metrics (cached per snapshot), /healthz and a small JSON `/`."""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import falcon
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from exporter.collector import SnapshotCollector, package_version
+from exporter.snapshot import Snapshot
+
+log = logging.getLogger(__name__)
+LatestSnapshot = Callable[[], Snapshot | None]
+
+
+def accepts_gzip(header: str | None) -> bool:
+    """True when Accept-Encoding lists gzip (or *) without q=0."""
+    for part in (header or "").split(","):
+        coding, _, params = part.strip().partition(";")
+        if coding.strip().lower() not in {"gzip", "*"}:
+            continue
+        q = params.strip().replace(" ", "").lower()
+        if q.startswith("q="):
+            try:
+                return float(q[2:]) > 0
+            except ValueError:
+                return False
+        return True
+    return False
+
+
+class MetricsResource:
+    """Renders the registry once per snapshot and serves the cached bytes (gzipped on request)."""
+
+    def __init__(self, registry: CollectorRegistry, latest: LatestSnapshot) -> None:
+        self._registry = registry
+        self._latest = latest
+        self._lock = threading.Lock()
+        self._key: Snapshot | None = None
+        self._plain = b""
+        self._gzipped: bytes | None = None
+
+    def _render(self, gzipped: bool) -> bytes:
+        snapshot = self._latest()
+        with self._lock:  # concurrent scrapes of a new snapshot render it once, not once each
+            if snapshot is None or snapshot is not self._key:
+                self._plain = generate_latest(self._registry)
+                self._gzipped = None
+                self._key = snapshot
+            if not gzipped:
+                return self._plain
+            if self._gzipped is None:
+                self._gzipped = gzip.compress(self._plain, compresslevel=6)
+            return self._gzipped
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        gzipped = accepts_gzip(req.get_header("Accept-Encoding"))
+        resp.data = self._render(gzipped)
+        resp.content_type = CONTENT_TYPE_LATEST
+        resp.vary = ("Accept-Encoding",)
+        if gzipped:
+            resp.set_header("Content-Encoding", "gzip")
+
+
+class HealthResource:
+    """200 once a first snapshot exists, 503 before."""
+
+    def __init__(self, latest: LatestSnapshot, *, now: Callable[[], float] = time.time) -> None:
+        self._latest = latest
+        self._now = now
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        snapshot = self._latest()
+        if snapshot is None:
+            resp.status = falcon.HTTP_503
+            resp.media = {"status": "starting", "detail": "no sample taken yet"}
+            return
+        resp.media = {"status": "ok", "sample_age_seconds": round(self._now() - snapshot.timestamp, 3)}
+
+
+class StatusResource:
+    """A small JSON summary for people poking at the exporter with curl."""
+
+    def __init__(self, latest: LatestSnapshot, *, node: str) -> None:
+        self._latest = latest
+        self._node = node
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        snapshot = self._latest()
+        doc: dict[str, Any] = {
+            "service": "k8smon-exporter",
+            "version": package_version(),
+            "node": self._node,
+            "routes": ["/metrics", "/healthz"],
+            "sample": None,
+        }
+        if snapshot is not None:
+            doc["sample"] = {
+                "timestamp": snapshot.timestamp,
+                "duration_seconds": snapshot.duration_seconds,
+                "pods": len(snapshot.pods),
+                "kube_connected": snapshot.kube_connected,
+                "errors": snapshot.errors,
+            }
+        resp.media = doc
+
+
+def _internal_error(
+    req: falcon.Request, resp: falcon.Response, ex: Exception, params: dict[str, Any]
+) -> None:
+    """Unexpected failures become a JSON 500 and a log line with the traceback."""
+    if isinstance(ex, falcon.HTTPError):
+        raise ex
+    log.exception("unhandled error serving %s %s", req.method, req.path)
+    raise falcon.HTTPInternalServerError(title="internal error", description=type(ex).__name__) from ex
+
+
+def create_app(
+    *, latest: LatestSnapshot, node: str, registry: CollectorRegistry | None = None
+) -> falcon.App:
+    """Build the WSGI app over `latest()`; a private registry holding the snapshot collector by default."""
+    if registry is None:
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(SnapshotCollector(latest))
+    app = falcon.App()
+    app.add_error_handler(Exception, _internal_error)
+    app.add_route("/metrics", MetricsResource(registry, latest))
+    app.add_route("/healthz", HealthResource(latest))
+    app.add_route("/", StatusResource(latest, node=node))
+    return app
