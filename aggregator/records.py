@@ -1,0 +1,122 @@
+"""Read-only values the store hands to the API and the federation cache (copies, never live state)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from aggregator.rates import CounterDelta
+
+# Counter -> the series column its per-interval delta goes to.
+IO_COLUMNS: dict[str, str] = {
+    "disk_read_bytes_total": "disk_read_bytes",
+    "disk_written_bytes_total": "disk_write_bytes",
+    "network_receive_bytes_total": "net_recv_bytes",
+    "network_transmit_bytes_total": "net_sent_bytes",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """The latest full-precision reading of one node, pod, namespace or deployment."""
+
+    timestamp: float  # unix seconds (exporter snapshot time; round start for roll-ups)
+    values: Mapping[str, float]  # exporter gauges and counter totals, by family name without prefix
+    deltas: Mapping[str, float]  # counter -> amount moved during the last interval
+    rates: Mapping[str, float]  # counter -> per second over the last interval
+    interval_seconds: float | None  # length of the last interval (None on a first reading)
+
+    @property
+    def cpu_millicores(self) -> float | None:
+        """Current CPU: the exporter's gauge (its own last sampling interval), else the counter rate."""
+        gauge = self.values.get("cpu_usage_cores")
+        if gauge is not None:
+            return gauge * 1000.0
+        rate = self.rates.get("cpu_seconds_total")
+        return None if rate is None else rate * 1000.0
+
+
+def make_sample(values: Mapping[str, float], timestamp: float, deltas: Mapping[str, CounterDelta]) -> Sample:
+    """A Sample from raw values and the counter deltas the tracker computed."""
+    seconds = max((d.seconds for d in deltas.values()), default=None)
+    return Sample(
+        timestamp=timestamp,
+        values=values,
+        deltas={k: d.delta for k, d in deltas.items()},
+        rates={k: d.rate for k, d in deltas.items()},
+        interval_seconds=seconds,
+    )
+
+
+def series_row(sample: Sample, *, memory_key: str) -> tuple[float | None, ...]:
+    """The stored point for a sample, in `series.COLUMNS` order.
+
+    CPU in the series is the counter rate (exact average over the interval since the previous stored
+    point, right across missed scrapes), falling back to the gauge on a first reading; the gauge and
+    the rate agree whenever every exporter snapshot is scraped.
+    """
+    rate = sample.rates.get("cpu_seconds_total")
+    cpu = rate * 1000.0 if rate is not None else sample.cpu_millicores
+    return (
+        cpu,
+        sample.values.get(memory_key),
+        *(sample.deltas.get(counter) for counter in IO_COLUMNS),
+    )
+
+
+def sum_rows(rows: list[tuple[float | None, ...]], width: int) -> tuple[float | None, ...]:
+    """Column sums ignoring missing values; a column missing everywhere stays missing."""
+    out: list[float | None] = [None] * width
+    for row in rows:
+        for i, v in enumerate(row):
+            if v is not None and not math.isnan(v):
+                acc = out[i]
+                out[i] = v if acc is None else acc + v
+    return tuple(out)
+
+
+@dataclass(frozen=True, slots=True)
+class NodeView:
+    """A node as listed: status, last error and its latest sample (the last known one when down)."""
+
+    name: str
+    status: str  # up | down
+    last_error: str | None
+    source: str  # scrape | push
+    last_seen: float  # unix seconds of the last successful ingest (0 when never)
+    down_since: float | None
+    sample: Sample | None
+    pod_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class PodView:
+    namespace: str  # "" when the exporter could not name the pod
+    pod: str  # the UID when unnamed
+    uid: str
+    node: str
+    deployment: str
+    owner_kind: str
+    owner_name: str
+    last_seen: float
+    sample: Sample
+
+
+@dataclass(frozen=True, slots=True)
+class GroupView:
+    """A namespace (deployment "" ) or deployment roll-up: sums over its pods in one round."""
+
+    namespace: str
+    deployment: str
+    round_id: int
+    pod_count: int
+    sample: Sample  # values/deltas/rates are sums over the pods that had them
+
+
+@dataclass(frozen=True, slots=True)
+class Point:
+    """One stored series point (None = unknown)."""
+
+    timestamp: float
+    row: tuple[float | None, ...]  # series.COLUMNS order

@@ -1,0 +1,418 @@
+"""The aggregator's in-memory store: bounded series per node, pod, namespace and deployment.
+
+Writers (scraper, push ingest) call `ingest`/`mark_down`; the scrape service calls `end_round` once
+per round, which builds the namespace/deployment roll-ups from the pods that reported in that round
+and drops expired history. Readers (API, federation) get immutable copies (`records.py`). One lock
+guards everything; critical sections do arithmetic on a handful of values, never I/O.
+
+Time: `clock()` (arrival time) decides staleness and expiry, so a skewed exporter clock cannot keep
+a pod listed or drop it early; exporter timestamps order a node's samples and time its rates.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+
+from aggregator.model import NodeReading, PodReading, RoundResult
+from aggregator.rates import CounterTracker
+from aggregator.records import GroupView, NodeView, PodView, Point, Sample, make_sample, series_row
+from aggregator.rollup import GroupKey, PodContribution, group_counts, roll_up
+from aggregator.series import RingSeries
+from aggregator.stats import AggregatorStats
+
+log = logging.getLogger(__name__)
+
+PodKey = tuple[str, str]  # (namespace, pod)
+NODE_MEMORY = "memory_used_bytes"
+POD_MEMORY = "memory_working_set_bytes"
+
+
+class _Node:
+    __slots__ = (
+        "down_since",
+        "last_error",
+        "last_report",
+        "last_seen",
+        "name",
+        "pod_keys",
+        "sample",
+        "series",
+        "source",
+        "status",
+        "tracker",
+    )
+
+    def __init__(self, name: str, capacity: int) -> None:
+        self.name = name
+        self.series = RingSeries(capacity)
+        self.tracker = CounterTracker()
+        self.sample: Sample | None = None
+        self.status = "up"
+        self.last_error: str | None = None
+        self.source = "scrape"
+        self.last_seen = 0.0  # clock() of the last successful ingest
+        self.last_report = 0.0  # clock() of the last ingest or mark_down
+        self.down_since: float | None = None
+        self.pod_keys: tuple[PodKey, ...] = ()
+
+
+class _Pod:
+    __slots__ = ("last_seen", "node", "reading", "row", "sample", "series", "tracker")
+
+    def __init__(self, capacity: int) -> None:
+        self.series = RingSeries(capacity)
+        self.tracker = CounterTracker()
+        self.reading: PodReading | None = None
+        self.node = ""
+        self.sample: Sample | None = None
+        self.row: tuple[float | None, ...] = ()
+        self.last_seen = 0.0
+
+
+class _Group:
+    __slots__ = ("last_seen", "series", "view")
+
+    def __init__(self, view: GroupView, capacity: int) -> None:
+        self.view = view
+        self.series = RingSeries(capacity)
+        self.last_seen = 0.0
+
+
+def _finite(values: dict[str, float]) -> dict[str, float]:
+    """Drop NaN/Inf and non-numbers (an exporter may expose NaN; it is "unknown", not a value)."""
+    return {
+        k: float(v)
+        for k, v in values.items()
+        if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+    }
+
+
+class Store:
+    """Thread-safe bounded store with a latest-value cache and per-round roll-ups."""
+
+    def __init__(
+        self,
+        *,
+        retention_points: int = 1000,
+        stale_after: float = 15.0,
+        stats: AggregatorStats | None = None,
+        clock: Callable[[], float] = time.time,
+        interval: float = 5.0,
+    ) -> None:
+        if retention_points <= 0 or stale_after <= 0 or interval <= 0:
+            raise ValueError("retention_points, stale_after and interval must be positive")
+        self.retention_points = retention_points
+        self.stale_after = stale_after
+        self.interval = interval  # expected sampling interval: retention span = points x interval
+        self._stats = stats if stats is not None else AggregatorStats()
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._nodes: dict[str, _Node] = {}
+        self._pods: dict[PodKey, _Pod] = {}
+        self._groups: dict[GroupKey, _Group] = {}
+        self._pending: dict[PodKey, _Pod] = {}  # pods reported since the last end_round
+
+    @property
+    def retention_span(self) -> float:
+        """Seconds of history kept: retention points x the expected interval."""
+        return self.retention_points * self.interval
+
+    # --- writers -----------------------------------------------------------------------------------
+
+    def ingest(self, reading: NodeReading, *, round_id: int | None = None) -> int:
+        """Store one exporter snapshot; returns samples stored (0 for a snapshot already stored)."""
+        del round_id  # roll-ups take every pod reported since the previous end_round
+        ts = reading.timestamp
+        if not (isinstance(ts, int | float) and math.isfinite(ts) and ts > 0):
+            self._stats.error("ingest")
+            log.warning("ingest: node %r: bad timestamp %r, reading dropped", reading.node, ts)
+            return 0
+        node_values = _finite(reading.values)
+        pod_values = [_finite(p.values) for p in reading.pods]
+        now = self._clock()
+        with self._lock:
+            node = self._nodes.get(reading.node)
+            if node is None:
+                node = self._nodes[reading.node] = _Node(reading.node, self.retention_points)
+            node.status, node.last_error, node.down_since = "up", None, None
+            node.source = reading.source
+            node.last_seen = node.last_report = now
+            if node.sample is not None and ts <= node.sample.timestamp:
+                # The same exporter snapshot again: nothing new, but its pods are still there and
+                # belong to this round's roll-up.
+                for key in node.pod_keys:
+                    pod = self._pods.get(key)
+                    if pod is not None and pod.node == node.name:
+                        pod.last_seen = now
+                        self._pending[key] = pod
+                return 0
+            node.sample = make_sample(node_values, ts, node.tracker.update(node_values, ts))
+            node.series.append(ts, series_row(node.sample, memory_key=NODE_MEMORY))
+            stored = len(node_values)
+            keys: list[PodKey] = []
+            for pr, values in zip(reading.pods, pod_values, strict=True):
+                key = (pr.namespace, pr.pod)
+                pod = self._pods.get(key)
+                if pod is None:
+                    pod = self._pods[key] = _Pod(self.retention_points)
+                self._store_pod(pod, pr, values, node=node.name, timestamp=ts, now=now)
+                self._pending[key] = pod
+                keys.append(key)
+                stored += len(values)
+            node.pod_keys = tuple(keys)
+        self._stats.incr("samples_ingested", stored)
+        return stored
+
+    def ingest_pod(self, node: str, reading: PodReading, *, timestamp: float) -> int:
+        """Store one pushed pod reading; returns samples stored (0 when `timestamp` is not newer)."""
+        values = _finite(reading.values)
+        now = self._clock()
+        key = (reading.namespace, reading.pod)
+        with self._lock:
+            pod = self._pods.get(key)
+            if pod is None:
+                pod = self._pods[key] = _Pod(self.retention_points)
+            elif pod.sample is not None and timestamp <= pod.sample.timestamp:
+                return 0
+            self._store_pod(pod, reading, values, node=node, timestamp=timestamp, now=now)
+            self._pending[key] = pod
+        self._stats.incr("samples_ingested", len(values))
+        return len(values)
+
+    def _store_pod(
+        self,
+        pod: _Pod,
+        reading: PodReading,
+        values: dict[str, float],
+        *,
+        node: str,
+        timestamp: float,
+        now: float,
+    ) -> None:
+        if pod.reading is not None and pod.reading.uid != reading.uid:
+            pod.tracker.reset()  # same name, new pod object: its counters start over
+        pod.reading, pod.node, pod.last_seen = reading, node, now
+        pod.sample = make_sample(values, timestamp, pod.tracker.update(values, timestamp))
+        pod.row = series_row(pod.sample, memory_key=POD_MEMORY)
+        pod.series.append(timestamp, pod.row)
+
+    def mark_down(self, node: str, *, reason: str, when: float) -> None:
+        """The node's exporter could not be scraped: keep it listed as down with its last values."""
+        now = self._clock()
+        with self._lock:
+            state = self._nodes.get(node)
+            if state is None:
+                state = self._nodes[node] = _Node(node, self.retention_points)
+            if state.status != "down" or state.down_since is None:
+                state.down_since = when
+            state.status, state.last_error, state.last_report = "down", reason, now
+
+    def end_round(self, result: RoundResult) -> None:
+        """Roll up the pods reported since the previous round; drop expired history."""
+        with self._lock:
+            pending, self._pending = self._pending, {}
+            contributions = [
+                PodContribution(
+                    namespace=key[0],
+                    deployment=pod.reading.deployment if pod.reading else "",
+                    sample=pod.sample,
+                    row=pod.row,
+                )
+                for key, pod in pending.items()
+                if pod.sample is not None
+            ]
+        groups = roll_up(contributions, round_id=result.round_id, timestamp=result.started)
+        now = self._clock()
+        with self._lock:
+            for key, (view, row) in groups.items():
+                group = self._groups.get(key)
+                if group is None:
+                    group = self._groups[key] = _Group(view, self.retention_points)
+                group.view, group.last_seen = view, now
+                group.series.append(result.started, row)
+            self._expire(now)
+            namespaces, deployments = group_counts(self._groups)
+            counts = {"node": len(self._nodes), "pod": len(self._pods)}
+        self._stats.set("series_node", counts["node"])
+        self._stats.set("series_pod", counts["pod"])
+        self._stats.set("series_namespace", namespaces)
+        self._stats.set("series_deployment", deployments)
+
+    def _expire(self, now: float) -> None:
+        """Drop series whose newest point is older than the retention span (bounded memory with churn)."""
+        horizon = now - self.retention_span
+        for pod_key in [k for k, p in self._pods.items() if p.last_seen < horizon]:
+            del self._pods[pod_key]
+        for name in [n for n, s in self._nodes.items() if max(s.last_seen, s.last_report) < horizon]:
+            del self._nodes[name]
+        for group_key in [k for k, g in self._groups.items() if g.last_seen < horizon]:
+            del self._groups[group_key]
+
+    # --- readers -----------------------------------------------------------------------------------
+
+    def now(self) -> float:
+        """The store's clock (time windows are measured against it)."""
+        return self._clock()
+
+    def _node_view(self, node: _Node, pod_count: int) -> NodeView:
+        return NodeView(
+            name=node.name,
+            status=node.status,
+            last_error=node.last_error,
+            source=node.source,
+            last_seen=node.last_seen,
+            down_since=node.down_since,
+            sample=node.sample,
+            pod_count=pod_count,
+        )
+
+    def _pod_counts(self, now: float) -> Counter[str]:
+        return Counter(p.node for p in self._pods.values() if self._is_current_pod(p, None, now))
+
+    def _is_current_pod(self, pod: _Pod | None, node: str | None, now: float) -> bool:
+        return (
+            pod is not None
+            and pod.sample is not None
+            and now - pod.last_seen <= self.stale_after
+            and (node is None or pod.node == node)
+        )
+
+    @staticmethod
+    def _pod_view(key: PodKey, pod: _Pod) -> PodView:
+        r = pod.reading
+        assert r is not None and pod.sample is not None
+        return PodView(
+            namespace=key[0],
+            pod=key[1],
+            uid=r.uid,
+            node=pod.node,
+            deployment=r.deployment,
+            owner_kind=r.owner_kind,
+            owner_name=r.owner_name,
+            last_seen=pod.last_seen,
+            sample=pod.sample,
+        )
+
+    def nodes(self) -> list[NodeView]:
+        """Nodes reported (up or down) within the staleness period, by name."""
+        now = self._clock()
+        with self._lock:
+            counts = self._pod_counts(now)
+            return [
+                self._node_view(n, counts[name])
+                for name, n in sorted(self._nodes.items())
+                if now - n.last_report <= self.stale_after
+            ]
+
+    def node(self, name: str) -> NodeView | None:
+        """One node, listed or not yet expired; None when unknown."""
+        now = self._clock()
+        with self._lock:
+            n = self._nodes.get(name)
+            return None if n is None else self._node_view(n, self._pod_counts(now)[name])
+
+    def pods(
+        self, *, node: str | None = None, namespace: str | None = None, deployment: str | None = None
+    ) -> list[PodView]:
+        """Current pods (seen within the staleness period), optionally filtered, by namespace/name."""
+        now = self._clock()
+        with self._lock:
+            out = []
+            for key, pod in self._pods.items():
+                if not self._is_current_pod(pod, node, now):
+                    continue
+                assert pod is not None and pod.reading is not None
+                if namespace is not None and key[0] != namespace:
+                    continue
+                if deployment is not None and pod.reading.deployment != deployment:
+                    continue
+                out.append(self._pod_view(key, pod))
+        out.sort(key=lambda p: (p.namespace, p.pod))
+        return out
+
+    def find_pods(self, name: str, *, namespace: str | None = None, current: bool = True) -> list[PodView]:
+        """Pods called `name` (in `namespace` if given); `current=False` adds stale ones with history."""
+        now = self._clock()
+        with self._lock:
+            if namespace is not None:
+                candidates = [((namespace, name), self._pods.get((namespace, name)))]
+            else:
+                candidates = [(k, p) for k, p in self._pods.items() if k[1] == name]
+            return sorted(
+                (
+                    self._pod_view(k, p)
+                    for k, p in candidates
+                    if p is not None
+                    and p.sample is not None
+                    and (not current or self._is_current_pod(p, None, now))
+                ),
+                key=lambda v: v.namespace,
+            )
+
+    def groups(self, *, namespace: str | None = None, deployments: bool = False) -> list[GroupView]:
+        """Current namespace roll-ups, or deployment roll-ups (of `namespace` when given)."""
+        now = self._clock()
+        with self._lock:
+            out = [
+                g.view
+                for (ns, dep), g in self._groups.items()
+                if now - g.last_seen <= self.stale_after
+                and bool(dep) == deployments
+                and (namespace is None or ns == namespace)
+            ]
+        out.sort(key=lambda v: (v.namespace, v.deployment))
+        return out
+
+    def group(self, namespace: str, deployment: str = "") -> GroupView | None:
+        """One namespace (deployment "") or deployment roll-up with history; None when unknown."""
+        with self._lock:
+            g = self._groups.get((namespace, deployment))
+            return None if g is None else g.view
+
+    def deployment_namespaces(self, deployment: str) -> list[str]:
+        """Namespaces holding a deployment called `deployment` (with history), sorted."""
+        with self._lock:
+            return sorted(ns for ns, dep in self._groups if dep == deployment)
+
+    def namespace_known(self, namespace: str) -> bool:
+        """True when the namespace has a roll-up or any pod with history."""
+        with self._lock:
+            return (namespace, "") in self._groups or any(k[0] == namespace for k in self._pods)
+
+    def node_series(self, name: str, *, since: float) -> list[Point] | None:
+        with self._lock:
+            n = self._nodes.get(name)
+            return None if n is None else [Point(t, r) for t, r in n.series.points(since)]
+
+    def pod_series(self, namespace: str, pod: str, *, since: float) -> list[Point] | None:
+        with self._lock:
+            p = self._pods.get((namespace, pod))
+            return None if p is None else [Point(t, r) for t, r in p.series.points(since)]
+
+    def group_series(self, namespace: str, deployment: str = "", *, since: float) -> list[Point] | None:
+        with self._lock:
+            g = self._groups.get((namespace, deployment))
+            return None if g is None else [Point(t, r) for t, r in g.series.points(since)]
+
+    def series_counts(self) -> dict[str, int]:
+        """Series held in memory by kind (node, pod, namespace, deployment)."""
+        with self._lock:
+            namespaces, deployments = group_counts(self._groups)
+            return {
+                "node": len(self._nodes),
+                "pod": len(self._pods),
+                "namespace": namespaces,
+                "deployment": deployments,
+            }
+
+    def buffer_bytes(self) -> tuple[int, int]:
+        """(bytes held by point buffers, points stored) over every series: the bytes-per-sample figure."""
+        with self._lock:
+            series = [n.series for n in self._nodes.values()] + [p.series for p in self._pods.values()]
+            series += [g.series for g in self._groups.values()]
+            return sum(s.nbytes() for s in series), sum(len(s) for s in series)
