@@ -64,16 +64,19 @@ class KubeApiError(KubeError):
 def api_client_from(kubeconfig: str, environ: Mapping[str, str] | None = None) -> kclient.ApiClient | None:
     """A client from `kubeconfig`, else in-cluster config when KUBERNETES_SERVICE_HOST is set, else None."""
     env = os.environ if environ is None else environ
+    configuration = kclient.Configuration()
     try:
         if kubeconfig:
-            return kconfig.new_client_from_config(config_file=kubeconfig)
-        if env.get("KUBERNETES_SERVICE_HOST"):
-            configuration = kclient.Configuration()
+            kconfig.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
+        elif env.get("KUBERNETES_SERVICE_HOST"):
             kconfig.load_incluster_config(client_configuration=configuration)
-            return kclient.ApiClient(configuration)
+        else:
+            return None
     except (ConfigException, OSError, ValueError, yaml.YAMLError) as exc:
         raise KubeUnavailable(f"cannot load Kubernetes configuration: {exc}") from exc
-    return None
+    # The index retries with its own backoff; urllib3's immediate retries would only add log noise.
+    configuration.retries = False
+    return kclient.ApiClient(configuration)
 
 
 def quantity(text: object) -> Decimal:
