@@ -1,0 +1,106 @@
+"""Every API error as JSON (`{"error": ..., "description": ..., details}`), mapped in one place.
+
+Resources raise the `ApiError` subclasses below (or falcon's own HTTP errors, which the same
+serializer renders); anything else is logged with its traceback and answered with a plain 500 JSON
+body, so a client never sees an HTML page or a stack trace.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import falcon
+
+from aggregator.stats import AggregatorStats
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(falcon.HTTPError):
+    """An HTTP error with a machine-readable `error` code and extra detail fields."""
+
+    def __init__(
+        self,
+        status: str,
+        *,
+        error: str,
+        description: str,
+        headers: dict[str, str] | None = None,
+        **details: Any,
+    ) -> None:
+        super().__init__(status, title=error, description=description, headers=headers)
+        self.details = details
+
+    def to_dict(self, obj_type: type = dict) -> Any:
+        doc = obj_type()
+        doc["error"] = self.title
+        doc["description"] = self.description
+        doc.update(self.details)
+        return doc
+
+
+class NotFound(ApiError):
+    def __init__(self, kind: str, name: str, **details: Any) -> None:
+        super().__init__(
+            falcon.HTTP_404,
+            error="not_found",
+            description=f"unknown {kind} {name!r}",
+            kind=kind,
+            name=name,
+            **details,
+        )
+
+
+class BadParameter(ApiError):
+    def __init__(self, parameter: str, description: str) -> None:
+        super().__init__(
+            falcon.HTTP_400, error="invalid_parameter", description=description, parameter=parameter
+        )
+
+
+class Ambiguous(ApiError):
+    def __init__(self, kind: str, name: str, namespaces: Sequence[str]) -> None:
+        super().__init__(
+            falcon.HTTP_409,
+            error="ambiguous",
+            description=f"{kind} {name!r} exists in several namespaces; add ?namespace= to choose one",
+            kind=kind,
+            name=name,
+            candidates=list(namespaces),
+        )
+
+
+class BadBody(ApiError):
+    def __init__(self, description: str, *, field: str | None = None) -> None:
+        super().__init__(falcon.HTTP_400, error="invalid_body", description=description, field=field)
+
+
+def serialize_error(req: falcon.Request, resp: falcon.Response, exc: falcon.HTTPError) -> None:
+    """Render any falcon HTTP error (ours or falcon's own 404/405/413...) as our JSON shape."""
+    doc = dict(exc.to_dict())
+    if not isinstance(exc, ApiError):
+        # falcon's own errors (unknown route, wrong method, bad header...): title is "404 Not Found".
+        title = str(doc.pop("title", exc.status))
+        doc["error"] = re.sub(r"[^a-z]+", "_", title.split(" ", 1)[-1].lower()).strip("_") or "error"
+        doc["description"] = doc.get("description") or title
+    resp.media = {"error": doc.pop("error"), **doc}
+    resp.content_type = falcon.MEDIA_JSON
+
+
+def install(app: falcon.App, *, stats: AggregatorStats) -> None:
+    """Register the serializer and the catch-all handler."""
+
+    def unexpected(
+        req: falcon.Request, resp: falcon.Response, exc: Exception, params: dict[str, Any]
+    ) -> None:
+        stats.error("api")
+        log.exception("unhandled error on %s %s", req.method, req.path)
+        raise falcon.HTTPInternalServerError(
+            title="internal_error", description="the server failed to answer; the error is logged"
+        ) from exc
+
+    app.set_error_serializer(serialize_error)
+    app.add_error_handler(Exception, unexpected)

@@ -1,0 +1,133 @@
+"""Namespace and deployment resources: roll-ups (sums over their pods per round), pods, time series."""
+
+from __future__ import annotations
+
+import falcon
+
+from aggregator.api import params, views
+from aggregator.api.context import ApiContext
+from aggregator.api.errors import Ambiguous, NotFound
+
+
+def _known_namespace(ctx: ApiContext, namespace: str) -> str:
+    params.label(namespace, "namespace")
+    if not ctx.store.namespace_known(namespace):
+        raise NotFound("namespace", namespace)
+    return namespace
+
+
+class NamespaceList:
+    def __init__(self, ctx: ApiContext) -> None:
+        self._ctx = ctx
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        docs = [views.group_doc(g) for g in self._ctx.store.groups()]
+        resp.media = {"namespaces": docs, "count": len(docs)}
+
+
+class NamespaceItem:
+    def __init__(self, ctx: ApiContext) -> None:
+        self._ctx = ctx
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, namespace: str) -> None:
+        params.label(namespace, "namespace")
+        group = self._ctx.store.group(namespace)
+        if group is None:
+            raise NotFound("namespace", namespace)
+        resp.media = views.group_doc(group)
+
+
+class NamespacePods:
+    def __init__(self, ctx: ApiContext) -> None:
+        self._ctx = ctx
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, namespace: str) -> None:
+        _known_namespace(self._ctx, namespace)
+        now = self._ctx.store.now()
+        pods = [views.pod_doc(p, now=now) for p in self._ctx.store.pods(namespace=namespace)]
+        resp.media = {"namespace": namespace, "pods": pods, "count": len(pods)}
+
+
+class NamespaceTimeseries:
+    def __init__(self, ctx: ApiContext) -> None:
+        self._ctx = ctx
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, namespace: str) -> None:
+        params.label(namespace, "namespace")
+        window = self._ctx.window(req)
+        store = self._ctx.store
+        since = store.now() - window
+        points = store.group_series(namespace, since=since - store.retention_span)
+        if points is None:
+            raise NotFound("namespace", namespace)
+        resp.media = {
+            "kind": "namespace",
+            "namespace": namespace,
+            "window_seconds": window,
+            "points": views.points_doc(points, since=since),
+        }
+
+
+class DeploymentList:
+    def __init__(self, ctx: ApiContext) -> None:
+        self._ctx = ctx
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, namespace: str) -> None:
+        _known_namespace(self._ctx, namespace)
+        docs = [views.group_doc(g) for g in self._ctx.store.groups(namespace=namespace, deployments=True)]
+        resp.media = {"namespace": namespace, "deployments": docs, "count": len(docs)}
+
+
+class DeploymentItem:
+    def __init__(self, ctx: ApiContext) -> None:
+        self._ctx = ctx
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, namespace: str, deployment: str) -> None:
+        params.label(namespace, "namespace")
+        params.subdomain(deployment, "deployment")
+        group = self._ctx.store.group(namespace, deployment)
+        if group is None:
+            raise NotFound("deployment", deployment, namespace=namespace)
+        resp.media = views.group_doc(group)
+
+
+class DeploymentPods:
+    def __init__(self, ctx: ApiContext) -> None:
+        self._ctx = ctx
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, namespace: str, deployment: str) -> None:
+        params.label(namespace, "namespace")
+        params.subdomain(deployment, "deployment")
+        store = self._ctx.store
+        if store.group(namespace, deployment) is None:
+            raise NotFound("deployment", deployment, namespace=namespace)
+        now = store.now()
+        pods = [views.pod_doc(p, now=now) for p in store.pods(namespace=namespace, deployment=deployment)]
+        resp.media = {"namespace": namespace, "deployment": deployment, "pods": pods, "count": len(pods)}
+
+
+class DeploymentTimeseries:
+    def __init__(self, ctx: ApiContext) -> None:
+        self._ctx = ctx
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, deployment: str) -> None:
+        params.subdomain(deployment, "deployment")
+        namespace = params.optional_namespace(req)
+        window = self._ctx.window(req)
+        store = self._ctx.store
+        candidates = store.deployment_namespaces(deployment)
+        if namespace is not None:
+            candidates = [ns for ns in candidates if ns == namespace]
+        if not candidates:
+            raise NotFound("deployment", deployment, namespace=namespace)
+        if len(candidates) > 1:
+            raise Ambiguous("deployment", deployment, candidates)
+        since = store.now() - window
+        points = store.group_series(candidates[0], deployment, since=since - store.retention_span) or []
+        resp.media = {
+            "kind": "deployment",
+            "namespace": candidates[0],
+            "deployment": deployment,
+            "window_seconds": window,
+            "points": views.points_doc(points, since=since),
+        }

@@ -1,0 +1,63 @@
+"""Node resources: listing, one node, its pods, its time series."""
+
+from __future__ import annotations
+
+import falcon
+
+from aggregator.api import params, views
+from aggregator.api.context import ApiContext
+from aggregator.api.errors import NotFound
+
+
+class NodeList:
+    def __init__(self, ctx: ApiContext) -> None:
+        self._ctx = ctx
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        now = self._ctx.store.now()
+        nodes = [views.node_doc(n, now=now) for n in self._ctx.store.nodes()]
+        resp.media = {"nodes": nodes, "count": len(nodes)}
+
+
+class NodeItem:
+    def __init__(self, ctx: ApiContext) -> None:
+        self._ctx = ctx
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, node: str) -> None:
+        view = self._ctx.store.node(params.subdomain(node, "node"))
+        if view is None:
+            raise NotFound("node", node)
+        resp.media = views.node_doc(view, now=self._ctx.store.now())
+
+
+class NodePods:
+    def __init__(self, ctx: ApiContext) -> None:
+        self._ctx = ctx
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, node: str) -> None:
+        store = self._ctx.store
+        if store.node(params.subdomain(node, "node")) is None:
+            raise NotFound("node", node)
+        now = store.now()
+        pods = [views.pod_doc(p, now=now) for p in store.pods(node=node)]
+        resp.media = {"node_name": node, "pods": pods, "count": len(pods)}
+
+
+class NodeTimeseries:
+    def __init__(self, ctx: ApiContext) -> None:
+        self._ctx = ctx
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, node: str) -> None:
+        params.subdomain(node, "node")
+        window = self._ctx.window(req)
+        store = self._ctx.store
+        since = store.now() - window
+        points = store.node_series(node, since=since - store.retention_span)
+        if points is None:
+            raise NotFound("node", node)
+        resp.media = {
+            "kind": "node",
+            "node_name": node,
+            "window_seconds": window,
+            "points": views.points_doc(points, since=since),
+        }

@@ -1,0 +1,60 @@
+"""Pod resources: listing, one pod (searched across namespaces), its time series."""
+
+from __future__ import annotations
+
+import falcon
+
+from aggregator.api import params, views
+from aggregator.api.context import ApiContext
+from aggregator.api.errors import Ambiguous, NotFound
+from aggregator.records import PodView
+
+
+def find_one(ctx: ApiContext, req: falcon.Request, pod: str, *, current: bool) -> PodView:
+    """The pod called `pod` (narrowed by ?namespace=): 404 when none, 409 with candidates when several."""
+    params.subdomain(pod, "pod")
+    namespace = params.optional_namespace(req)
+    found = ctx.store.find_pods(pod, namespace=namespace, current=current)
+    if not found:
+        raise NotFound("pod", pod, namespace=namespace)
+    if len(found) > 1:
+        raise Ambiguous("pod", pod, [p.namespace for p in found])
+    return found[0]
+
+
+class PodList:
+    def __init__(self, ctx: ApiContext) -> None:
+        self._ctx = ctx
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        now = self._ctx.store.now()
+        pods = [views.pod_doc(p, now=now) for p in self._ctx.store.pods()]
+        resp.media = {"pods": pods, "count": len(pods)}
+
+
+class PodItem:
+    def __init__(self, ctx: ApiContext) -> None:
+        self._ctx = ctx
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, pod: str) -> None:
+        view = find_one(self._ctx, req, pod, current=True)
+        resp.media = views.pod_doc(view, now=self._ctx.store.now())
+
+
+class PodTimeseries:
+    def __init__(self, ctx: ApiContext) -> None:
+        self._ctx = ctx
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, pod: str) -> None:
+        window = self._ctx.window(req)
+        view = find_one(self._ctx, req, pod, current=False)  # history outlives the listing
+        store = self._ctx.store
+        since = store.now() - window
+        points = store.pod_series(view.namespace, view.pod, since=since - store.retention_span) or []
+        resp.media = {
+            "kind": "pod",
+            "namespace": view.namespace,
+            "pod_name": view.pod,
+            "window_seconds": window,
+            "points": views.points_doc(points, since=since),
+        }

@@ -1,0 +1,101 @@
+"""Service resources: GET / (status), /healthz, /readyz, /metrics (federated), /openapi.json."""
+
+from __future__ import annotations
+
+import time
+
+import falcon
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from aggregator.api import human
+from aggregator.api.context import ApiContext
+from aggregator.api.errors import ApiError
+
+
+class Status:
+    def __init__(self, ctx: ApiContext) -> None:
+        self._ctx = ctx
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        ctx = self._ctx
+        targets = list(ctx.status.targets())
+        up = sum(1 for t in targets if t.up)
+        last = ctx.status.last_round()
+        uptime = max(0.0, time.time() - ctx.started_at)
+        resp.media = {
+            "service": "k8s-monitor-aggregator",
+            "version": ctx.version,
+            "started_at": human.iso(ctx.started_at),
+            "uptime_seconds": round(uptime, 3),
+            "uptime": human.duration(uptime),
+            "ready": ctx.status.ready(),
+            "discovery_mode": ctx.status.discovery_mode(),
+            "targets": {
+                "total": len(targets),
+                "up": up,
+                "down": len(targets) - up,
+                "items": [
+                    {
+                        "target": t.target,
+                        "node_name": t.node,
+                        "up": t.up,
+                        "last_error": t.last_error,
+                        "last_scrape": human.iso(t.last_scrape),
+                        "duration_seconds": t.duration_seconds,
+                        "samples": t.samples,
+                    }
+                    for t in targets
+                ],
+            },
+            "last_round": None
+            if last is None
+            else {
+                "round_id": last.round_id,
+                "started": human.iso(last.started),
+                "duration_seconds": last.duration_seconds,
+            },
+            "last_scrape": human.iso(last.started) if last else None,
+            "series": ctx.store.series_counts(),
+        }
+
+
+class Health:
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        resp.media = {"status": "ok"}
+
+
+class Ready:
+    def __init__(self, ctx: ApiContext) -> None:
+        self._ctx = ctx
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        if not self._ctx.status.ready():
+            raise ApiError(
+                falcon.HTTP_503,
+                error="not_ready",
+                description="waiting for discovery to answer and a first scrape round to complete",
+            )
+        resp.media = {"status": "ready"}
+
+
+class Metrics:
+    def __init__(self, ctx: ApiContext) -> None:
+        self._ctx = ctx
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        resp.content_type = CONTENT_TYPE_LATEST
+        resp.vary = ("Accept-Encoding",)
+        if "gzip" in (req.get_header("Accept-Encoding") or ""):
+            resp.set_header("Content-Encoding", "gzip")
+            resp.data = self._ctx.federation.body_gzip()
+        else:
+            resp.data = self._ctx.federation.body()
+
+
+class OpenApi:
+    def __init__(self, document: bytes) -> None:
+        self._document = document
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        resp.content_type = falcon.MEDIA_JSON
+        resp.data = self._document

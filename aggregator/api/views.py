@@ -1,0 +1,205 @@
+"""Store records → JSON documents: the seed's field names plus rates, totals, capacity, percent, human forms.
+
+I/O fields keep the seed's meaning (`disk_io.read_bytes` = bytes moved during the last sampling
+interval); `*_per_second` and `*_total` sit beside them. Unknown values are null, never 0.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from aggregator.api import human
+from aggregator.records import GroupView, NodeView, PodView, Point, Sample
+
+Doc = dict[str, Any]
+
+_DISK = (("read", "disk_read_bytes_total"), ("write", "disk_written_bytes_total"))
+_NET = (("bytes_recv", "network_receive_bytes_total"), ("bytes_sent", "network_transmit_bytes_total"))
+
+
+def _num(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
+
+
+def _pct(part: float | None, whole: float | None) -> float | None:
+    if part is None or whole is None or whole <= 0:
+        return None
+    return round(100.0 * part / whole, 2)
+
+
+def _milli(cores: float | None) -> float | None:
+    return None if cores is None else cores * 1000.0
+
+
+def _io(sample: Sample | None) -> tuple[Doc, Doc]:
+    """The seed's disk_io/network_io objects with per-second rates and cumulative totals beside them."""
+    deltas: Mapping[str, float] = sample.deltas if sample else {}
+    rates: Mapping[str, float] = sample.rates if sample else {}
+    values: Mapping[str, float] = sample.values if sample else {}
+    disk: Doc = {}
+    for name, counter in _DISK:
+        disk[f"{name}_bytes"] = _num(deltas.get(counter))
+        disk[f"{name}_bytes_per_second"] = _num(rates.get(counter))
+        disk[f"{name}_bytes_total"] = _num(values.get(counter))
+    net: Doc = {}
+    for name, counter in _NET:
+        net[name] = _num(deltas.get(counter))
+        net[f"{name}_per_second"] = _num(rates.get(counter))
+        net[f"{name}_total"] = _num(values.get(counter))
+    return disk, net
+
+
+def _io_human(disk: Doc, net: Doc) -> Doc:
+    return {
+        "disk_read": human.rate(disk["read_bytes_per_second"]),
+        "disk_write": human.rate(disk["write_bytes_per_second"]),
+        "network_recv": human.rate(net["bytes_recv_per_second"]),
+        "network_sent": human.rate(net["bytes_sent_per_second"]),
+    }
+
+
+def node_doc(node: NodeView, *, now: float) -> Doc:
+    s = node.sample
+    v: Mapping[str, float] = s.values if s else {}
+    cpu = _num(s.cpu_millicores) if s else None
+    capacity = _milli(v.get("cpu_capacity_cores"))
+    used, total = v.get("memory_used_bytes"), v.get("memory_total_bytes")
+    disk, net = _io(s)
+    fs_size, fs_avail = v.get("filesystem_size_bytes"), v.get("filesystem_avail_bytes")
+    filesystem = None
+    if fs_size is not None:
+        fs_used = fs_size - fs_avail if fs_avail is not None else None
+        filesystem = {
+            "size_bytes": fs_size,
+            "avail_bytes": fs_avail,
+            "used_bytes": fs_used,
+            "percent": _pct(fs_used, fs_size),
+        }
+    return {
+        "node_name": node.name,
+        "status": node.status,
+        "last_error": node.last_error,
+        "source": node.source,
+        "down_since": human.iso(node.down_since),
+        "timestamp": human.iso(s.timestamp) if s else None,
+        "age_seconds": round(now - s.timestamp, 3) if s else None,
+        "interval_seconds": s.interval_seconds if s else None,
+        "cpu_millicores": cpu,
+        "cpu_capacity_millicores": capacity,
+        "cpu_percent": _pct(cpu, capacity),
+        "memory_bytes": used,
+        "memory_available_bytes": v.get("memory_available_bytes"),
+        "memory_total_bytes": total,
+        "memory_percent": _pct(used, total),
+        "disk_io": disk,
+        "network_io": net,
+        "filesystem": filesystem,
+        "pod_count": node.pod_count,
+        "human": {
+            "cpu": human.cores(cpu),
+            "cpu_capacity": human.cores(capacity),
+            "cpu_percent": human.percent(_pct(cpu, capacity)),
+            "memory": human.size(used),
+            "memory_total": human.size(total),
+            "memory_percent": human.percent(_pct(used, total)),
+            **_io_human(disk, net),
+        },
+    }
+
+
+def _usage(sample: Sample) -> Doc:
+    """CPU/memory with requests, limits and percentages (pods and roll-ups)."""
+    v = sample.values
+    cpu = _num(sample.cpu_millicores)
+    req, lim = _milli(v.get("cpu_request_cores")), _milli(v.get("cpu_limit_cores"))
+    mem = v.get("memory_working_set_bytes")
+    mreq, mlim = v.get("memory_request_bytes"), v.get("memory_limit_bytes")
+    disk, net = _io(sample)
+    return {
+        "timestamp": human.iso(sample.timestamp),
+        "cpu_millicores": cpu,
+        "cpu_request_millicores": req,
+        "cpu_limit_millicores": lim,
+        "cpu_percent_of_request": _pct(cpu, req),
+        "cpu_percent_of_limit": _pct(cpu, lim),
+        "memory_bytes": mem,
+        "memory_usage_bytes": v.get("memory_usage_bytes"),
+        "memory_request_bytes": mreq,
+        "memory_limit_bytes": mlim,
+        "memory_percent_of_request": _pct(mem, mreq),
+        "memory_percent_of_limit": _pct(mem, mlim),
+        "disk_io": disk,
+        "network_io": net,
+        "human": {
+            "cpu": human.cores(cpu),
+            "cpu_request": human.cores(req),
+            "cpu_limit": human.cores(lim),
+            "memory": human.size(mem),
+            "memory_request": human.size(mreq),
+            "memory_limit": human.size(mlim),
+            **_io_human(disk, net),
+        },
+    }
+
+
+def pod_doc(pod: PodView, *, now: float) -> Doc:
+    host_network = pod.sample.values.get("host_network")
+    return {
+        "pod_name": pod.pod,
+        "namespace": pod.namespace,
+        "uid": pod.uid,
+        "node_name": pod.node,
+        "deployment": pod.deployment or None,
+        "owner_kind": pod.owner_kind or None,
+        "owner_name": pod.owner_name or None,
+        "age_seconds": round(now - pod.sample.timestamp, 3),
+        "interval_seconds": pod.sample.interval_seconds,
+        "host_network": None if host_network is None else host_network >= 1,
+        **_usage(pod.sample),
+    }
+
+
+def group_doc(group: GroupView) -> Doc:
+    doc: Doc = {"namespace": group.namespace}
+    if group.deployment:
+        doc["deployment"] = group.deployment
+    doc.update({"pod_count": group.pod_count, "round_id": group.round_id, **_usage(group.sample)})
+    return doc
+
+
+def points_doc(points: Sequence[Point], *, since: float) -> list[Doc]:
+    """Series points newer than `since`; per-second rates use the time since the previous stored point."""
+    out: list[Doc] = []
+    prev_t: float | None = None
+    for p in points:
+        t, (cpu, mem, dr, dw, rx, tx) = p.timestamp, p.row
+        dt = t - prev_t if prev_t is not None and t > prev_t else None
+        prev_t = t
+        if t < since:
+            continue
+        out.append(
+            {
+                "timestamp": human.iso(t),
+                "cpu_millicores": cpu,
+                "memory_bytes": mem,
+                "disk_io": {
+                    "read_bytes": dr,
+                    "write_bytes": dw,
+                    "read_bytes_per_second": _per_s(dr, dt),
+                    "write_bytes_per_second": _per_s(dw, dt),
+                },
+                "network_io": {
+                    "bytes_recv": rx,
+                    "bytes_sent": tx,
+                    "bytes_recv_per_second": _per_s(rx, dt),
+                    "bytes_sent_per_second": _per_s(tx, dt),
+                },
+            }
+        )
+    return out
+
+
+def _per_s(delta: float | None, dt: float | None) -> float | None:
+    return None if delta is None or dt is None else delta / dt

@@ -1,0 +1,270 @@
+"""The federated `/metrics`: rendered once per scrape round, served from a cache.
+
+`generate_latest` over a registry of 30k pods (~400k samples) takes seconds, and a Prometheus
+scrape must not pay that, so the text is written here directly: one pass per family over
+pre-escaped label strings. tests/test_federation.py proves prometheus_client's parser reads it back
+exactly and that `promtool check metrics` accepts it. Names and labels are in docs/metrics.md.
+"""
+
+from __future__ import annotations
+
+import gzip
+import threading
+from collections.abc import Iterable, Sequence
+
+from aggregator.model import RoundResult
+from aggregator.records import GroupView, NodeView, PodView
+from aggregator.stats import AggregatorStats
+from aggregator.store import Store
+
+# (family name without prefix, type, help); counters keep their `_total` in the exposition name.
+NODE_FAMILIES: tuple[tuple[str, str, str], ...] = (
+    ("cpu_usage_cores", "gauge", "CPU in use over the last sampling interval."),
+    ("cpu_capacity_cores", "gauge", "Logical CPUs online."),
+    ("cpu_seconds_total", "counter", "Cumulative busy CPU time over all CPUs."),
+    ("memory_used_bytes", "gauge", "MemTotal - MemAvailable."),
+    ("memory_available_bytes", "gauge", "MemAvailable."),
+    ("memory_total_bytes", "gauge", "MemTotal."),
+    ("disk_read_bytes_total", "counter", "Bytes read from whole block devices."),
+    ("disk_written_bytes_total", "counter", "Bytes written to whole block devices."),
+    ("network_receive_bytes_total", "counter", "Bytes received on physical interfaces."),
+    ("network_transmit_bytes_total", "counter", "Bytes transmitted on physical interfaces."),
+    ("filesystem_size_bytes", "gauge", "Size of the root filesystem."),
+    ("filesystem_avail_bytes", "gauge", "Bytes available to unprivileged users on the root filesystem."),
+)
+POD_FAMILIES: tuple[tuple[str, str, str], ...] = (
+    ("cpu_usage_cores", "gauge", "CPU used over the last sampling interval."),
+    ("cpu_seconds_total", "counter", "Cumulative CPU time of the pod cgroup."),
+    ("memory_working_set_bytes", "gauge", "Memory usage minus inactive file (kubelet's working set)."),
+    ("memory_usage_bytes", "gauge", "Raw cgroup memory usage including page cache."),
+    ("disk_read_bytes_total", "counter", "Block I/O bytes read by the pod cgroup."),
+    ("disk_written_bytes_total", "counter", "Block I/O bytes written by the pod cgroup."),
+    ("network_receive_bytes_total", "counter", "Bytes received in the pod's network namespace."),
+    ("network_transmit_bytes_total", "counter", "Bytes transmitted in the pod's network namespace."),
+    ("host_network", "gauge", "1 when the pod shares the host network namespace."),
+    ("cpu_request_cores", "gauge", "Sum of container CPU requests."),
+    ("cpu_limit_cores", "gauge", "Sum of container CPU limits."),
+    ("memory_request_bytes", "gauge", "Sum of container memory requests."),
+    ("memory_limit_bytes", "gauge", "Sum of container memory limits."),
+)
+GROUP_FAMILIES: tuple[tuple[str, str, str], ...] = (
+    ("cpu_usage_cores", "cpu_usage_cores", "CPU summed over the {kind}'s pods in the latest round."),
+    ("memory_working_set_bytes", "memory_working_set_bytes", "Working set summed over the {kind}'s pods."),
+)
+# The exporter reports only its root filesystem; its mount point is not carried through the reading.
+ROOT_MOUNTPOINT = "/"
+
+
+def escape(value: str) -> str:
+    """A label value escaped for the text format."""
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _labels(pairs: Iterable[tuple[str, str]]) -> str:
+    return ",".join(f'{k}="{escape(v)}"' for k, v in pairs)
+
+
+def _header(out: list[str], name: str, kind: str, help_text: str) -> None:
+    out.append(f"# HELP {name} {help_text}\n# TYPE {name} {kind}\n")
+
+
+def _family(out: list[str], name: str, kind: str, help_text: str, rows: Iterable[tuple[str, float]]) -> None:
+    lines = [
+        f"{name}{{{labels}}} {float(value)!r}\n" if labels else f"{name} {float(value)!r}\n"
+        for labels, value in rows
+    ]
+    if lines:
+        _header(out, name, kind, help_text)
+        out.extend(lines)
+
+
+def _pod_labels(p: PodView) -> str:
+    return _labels(
+        (
+            ("node", p.node),
+            ("namespace", p.namespace),
+            ("pod", p.pod),
+            ("uid", p.uid),
+            ("owner_kind", p.owner_kind),
+            ("owner_name", p.owner_name),
+            ("deployment", p.deployment),
+        )
+    )
+
+
+def render(
+    *,
+    nodes: Sequence[NodeView],
+    pods: Sequence[PodView],
+    namespaces: Sequence[GroupView],
+    deployments: Sequence[GroupView],
+    result: RoundResult | None,
+    stats: dict[str, dict[str, float]],
+    series: dict[str, int],
+    rounds: int,
+    version: str,
+) -> str:
+    """The whole exposition text (Prometheus text format 0.0.4)."""
+    out: list[str] = []
+    up_nodes = [(n, f'node="{escape(n.name)}"') for n in nodes if n.status == "up" and n.sample is not None]
+    for fam, kind, help_text in NODE_FAMILIES:
+        labels_suffix = f',mountpoint="{ROOT_MOUNTPOINT}"' if fam.startswith("filesystem_") else ""
+        rows = [
+            (lbl + labels_suffix, v)
+            for n, lbl in up_nodes
+            if n.sample is not None and (v := n.sample.values.get(fam)) is not None
+        ]
+        _family(out, f"k8smon_node_{fam}", kind, help_text, rows)
+    pod_labels = [(p, _pod_labels(p)) for p in pods]
+    for fam, kind, help_text in POD_FAMILIES:
+        rows = [(lbl, v) for p, lbl in pod_labels if (v := p.sample.values.get(fam)) is not None]
+        _family(out, f"k8smon_pod_{fam}", kind, help_text, rows)
+    for kind_name, groups in (("namespace", namespaces), ("deployment", deployments)):
+        glabels = [
+            (
+                g,
+                _labels(
+                    (("namespace", g.namespace), ("deployment", g.deployment))
+                    if g.deployment
+                    else (("namespace", g.namespace),)
+                ),
+            )
+            for g in groups
+        ]
+        for fam, key, help_text in GROUP_FAMILIES:
+            rows = [(lbl, v) for g, lbl in glabels if (v := g.sample.values.get(key)) is not None]
+            _family(out, f"k8smon_{kind_name}_{fam}", "gauge", help_text.format(kind=kind_name), rows)
+        _family(
+            out,
+            f"k8smon_{kind_name}_pods",
+            "gauge",
+            f"Pods counted in the {kind_name} sums.",
+            [(lbl, g.pod_count) for g, lbl in glabels],
+        )
+    targets = result.targets if result else ()
+    tlabels = [(t, _labels((("target", t.target), ("node", t.node or "")))) for t in targets]
+    _family(
+        out,
+        "k8smon_target_up",
+        "gauge",
+        "1 if the last scrape of the exporter succeeded.",
+        [(lbl, 1.0 if t.up else 0.0) for t, lbl in tlabels],
+    )
+    _family(
+        out,
+        "k8smon_target_scrape_duration_seconds",
+        "gauge",
+        "Duration of the last scrape.",
+        [(lbl, t.duration_seconds) for t, lbl in tlabels if t.duration_seconds is not None],
+    )
+    _family(
+        out,
+        "k8smon_target_samples",
+        "gauge",
+        "Samples parsed from the last scrape.",
+        [(lbl, t.samples) for t, lbl in tlabels],
+    )
+    if result is not None:
+        _family(
+            out,
+            "k8smon_aggregator_round_duration_seconds",
+            "gauge",
+            "Wall time of the last scrape round.",
+            [("", result.duration_seconds)],
+        )
+    _family(out, "k8smon_aggregator_rounds_total", "counter", "Scrape rounds completed.", [("", rounds)])
+    _family(
+        out,
+        "k8smon_aggregator_samples_ingested_total",
+        "counter",
+        "Samples stored.",
+        [("", stats["counters"].get("samples_ingested", 0.0))],
+    )
+    _family(
+        out,
+        "k8smon_aggregator_series",
+        "gauge",
+        "Series held in memory.",
+        [(f'kind="{k}"', v) for k, v in sorted(series.items())],
+    )
+    up = sum(1 for t in targets if t.up)
+    _family(
+        out,
+        "k8smon_aggregator_targets",
+        "gauge",
+        "Discovered targets by state.",
+        [('state="up"', up), ('state="down"', len(targets) - up)],
+    )
+    _family(
+        out,
+        "k8smon_aggregator_errors_total",
+        "counter",
+        "Errors by source.",
+        [(f'source="{escape(s)}"', n) for s, n in sorted(stats["errors"].items())],
+    )
+    _family(
+        out,
+        "k8smon_aggregator_build_info",
+        "gauge",
+        "Always 1; the version is a label.",
+        [(f'version="{escape(version)}"', 1.0)],
+    )
+    return "".join(out)
+
+
+class FederationCache:
+    """Holds the latest rendered exposition; `rebuild` once per round, `body` per request."""
+
+    def __init__(self, *, store: Store, stats: AggregatorStats, version: str) -> None:
+        self._store = store
+        self._stats = stats
+        self._version = version
+        self._lock = threading.Lock()
+        self._rounds = 0
+        self._body: bytes | None = None
+        self._gzip: bytes | None = None
+
+    def rebuild(self, result: RoundResult | None) -> None:
+        """Render the store's latest values, this round's target records and the self-metrics."""
+        store = self._store
+        groups = store.groups()
+        with self._lock:
+            if result is not None:
+                self._rounds += 1
+            rounds = self._rounds
+        text = render(
+            nodes=store.nodes(),
+            pods=store.pods(),
+            namespaces=groups,
+            deployments=store.groups(deployments=True),
+            result=result,
+            stats=self._stats.snapshot(),
+            series=store.series_counts(),
+            rounds=rounds,
+            version=self._version,
+        )
+        body = text.encode("utf-8")
+        with self._lock:
+            self._body, self._gzip = body, None
+
+    def body(self) -> bytes:
+        """The cached exposition (rendered on first use when no round has completed yet)."""
+        body = self._body
+        if body is None:
+            self.rebuild(None)
+            body = self._body
+            assert body is not None
+        return body
+
+    def body_gzip(self) -> bytes:
+        """The cached exposition, gzip-compressed once per round on first request."""
+        with self._lock:
+            cached, body = self._gzip, self._body
+        if cached is not None:
+            return cached
+        body = body if body is not None else self.body()
+        packed = gzip.compress(body, compresslevel=1)  # speed over ratio: text compresses ~10x anyway
+        with self._lock:
+            if self._body is body:
+                self._gzip = packed
+        return packed
