@@ -1,0 +1,148 @@
+"""The aggregator's settings: one frozen dataclass built from flags and `K8SMON_*` env vars."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+
+from k8smon_common.config import (
+    HostPort,
+    load_settings,
+    option,
+    parse_choice,
+    parse_csv,
+    parse_hostport,
+    parse_hostport_list,
+    parse_log_level,
+    parse_positive_float,
+    parse_positive_int,
+)
+
+DISCOVERY_MODES = ("endpoints", "endpointslices")
+_SIZE_UNITS = {"": 1, "b": 1, "kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "kb": 1000, "mb": 10**6}
+_SIZE_RE = re.compile(r"\s*([0-9]+)\s*([a-zA-Z]*)\s*")
+
+
+def parse_size(text: str) -> int:
+    """A byte count: `16777216`, `16MiB`, `512KiB`, `10MB`."""
+    match = _SIZE_RE.fullmatch(text)
+    unit = match.group(2).lower() if match else ""
+    if match is None or unit not in _SIZE_UNITS:
+        raise ValueError(f"expected a byte count like 16777216 or 16MiB, got {text!r}")
+    value = int(match.group(1)) * _SIZE_UNITS[unit]
+    if value <= 0:
+        raise ValueError(f"expected a positive byte count, got {text!r}")
+    return value
+
+
+def parse_origins(text: str) -> tuple[str, ...]:
+    """CORS origins: `*` or a comma-separated list of `scheme://host[:port]`."""
+    origins = parse_csv(text)
+    for origin in origins:
+        if origin != "*" and not re.fullmatch(r"https?://[^/\s]+", origin):
+            raise ValueError(f"expected * or origins like https://example.com, got {origin!r}")
+    return origins
+
+
+@dataclass(frozen=True)
+class AggregatorSettings:
+    """Everything `k8smon-aggregator` can be told; units are in each help text."""
+
+    listen: HostPort = option(
+        HostPort("0.0.0.0", 5000),
+        "address the HTTP API listens on (host:port)",
+        parse=parse_hostport,
+        metavar="HOST:PORT",
+    )
+    targets: tuple[HostPort, ...] = option(
+        (),
+        "static exporter addresses (host:port,...); when set, no Kubernetes discovery",
+        parse=parse_hostport_list,
+        metavar="HOST:PORT,...",
+    )
+    kubeconfig: str = option(
+        "", "kubeconfig file; empty = in-cluster config when KUBERNETES_SERVICE_HOST is set", metavar="PATH"
+    )
+    discovery_mode: str = option(
+        "endpoints",
+        "how exporters are found: endpoints or endpointslices "
+        "(endpoints switches to slices by itself when the object is truncated)",
+        parse=parse_choice(*DISCOVERY_MODES),
+        metavar="MODE",
+    )
+    discovery_namespace: str = option("k8s-monitor", "namespace of the exporters' Service", metavar="NS")
+    discovery_service: str = option("k8s-monitor-exporter", "name of the exporters' Service", metavar="NAME")
+    discovery_port_name: str = option(
+        "metrics", "name of the Service port the exporters serve /metrics on", metavar="NAME"
+    )
+    scrape_interval: float = option(
+        5.0, "seconds between scrape rounds", parse=parse_positive_float, metavar="SECONDS"
+    )
+    scrape_timeout: float = option(
+        4.0,
+        "total deadline per exporter scrape, seconds (< scrape interval)",
+        parse=parse_positive_float,
+        metavar="SECONDS",
+    )
+    max_response_bytes: int = option(
+        16 << 20,
+        "largest exposition accepted per scrape, bytes (after gzip "
+        "decompression too; 16MiB style suffixes accepted)",
+        parse=parse_size,
+        metavar="BYTES",
+    )
+    retention_points: int = option(
+        1000, "points kept per node and pod series", parse=parse_positive_int, metavar="N"
+    )
+    stale_after: float = option(
+        15.0,
+        "seconds after which a pod not seen leaves current listings",
+        parse=parse_positive_float,
+        metavar="SECONDS",
+    )
+    cors_origins: tuple[str, ...] = option(
+        ("*",), "CORS allowed origins (* or a comma-separated list)", parse=parse_origins, metavar="ORIGINS"
+    )
+    ingest_token: str = option(
+        "", "bearer token for the POST ingest routes; empty = ingest disabled (403)", metavar="TOKEN"
+    )
+    log_level: str = option("INFO", "debug, info, warning or error", parse=parse_log_level, metavar="LEVEL")
+    log_format: str = option("text", "text or json", parse=parse_choice("text", "json"), metavar="FORMAT")
+
+    def validate(self) -> Iterator[str]:
+        """Problems that involve more than one setting."""
+        if self.scrape_timeout >= self.scrape_interval:
+            yield (
+                f"--scrape-timeout ({self.scrape_timeout:g}s) must be shorter than --scrape-interval "
+                f"({self.scrape_interval:g}s), or rounds would overlap"
+            )
+        if self.stale_after < self.scrape_interval:
+            yield (
+                f"--stale-after ({self.stale_after:g}s) must be at least --scrape-interval "
+                f"({self.scrape_interval:g}s), or every pod would go stale between rounds"
+            )
+        if self.max_response_bytes < 1024:
+            yield f"--max-response-bytes ({self.max_response_bytes}) must be at least 1024"
+        for target in self.targets:
+            if target.port == 0:
+                yield f"--targets: {target} needs a port"
+        if any(c.isspace() for c in self.ingest_token):
+            yield "--ingest-token must not contain whitespace"
+
+    @property
+    def discovery(self) -> str:
+        """`static` when --targets is set, else the Kubernetes discovery mode."""
+        return "static" if self.targets else self.discovery_mode
+
+
+def load(argv: Sequence[str] | None, environ: Mapping[str, str]) -> AggregatorSettings:
+    """Settings from flags, then `K8SMON_*` env vars, then defaults; ConfigError lists every problem."""
+    return load_settings(
+        AggregatorSettings,
+        argv,
+        environ,
+        prog="k8smon-aggregator",
+        description="Discovers k8s-monitor exporters, scrapes them every few seconds into "
+        "bounded series and serves a JSON API plus a federated /metrics.",
+    )

@@ -1,0 +1,256 @@
+"""Where the exporters are: static `--targets`, or a watch on the exporters' Service endpoints.
+
+`KubeDiscovery` lists then watches the Service's Endpoints object (or its EndpointSlices) in a
+background thread and keeps `targets()` = {"ip:port": nodeName} for every ready address. A 410
+relists at once; any other failure keeps the last known targets and retries with capped,
+jittered exponential backoff. An Endpoints object marked
+`endpoints.kubernetes.io/over-capacity: truncated` (over 1000 addresses) makes it switch to
+EndpointSlices for good, with a warning.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from collections.abc import Iterable, Mapping
+from typing import Any, Protocol
+
+from aggregator.kube import KubeError, KubeGone, ServiceEndpointsApi
+from aggregator.stats import AggregatorStats
+
+log = logging.getLogger(__name__)
+
+TRUNCATED_ANNOTATION = "endpoints.kubernetes.io/over-capacity"
+Targets = dict[str, str | None]  # "ip:port" -> node name (None when unknown)
+
+
+class Discovery(Protocol):
+    """What the scrape loop asks discovery."""
+
+    def targets(self) -> Mapping[str, str | None]: ...
+
+    def answered(self) -> bool: ...
+
+    @property
+    def mode(self) -> str: ...
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+def _address(ip: str, port: int) -> str:
+    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+
+
+def _port(ports: Iterable[Any], port_name: str) -> int | None:
+    """The port named `port_name`; an unnamed single port also counts (a Service with one port)."""
+    ports = [p for p in ports if isinstance(p, dict)]
+    for p in ports:
+        if p.get("name", "") == port_name and isinstance(p.get("port"), int):
+            return int(p["port"])
+    if len(ports) == 1 and not ports[0].get("name") and isinstance(ports[0].get("port"), int):
+        return int(ports[0]["port"])
+    return None
+
+
+def endpoints_targets(obj: Mapping[str, Any], port_name: str) -> Targets:
+    """Ready addresses of a v1 Endpoints object (notReadyAddresses are not targets)."""
+    targets: Targets = {}
+    for subset in obj.get("subsets") or ():
+        port = _port(subset.get("ports") or (), port_name)
+        if port is None:
+            continue
+        for address in subset.get("addresses") or ():
+            ip = address.get("ip")
+            if ip:
+                targets[_address(ip, port)] = address.get("nodeName")
+    return targets
+
+
+def slice_targets(obj: Mapping[str, Any], port_name: str) -> Targets:
+    """Ready endpoints of a discovery.k8s.io/v1 EndpointSlice (ready: null counts as ready)."""
+    port = _port(obj.get("ports") or (), port_name)
+    if port is None:
+        return {}
+    targets: Targets = {}
+    for endpoint in obj.get("endpoints") or ():
+        ready = (endpoint.get("conditions") or {}).get("ready")
+        if ready is False:
+            continue
+        for ip in endpoint.get("addresses") or ():
+            targets[_address(ip, port)] = endpoint.get("nodeName")
+    return targets
+
+
+def is_truncated(obj: Mapping[str, Any]) -> bool:
+    annotations = (obj.get("metadata") or {}).get("annotations") or {}
+    return annotations.get(TRUNCATED_ANNOTATION) == "truncated"
+
+
+class StaticDiscovery:
+    """Fixed targets from --targets; node names come from the expositions."""
+
+    mode = "static"
+
+    def __init__(self, targets: Iterable[str]) -> None:
+        self._targets: Targets = dict.fromkeys(targets)
+
+    def targets(self) -> Mapping[str, str | None]:
+        return dict(self._targets)
+
+    def answered(self) -> bool:
+        return True
+
+    def start(self) -> None:
+        """Nothing to start."""
+
+    def stop(self) -> None:
+        """Nothing to stop."""
+
+
+class _SwitchToSlices(Exception):
+    """The Endpoints object is truncated."""
+
+
+class KubeDiscovery:
+    """Watches the exporters' Service in a thread; `targets()` is always the latest complete view."""
+
+    def __init__(
+        self,
+        api: ServiceEndpointsApi,
+        *,
+        mode: str,
+        port_name: str,
+        stats: AggregatorStats,
+        watch_timeout: int = 300,
+        backoff_initial: float = 0.5,
+        backoff_max: float = 30.0,
+    ) -> None:
+        if mode not in {"endpoints", "endpointslices"}:
+            raise ValueError(f"unknown discovery mode {mode!r}")
+        self._api = api
+        self._mode = mode
+        self._port_name = port_name
+        self._stats = stats
+        self._watch_timeout = watch_timeout
+        self._backoff_initial = backoff_initial
+        self._backoff_max = backoff_max
+        self._lock = threading.Lock()
+        self._targets: Targets = {}
+        self._slices: dict[str, Targets] = {}
+        self._answered = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.relists = 0  # lists done after the first (410s, reconnects, the switch to slices)
+
+    @property
+    def mode(self) -> str:
+        return self._mode
+
+    def targets(self) -> Mapping[str, str | None]:
+        with self._lock:
+            return self._targets
+
+    def answered(self) -> bool:
+        return self._answered.is_set()
+
+    def wait_answered(self, timeout: float) -> bool:
+        return self._answered.wait(timeout)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="discovery", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """Ask the thread to end; a watch blocked on the socket ends with its timeout (daemon thread)."""
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    # --- the loop ----------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        backoff = self._backoff_initial
+        first = True
+        while not self._stopping.is_set():
+            try:
+                if not first:
+                    self.relists += 1
+                first = False
+                resource_version = self._list()
+                backoff = self._backoff_initial
+                self._watch(resource_version)
+            except KubeGone as exc:
+                log.info("discovery: %s; listing again", exc)
+            except _SwitchToSlices:
+                log.warning("discovery: Endpoints %s/%s is truncated (over 1000 addresses); switching to "
+                            "EndpointSlices", self._api.namespace, self._api.service)
+                self._mode = "endpointslices"
+            except KubeError as exc:
+                self._stats.error("discovery")
+                delay = backoff * random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not crypto
+                log.warning("discovery: %s; keeping %d known targets, retrying in %.1fs",
+                            exc, len(self._targets), delay)
+                self._stopping.wait(delay)
+                backoff = min(self._backoff_max, backoff * 2)
+
+    def _list(self) -> str:
+        items, resource_version = self._api.list(self._mode)
+        if self._mode == "endpoints":
+            obj = items[0] if items else {}
+            if is_truncated(obj):
+                raise _SwitchToSlices
+            self._publish(endpoints_targets(obj, self._port_name))
+        else:
+            self._slices = {
+                (item.get("metadata") or {}).get("name", ""): slice_targets(item, self._port_name)
+                for item in items
+            }
+            self._publish_slices()
+        self._answered.set()
+        return resource_version
+
+    def _watch(self, resource_version: str) -> None:
+        while not self._stopping.is_set():
+            events = self._api.watch(self._mode, resource_version=resource_version,
+                                     timeout_seconds=self._watch_timeout)
+            for kind, obj in events:
+                if self._stopping.is_set():
+                    return
+                metadata = obj.get("metadata") or {}
+                resource_version = str(metadata.get("resourceVersion") or resource_version)
+                if kind in {"ADDED", "MODIFIED", "DELETED"}:
+                    self._apply(kind, obj)
+
+    def _apply(self, kind: str, obj: Mapping[str, Any]) -> None:
+        name = (obj.get("metadata") or {}).get("name", "")
+        if self._mode == "endpoints":
+            if kind == "DELETED":
+                self._publish({})
+            elif is_truncated(obj):
+                raise _SwitchToSlices
+            else:
+                self._publish(endpoints_targets(obj, self._port_name))
+            return
+        if kind == "DELETED":
+            self._slices.pop(name, None)
+        else:
+            self._slices[name] = slice_targets(obj, self._port_name)
+        self._publish_slices()
+
+    def _publish_slices(self) -> None:
+        merged: Targets = {}
+        for part in self._slices.values():
+            for address, node in part.items():
+                if merged.get(address) is None:
+                    merged[address] = node
+        self._publish(merged)
+
+    def _publish(self, targets: Targets) -> None:
+        with self._lock:
+            changed = targets != self._targets
+            self._targets = targets
+        if changed:
+            log.info("discovery (%s): %d targets", self._mode, len(targets))

@@ -1,0 +1,110 @@
+"""Parsed exporter samples → one NodeReading (the names are docs/metrics.md's contract)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from aggregator.model import NodeReading, PodReading
+from aggregator.parser import Sample
+
+NODE_PREFIX = "k8smon_node_"
+POD_PREFIX = "k8smon_pod_"
+TIMESTAMP_METRIC = "k8smon_exporter_sample_timestamp_seconds"
+ROOT_MOUNTPOINT = "/"
+
+
+class ReadingError(ValueError):
+    """The exposition parsed but is not a usable exporter snapshot (no node, no timestamp)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Conversion:
+    """A reading plus what was left out of it."""
+
+    reading: NodeReading
+    samples: int  # samples in the exposition
+    dropped: int  # non-finite or unusable values left out of the reading
+
+
+class _Accumulator:
+    """Collects one exposition's samples by kind (node, filesystem, pod, exporter timestamp)."""
+
+    def __init__(self) -> None:
+        self.node: str | None = None
+        self.timestamp: float | None = None
+        self.node_values: dict[str, float] = {}
+        self.filesystems: dict[str, dict[str, float]] = {}
+        self.pods: dict[tuple[str, str, str], tuple[dict[str, str], dict[str, float]]] = {}
+        self.count = 0
+        self.dropped = 0
+
+    def add(self, name: str, labels: dict[str, str], value: float) -> None:
+        self.count += 1
+        if name.startswith(POD_PREFIX):
+            if not math.isfinite(value):
+                self.dropped += 1
+                return
+            uid = labels.get("uid", "")
+            key = (labels.get("namespace", ""), labels.get("pod", uid), uid)
+            entry = self.pods.get(key)
+            if entry is None:
+                entry = self.pods[key] = (labels, {})
+            entry[1][name[len(POD_PREFIX):]] = value
+        elif name.startswith(NODE_PREFIX):
+            if not math.isfinite(value):
+                self.dropped += 1
+                return
+            key_name = name[len(NODE_PREFIX):]
+            if key_name.startswith("filesystem_"):
+                self.filesystems.setdefault(labels.get("mountpoint", ""), {})[key_name] = value
+            else:
+                self.node_values[key_name] = value
+        elif name == TIMESTAMP_METRIC:
+            if math.isfinite(value) and value > 0:
+                self.timestamp = value
+            self.node = labels.get("node") or self.node
+            return
+        else:
+            return
+        if self.node is None:
+            self.node = labels.get("node")
+
+    def root_filesystem(self) -> dict[str, float]:
+        # The model keeps the root filesystem only; an exporter configured with another --rootfs reports
+        # one mountpoint, which then stands for it.
+        rootfs = self.filesystems.get(ROOT_MOUNTPOINT)
+        if rootfs is None and len(self.filesystems) == 1:
+            rootfs = next(iter(self.filesystems.values()))
+        return rootfs or {}
+
+
+def to_reading(
+    samples: Iterable[Sample], *, node_hint: str | None = None, source: str = "scrape"
+) -> Conversion:
+    """Build the NodeReading of one exporter's exposition; ReadingError when it has no snapshot yet."""
+    acc = _Accumulator()
+    for name, labels, value, _ts in samples:
+        acc.add(name, labels, value)
+    if acc.timestamp is None:
+        raise ReadingError(f"no {TIMESTAMP_METRIC} sample (the exporter has no snapshot yet)")
+    node = acc.node or node_hint
+    if not node:
+        raise ReadingError("no node label in the exposition and no node name from discovery")
+    values = dict(acc.node_values)
+    values.update(acc.root_filesystem())
+    pods = tuple(
+        PodReading(
+            namespace=ns,
+            pod=pod,
+            uid=uid,
+            owner_kind=labels.get("owner_kind", ""),
+            owner_name=labels.get("owner_name", ""),
+            deployment=labels.get("deployment", ""),
+            values=pod_values,
+        )
+        for (ns, pod, uid), (labels, pod_values) in acc.pods.items()
+    )
+    reading = NodeReading(node=node, timestamp=acc.timestamp, values=values, pods=pods, source=source)
+    return Conversion(reading=reading, samples=acc.count, dropped=acc.dropped)

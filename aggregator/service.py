@@ -1,0 +1,259 @@
+"""The scrape loop: discovery → scrape every target → store.ingest/mark_down → end_round → federation.
+
+One thread runs one asyncio loop; each round scrapes all targets concurrently and ingests each
+result as it arrives. Rounds never overlap: a round that overruns the interval makes the loop skip
+the ticks it missed (counted in `rounds_skipped`) instead of starting a second round beside it.
+`ScrapeService` is also the API's StatusProvider.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+
+from aggregator.api.app import create_app
+from aggregator.config import AggregatorSettings
+from aggregator.discovery import Discovery, KubeDiscovery, StaticDiscovery
+from aggregator.federation import FederationCache
+from aggregator.kube import ServiceEndpointsApi, api_client
+from aggregator.model import RoundResult, TargetStatus
+from aggregator.scraper import ScrapeOutcome, Scraper
+from aggregator.stats import AggregatorStats
+from aggregator.store import Store
+from k8smon_common import __version__
+from k8smon_common.http_server import ServerHandle
+
+log = logging.getLogger(__name__)
+DEFAULT_WINDOW = 300.0  # seconds of history a timeseries request without ?window= gets
+
+
+class ScrapeService:
+    """Runs scrape rounds every `interval` seconds in a background thread; implements StatusProvider."""
+
+    def __init__(
+        self,
+        *,
+        discovery: Discovery,
+        scraper: Scraper,
+        store: Store,
+        federation: FederationCache,
+        stats: AggregatorStats,
+        interval: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._discovery = discovery
+        self._scraper = scraper
+        self._store = store
+        self._federation = federation
+        self._stats = stats
+        self._interval = interval
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._statuses: dict[str, TargetStatus] = {}
+        self._last_round: RoundResult | None = None
+        self._ready = False
+        self._round_id = 0
+        self._nodes: dict[str, str] = {}  # target -> node learned from its expositions
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._started = threading.Event()
+
+    # --- StatusProvider ----------------------------------------------------------------------------
+
+    def targets(self) -> Sequence[TargetStatus]:
+        with self._lock:
+            return sorted(self._statuses.values(), key=lambda s: s.target)
+
+    def ready(self) -> bool:
+        return self._ready
+
+    def discovery_mode(self) -> str:
+        return self._discovery.mode
+
+    def last_round(self) -> RoundResult | None:
+        return self._last_round
+
+    # --- lifecycle ---------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start discovery and the scrape thread."""
+        self._discovery.start()
+        self._thread = threading.Thread(target=self._run_thread, name="scrape-loop", daemon=True)
+        self._thread.start()
+        self._started.wait(5)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop scraping (an in-flight round is cancelled) and discovery."""
+        loop, stop = self._loop, self._stop
+        if loop is not None and stop is not None and not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(stop.set)
+            except RuntimeError:
+                log.debug("scrape loop already closed")
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self._discovery.stop()
+
+    def _run_thread(self) -> None:
+        asyncio.run(self._main())
+
+    async def _main(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        self._started.set()
+        stop_wait = asyncio.ensure_future(self._stop.wait())
+        next_tick = time.monotonic()
+        try:
+            while not self._stop.is_set():
+                round_task = asyncio.ensure_future(self.run_round())
+                await asyncio.wait({round_task, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+                if not round_task.done():
+                    round_task.cancel()
+                    await asyncio.gather(round_task, return_exceptions=True)
+                    break
+                if round_task.exception() is not None:
+                    # A bug in a round must not end collection; count it and go on.
+                    self._stats.error("round")
+                    log.error("scrape round failed", exc_info=round_task.exception())
+                next_tick += self._interval
+                now = time.monotonic()
+                if now >= next_tick:
+                    missed = math.floor((now - next_tick) / self._interval) + 1
+                    self._stats.incr("rounds_skipped", missed)
+                    log.warning("scrape round overran the %.1fs interval; skipping %d tick(s)",
+                                self._interval, missed)
+                    next_tick += missed * self._interval
+                await asyncio.wait({stop_wait}, timeout=next_tick - time.monotonic())
+        finally:
+            stop_wait.cancel()
+            await asyncio.gather(stop_wait, return_exceptions=True)
+
+    # --- one round ---------------------------------------------------------------------------------
+
+    async def run_round(self) -> RoundResult:
+        """Scrape every current target once, store the results and publish the round."""
+        answered = self._discovery.answered()
+        targets = dict(self._discovery.targets())
+        self._scraper.forget(set(targets))
+        self._round_id += 1
+        round_id = self._round_id
+        started = self._clock()
+        t0 = time.perf_counter()
+
+        async def one(target: str, node: str | None) -> TargetStatus:
+            outcome = await self._scraper.scrape(target, node or self._nodes.get(target))
+            self._record(outcome, round_id)
+            return outcome.status
+
+        statuses = await asyncio.gather(*(one(t, n) for t, n in targets.items()))
+        result = RoundResult(
+            round_id=round_id,
+            started=started,
+            duration_seconds=time.perf_counter() - t0,
+            targets=tuple(statuses),
+        )
+        self._finish(result, answered=answered)
+        return result
+
+    def _record(self, outcome: ScrapeOutcome, round_id: int) -> None:
+        status = outcome.status
+        with self._lock:
+            self._statuses[status.target] = status
+        try:
+            if outcome.reading is not None:
+                self._nodes[status.target] = outcome.reading.node
+                self._store.ingest(outcome.reading, round_id=round_id)
+            elif status.node:
+                self._store.mark_down(status.node, reason=status.last_error or "down",
+                                      when=status.last_scrape or self._clock())
+        except Exception:
+            # The store is another module: a bug there must cost this target's sample, not the round.
+            self._stats.error("ingest")
+            log.exception("storing the scrape of %s failed", status.target)
+
+    def _finish(self, result: RoundResult, *, answered: bool) -> None:
+        current = {s.target for s in result.targets}
+        with self._lock:
+            for gone in [t for t in self._statuses if t not in current]:
+                del self._statuses[gone]
+        for gone in [t for t in self._nodes if t not in current]:
+            del self._nodes[gone]
+        up = sum(1 for s in result.targets if s.up)
+        self._stats.set("round_duration_seconds", result.duration_seconds)
+        self._stats.set("targets_up", up)
+        self._stats.set("targets_down", len(result.targets) - up)
+        self._stats.incr("rounds")
+        self._stats.set("parser_fallbacks", self._scraper.fallbacks)
+        for step, call in (("end_round", self._store.end_round), ("federation", self._federation.rebuild)):
+            try:
+                call(result)
+            except Exception:
+                self._stats.error(step)
+                log.exception("%s after round %d failed", step, result.round_id)
+        self._last_round = result
+        if answered:
+            self._ready = True
+        log.debug("round %d: %d targets (%d up) in %.3fs", result.round_id, len(result.targets), up,
+                  result.duration_seconds)
+
+
+class Aggregator:
+    """One aggregator process: store, federation cache, discovery, scrape loop and HTTP server."""
+
+    def __init__(self, settings: AggregatorSettings, *, environ: Mapping[str, str] | None = None) -> None:
+        """Build everything and bind the port, start nothing; KubeError when the API client fails."""
+        self.settings = settings
+        self.stats = AggregatorStats()
+        self.started_at = time.time()
+        self.store = Store(retention_points=settings.retention_points, stale_after=settings.stale_after,
+                           stats=self.stats, interval=settings.scrape_interval)
+        self.federation = FederationCache(store=self.store, stats=self.stats, version=__version__)
+        self.discovery = make_discovery(settings, stats=self.stats, environ=environ)
+        self.scraper = Scraper(timeout=settings.scrape_timeout,
+                               max_response_bytes=settings.max_response_bytes, stats=self.stats)
+        self.service = ScrapeService(discovery=self.discovery, scraper=self.scraper, store=self.store,
+                                     federation=self.federation, stats=self.stats,
+                                     interval=settings.scrape_interval)
+        app = create_app(store=self.store, status=self.service, federation=self.federation, stats=self.stats,
+                         cors_origins=settings.cors_origins, ingest_token=settings.ingest_token,
+                         default_window=DEFAULT_WINDOW, started_at=self.started_at, version=__version__)
+        self.server = ServerHandle(app, host=settings.listen.host, port=settings.listen.port, threads=8)
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def start(self) -> Aggregator:
+        self.server.start()
+        self.service.start()
+        log.info("aggregator %s listening on %s (discovery: %s)", __version__, self.server.url,
+                 self.discovery.mode)
+        return self
+
+    def stop(self) -> None:
+        """Stop scraping first, then let in-flight HTTP requests finish and close the server."""
+        self.service.stop()
+        self.server.stop()
+
+    def __enter__(self) -> Aggregator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def make_discovery(
+    settings: AggregatorSettings, *, stats: AggregatorStats, environ: Mapping[str, str] | None = None
+) -> Discovery:
+    """Static targets when --targets is set, else a watch on the exporters' Service."""
+    if settings.targets:
+        return StaticDiscovery(str(t) for t in settings.targets)
+    api = ServiceEndpointsApi(api_client(settings.kubeconfig, environ=environ),
+                              namespace=settings.discovery_namespace, service=settings.discovery_service)
+    return KubeDiscovery(api, mode=settings.discovery_mode, port_name=settings.discovery_port_name,
+                         stats=stats)
