@@ -1,0 +1,24 @@
+"""Run every `bench/*_bench.py` module's `main()` in turn; exit non-zero if any missed its targets."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m bench [NAME ...]`: all benchmarks, or those whose module name contains a NAME."""
+    wanted = list(sys.argv[1:] if argv is None else argv)
+    status = 0
+    for path in sorted(Path(__file__).resolve().parent.glob("*_bench.py")):
+        if wanted and not any(w in path.stem for w in wanted):
+            continue
+        print(f"== {path.stem} ==", flush=True)
+        module = importlib.import_module(f"bench.{path.stem}")
+        status = max(status, int(module.main([]) or 0))
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,278 @@
+"""Exporter benchmark: a synthetic node with N pods (kubelet systemd driver, cgroup v2, containerd).
+
+Measures the CPU time of one sampling cycle (in process, median of N), then runs the exporter as a
+process and measures `/metrics` latency (median) and size and its RSS, side by side with Debian's
+`prometheus-node-exporter` started in the same run. Targets (checked with 110 pods, kubelet's default
+maximum): sampling <= 100 ms CPU per cycle, /metrics median latency <= node_exporter's, RSS <= 60 MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+from exporter.config import load
+from exporter.sampler import CountingErrors, Sampler
+from exporter.service import default_readers
+
+REPO = Path(__file__).resolve().parents[1]
+QOS = ("guaranteed", "burstable", "besteffort")
+NET_HEADER = (
+    "Inter-|   Receive                                                |  Transmit\n"
+    " face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls"
+    " carrier compressed\n"
+)
+
+
+def write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def net_dev(ifaces: dict[str, tuple[int, int]]) -> str:
+    rows = [f"{n:>6}: {rx} {rx // 900} 0 0 0 0 0 0 {tx} {tx // 900} 0 0 0 0 0 0\n"
+            for n, (rx, tx) in ifaces.items()]
+    return NET_HEADER + "".join(rows)
+
+
+def memory_stat(current: int, inactive_file: int) -> str:
+    # The full key set a 6.x kernel writes, so parsing cost is realistic.
+    keys = ["anon", "file", "kernel", "kernel_stack", "pagetables", "sec_pagetables", "percpu", "sock",
+            "vmalloc", "shmem", "zswap", "zswapped", "file_mapped", "file_dirty", "file_writeback",
+            "swapcached", "anon_thp", "file_thp", "shmem_thp", "inactive_anon", "active_anon",
+            "inactive_file", "active_file", "unevictable", "slab_reclaimable", "slab_unreclaimable", "slab",
+            "workingset_refault_anon", "workingset_refault_file", "workingset_activate_anon",
+            "workingset_activate_file", "workingset_restore_anon", "workingset_restore_file",
+            "workingset_nodereclaim", "pgscan", "pgsteal", "pgfault", "pgmajfault", "pgrefill",
+            "pgactivate", "pgdeactivate", "pglazyfree", "pglazyfreed", "thp_fault_alloc",
+            "thp_collapse_alloc"]
+    values = {k: 4096 for k in keys}
+    values.update(anon=current - inactive_file, file=inactive_file, inactive_file=inactive_file)
+    return "".join(f"{k} {v}\n" for k, v in values.items())
+
+
+def make_node(root: Path, pods: int) -> None:
+    """Write a kubelet-style /proc, /sys and cgroup v2 tree with `pods` pods, 2 containers each."""
+    cpus = 8
+    total = (900000, 1000, 200000, 8000000, 10000, 1000, 3000, 100)
+    write(root / "proc/stat", "cpu  " + " ".join(map(str, total)) + "\n"
+          + "".join(f"cpu{i} " + " ".join(str(v // cpus) for v in total) + "\n" for i in range(cpus))
+          + "intr 1 0\nctxt 2\nbtime 1764000000\nprocesses 3\nprocs_running 1\nprocs_blocked 0\n")
+    write(root / "proc/meminfo", "MemTotal:       32768000 kB\nMemFree:         8000000 kB\n"
+          "MemAvailable:   20000000 kB\nBuffers:          100000 kB\nCached:         9000000 kB\n")
+    write(root / "proc/diskstats", "".join(
+        f"{maj} {mi} {name} 1200 30 {sr} 900 800 20 {sw} 700 0 1500 1600 0 0 0 0 10 20\n"
+        for maj, mi, name, sr, sw in [(259, 0, "nvme0n1", 5000000, 9000000), (259, 1, "nvme0n1p1", 1, 1),
+                                      (7, 0, "loop0", 50, 0)]))
+    write(root / "sys/block/nvme0n1/dev", "259:0\n")
+    write(root / "sys/block/nvme0n1/nvme0n1p1/partition", "1\n")
+    write(root / "sys/block/loop0/dev", "7:0\n")
+    write(root / "sys/devices/system/cpu/online", f"0-{cpus - 1}\n")
+    host_ifaces = {"lo": (10, 10), "ens5": (9_000_000, 4_000_000)}
+    host_ifaces.update({f"cali{i:08x}": (i * 100, i * 50) for i in range(pods)})
+    write(root / "proc/1/net/dev", net_dev(host_ifaces))
+    (root / "proc/1/ns").mkdir(parents=True)
+    os.symlink("net:[4026531840]", root / "proc/1/ns/net")
+    cg = root / "cgroup"
+    write(cg / "cgroup.controllers", "cpuset cpu io memory hugetlb pids rdma misc\n")
+    write(cg / "system.slice/containerd.service/cgroup.procs", "300\n")
+    for i in range(pods):
+        qos = QOS[i % 3]
+        uid = f"{i:08x}-0000-4000-8000-{i:012x}"
+        slug = uid.replace("-", "_")
+        base = cg / "kubepods.slice"
+        pod_dir = (base / f"kubepods-pod{slug}.slice" if qos == "guaranteed"
+                   else base / f"kubepods-{qos}.slice" / f"kubepods-{qos}-pod{slug}.slice")
+        current = (i + 1) * 10_000_000
+        write(pod_dir / "cgroup.procs", "")
+        write(pod_dir / "cpu.stat", f"usage_usec {i * 1_000_000 + 5}\nuser_usec {i}\nsystem_usec {i}\n"
+                                    "nr_periods 0\nnr_throttled 0\nthrottled_usec 0\n")
+        write(pod_dir / "memory.current", f"{current}\n")
+        write(pod_dir / "memory.stat", memory_stat(current, current // 4))
+        write(pod_dir / "io.stat",
+              f"259:0 rbytes={i * 4096} wbytes={i * 8192} rios={i} wios={i} dbytes=0 dios=0\n")
+        for c in range(2):
+            pid = 10_000 + i * 10 + c
+            scope = pod_dir / f"cri-containerd-{(i * 10 + c):064x}.scope"
+            write(scope / "cgroup.procs", f"{pid}\n")
+            write(scope / "cpu.stat", "usage_usec 1\n")
+            write(root / f"proc/{pid}/net/dev", net_dev({"lo": (5, 5), "eth0": (i * 1000, i * 500)}))
+            (root / f"proc/{pid}/ns").mkdir(parents=True)
+            os.symlink(f"net:[{4026532000 + i}]", root / f"proc/{pid}/ns/net")
+
+
+def exporter_args(root: Path, *, interval: float) -> list[str]:
+    return ["--listen", "127.0.0.1:0", "--node-name", "bench", "--proc-root", str(root / "proc"),
+            "--sys-root", str(root / "sys"), "--cgroup-root", str(root / "cgroup"), "--rootfs", str(root),
+            "--interval", str(interval), "--exclude-namespaces", "", "--log-level", "warning"]
+
+
+def measure_sampling(root: Path, iterations: int) -> tuple[list[float], list[float], int]:
+    """(CPU seconds per cycle, wall seconds per cycle, pods seen) over `iterations` cycles."""
+    settings = load(exporter_args(root, interval=5), {})
+    errors = CountingErrors()
+    host, cgroups, podstats = default_readers(settings, errors)
+    sampler = Sampler(node="bench", host_reader=host, cgroup_finder=cgroups, pod_reader=podstats,
+                      errors=errors)
+    snapshot = sampler.cycle()  # warm caches (and the baseline)
+    cpu, wall = [], []
+    for _ in range(iterations):
+        c0, w0 = time.thread_time(), time.perf_counter()
+        snapshot = sampler.cycle()
+        cpu.append(time.thread_time() - c0)
+        wall.append(time.perf_counter() - w0)
+    if errors.counts():
+        print(f"  reader errors during sampling: {errors.counts()}")
+    return cpu, wall, len(snapshot.pods)
+
+
+@dataclass
+class Served:
+    latencies: list[float]
+    size: int
+    gzip_size: int
+    rss_kb: int
+    hwm_kb: int
+
+
+def rss(pid: int) -> tuple[int, int]:
+    status = Path(f"/proc/{pid}/status").read_text()
+    fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+    return int(fields["VmRSS"].split()[0]), int(fields["VmHWM"].split()[0])
+
+
+def wait_for(url: str, deadline_s: float) -> None:
+    deadline = time.monotonic() + deadline_s
+    while True:
+        try:
+            with requests.get(url, timeout=2) as r:
+                if r.status_code == 200:
+                    return
+        except requests.ConnectionError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{url} did not answer 200 within {deadline_s}s")
+        time.sleep(0.05)
+
+
+def scrape(url: str, pid: int, scrapes: int) -> Served:
+    """Median-friendly latencies of `scrapes` GETs as Prometheus makes them (gzip, keep-alive)."""
+    latencies = []
+    with requests.Session() as s:
+        s.get(url, timeout=10).close()  # warm-up
+        for _ in range(scrapes):
+            t0 = time.perf_counter()
+            r = s.get(url, headers={"Accept-Encoding": "gzip"}, timeout=10, stream=True)
+            raw = r.raw.read(decode_content=False)
+            latencies.append(time.perf_counter() - t0)
+            r.close()
+        plain = s.get(url, headers={"Accept-Encoding": "identity"}, timeout=10).content
+    now, peak = rss(pid)
+    return Served(latencies, len(plain), len(raw), now, peak)
+
+
+def stop(proc: subprocess.Popen) -> int:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            return proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    return proc.wait(10)
+
+
+def measure_exporter(root: Path, scrapes: int) -> tuple[Served, int]:
+    """Run `python -m exporter` over the tree; (scrape figures, exit code after SIGTERM)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("K8SMON_")}
+    proc = subprocess.Popen([sys.executable, "-m", "exporter", *exporter_args(root, interval=1.0)], cwd=REPO,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        if "listening on" not in line:
+            raise RuntimeError(f"exporter did not start: {line!r}")
+        url = line.split("listening on ", 1)[1].strip()
+        wait_for(f"{url}/healthz", 30)
+        served = scrape(f"{url}/metrics", proc.pid, scrapes)
+    finally:
+        code = stop(proc)
+        if proc.stdout is not None:
+            proc.stdout.close()
+    return served, code
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def measure_node_exporter(scrapes: int) -> Served | None:
+    binary = shutil.which("prometheus-node-exporter") or shutil.which("node_exporter")
+    if binary is None:
+        print("  prometheus-node-exporter not installed: no comparison")
+        return None
+    port = free_port()
+    proc = subprocess.Popen([binary, f"--web.listen-address=127.0.0.1:{port}"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(f"http://127.0.0.1:{port}/metrics", 30)
+        return scrape(f"http://127.0.0.1:{port}/metrics", proc.pid, scrapes)
+    finally:
+        stop(proc)
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.2f} ms"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print the figures; exit 1 when a target is missed at >= 110 pods."""
+    parser = argparse.ArgumentParser(prog="python -m bench.exporter_bench", description=__doc__)
+    parser.add_argument("--pods", type=int, default=110)
+    parser.add_argument("--iterations", type=int, default=30, help="sampling cycles measured")
+    parser.add_argument("--scrapes", type=int, default=50, help="/metrics requests per server")
+    parser.add_argument("--no-node-exporter", action="store_true")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="k8smon-bench-") as tmp:
+        root = Path(tmp)
+        make_node(root, args.pods)
+        cpu, wall, seen = measure_sampling(root, args.iterations)
+        print(f"sampling cycle ({seen} pods, {args.iterations} cycles): "
+              f"CPU median {ms(statistics.median(cpu))}, max {ms(max(cpu))}; "
+              f"wall median {ms(statistics.median(wall))}")
+        ours, code = measure_exporter(root, args.scrapes)
+        theirs = None if args.no_node_exporter else measure_node_exporter(args.scrapes)
+    rows = [("k8smon-exporter", ours)] + ([("node_exporter", theirs)] if theirs else [])
+    print(f"{'server':<16} {'/metrics median':>16} {'p90':>10} {'size':>10} {'gzip':>9} {'RSS':>9} "
+          f"{'peak RSS':>9}")
+    for name, s in rows:
+        p90 = statistics.quantiles(s.latencies, n=10)[-1] if len(s.latencies) > 1 else s.latencies[0]
+        print(f"{name:<16} {ms(statistics.median(s.latencies)):>16} {ms(p90):>10} {s.size:>9}B "
+              f"{s.gzip_size:>8}B {s.rss_kb / 1024:>7.1f}MB {s.hwm_kb / 1024:>7.1f}MB")
+    print(f"exporter exit code after SIGTERM: {code}")
+    checks = [("sampling CPU <= 100 ms per cycle", statistics.median(cpu) <= 0.100),
+              ("exporter RSS <= 60 MB", ours.rss_kb <= 60 * 1024),
+              ("exporter exits 0 on SIGTERM", code == 0)]
+    if theirs is not None:
+        checks.append(("/metrics median latency <= node_exporter's",
+                       statistics.median(ours.latencies) <= statistics.median(theirs.latencies)))
+    for label, ok in checks:
+        print(f"target {'met   ' if ok else 'MISSED'}: {label}")
+    return 1 if args.pods >= 110 and not all(ok for _, ok in checks) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
