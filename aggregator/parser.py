@@ -32,6 +32,8 @@ _ALLOWED_SUFFIXES = {
     "summary": ("_count", "_sum", ""),
     "histogram": ("_count", "_sum", "_bucket"),
 }
+_KNOWN_TYPES = frozenset(
+    ("counter", "gauge", "summary", "histogram", "gaugehistogram", "unknown", "untyped", "info", "stateset"))
 # A head cache bigger than this is dropped: a target inventing new label sets every scrape must not grow
 # the aggregator's memory without bound.
 DEFAULT_CACHE_LIMIT = 100_000
@@ -194,8 +196,10 @@ class _Families:
                 self.family, self.kind, self.allowed, self.start = name, "untyped", (name,), len(self.out)
             return
         kind = rest.lstrip(_WHITESPACE) if rest is not None else ""
-        if not kind:
-            raise _Fallback  # TYPE without a type: the reference raises
+        if kind not in _KNOWN_TYPES or (kind == "counter" and name == "_total"):
+            # The reference raises when it builds such a family (unknown type; a counter whose name
+            # is empty once `_total` is cut) unless a later TYPE line replaces it: let it decide.
+            raise _Fallback
         if name != self.family:
             self.close()
             self.family, self.start = name, len(self.out)
