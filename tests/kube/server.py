@@ -1,0 +1,263 @@
+"""The HTTP face of the fake: routing, auth, faults, call recording, JSON and Table answers."""
+
+from __future__ import annotations
+
+import json
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+from tests.kube import listing, resources, watching
+from tests.kube.resources import Resource
+from tests.kube.state import Call, ServerState
+from tests.kube.store import StatusError, failure_status
+from tests.kube.tables import table, wants_table
+
+_PUBLIC_PATHS = ("/version", "/healthz", "/livez", "/readyz")
+_REASONS = {
+    400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 405: "MethodNotAllowed",
+    409: "Conflict", 410: "Expired", 415: "UnsupportedMediaType", 422: "Invalid", 429: "TooManyRequests",
+    500: "InternalError", 503: "ServiceUnavailable", 504: "Timeout",
+}
+
+
+class FakeHTTPServer(ThreadingHTTPServer):
+    """A threading server whose close joins every handler thread (none are daemons)."""
+
+    daemon_threads = False
+    block_on_close = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], state: ServerState) -> None:
+        self.state = state
+        super().__init__(address, Handler)
+
+
+class Route:
+    """A parsed resource request path."""
+
+    def __init__(self, resource: Resource, namespace: str | None, name: str | None) -> None:
+        self.resource = resource
+        self.namespace = namespace
+        self.name = name
+
+
+def parse_resource_path(path: str) -> Route | None:
+    """Map /api/v1/..., /apis/<g>/<v>/... to a resource route, or None when no resource is addressed."""
+    parts = [p for p in path.split("/") if p]
+    if len(parts) >= 3 and parts[0] == "api":
+        group, version, rest = "", parts[1], parts[2:]
+    elif len(parts) >= 4 and parts[0] == "apis":
+        group, version, rest = parts[1], parts[2], parts[3:]
+    else:
+        return None
+    namespace = None
+    if len(rest) >= 3 and rest[0] == "namespaces":
+        namespace, rest = rest[1], rest[2:]
+    if len(rest) > 2:
+        return None  # subresources (status, log, ...) are not served
+    resource = resources.by_path(group, version, rest[0])
+    if resource is None or (namespace is not None and not resource.namespaced):
+        return None
+    return Route(resource, namespace, rest[1] if len(rest) == 2 else None)
+
+
+def _verb(method: str, route: Route | None, query: dict[str, str]) -> str:
+    if route is None:
+        return method.lower()
+    if method == "GET":
+        if route.name:
+            return "get"
+        return "watch" if query.get("watch") in ("1", "true") else "list"
+    return {"POST": "create", "PUT": "update", "PATCH": "patch"}.get(
+        method, "delete" if route.name else "deletecollection")
+
+
+class Handler(BaseHTTPRequestHandler):
+    """One connection; HTTP/1.1 keep-alive like client-go expects."""
+
+    protocol_version = "HTTP/1.1"
+    server: FakeHTTPServer
+    server_version = "fake-kube-apiserver"
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.state.track(self.connection)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self.server.state.untrack(self.connection)
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Quiet: tests read kube.calls instead of a request log."""
+
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def do_PUT(self) -> None:
+        self._dispatch("PUT")
+
+    def do_PATCH(self) -> None:
+        self._dispatch("PATCH")
+
+    def do_DELETE(self) -> None:
+        self._dispatch("DELETE")
+
+    # --- plumbing ---------------------------------------------------------------------------------
+
+    @property
+    def state(self) -> ServerState:
+        return self.server.state
+
+    def _record(self, status: int) -> None:
+        route, verb = self._route, self._verb
+        self.state.record(Call(
+            verb=verb,
+            group=route.resource.group if route else "",
+            version=route.resource.version if route else "",
+            resource=route.resource.plural if route else "",
+            namespace=route.namespace if route else None,
+            name=route.name if route else None,
+            user_agent=self.headers.get("User-Agent", ""),
+            status=status,
+            path=self.path,
+            user=self._user,
+        ))
+
+    def send_json(self, status: int, body: dict | list) -> None:
+        """A complete JSON answer with Content-Length, recorded as a call."""
+        data = json.dumps(body).encode()
+        self._record(status)
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Cache-Control", "no-cache, private")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def send_status(self, code: int, message: str, *, reason: str | None = None) -> None:
+        self.send_json(code, failure_status(code, reason or _REASONS.get(code, "Unknown"), message))
+
+    def send_text(self, status: int, text: str) -> None:
+        data = text.encode()
+        self._record(status)
+        self.send_response(status)
+        self.send_header("Content-Type", "text/plain; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def read_body(self) -> dict:
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        try:
+            body = json.loads(raw or b"{}")
+        except ValueError as exc:
+            raise StatusError(400, "BadRequest", f"the request body is not JSON: {exc}") from exc
+        if not isinstance(body, dict):
+            raise StatusError(400, "BadRequest", "the request body must be a JSON object")
+        return body
+
+    def _dispatch(self, method: str) -> None:
+        split = urlsplit(self.path)
+        query = {k: v[-1] for k, v in parse_qs(split.query, keep_blank_values=True).items()}
+        self._route = parse_resource_path(split.path)
+        self._user = ""
+        self._verb = _verb(method, self._route, query)
+        self.query = query
+        if not self._authenticate(split.path):
+            self.send_status(401, "Unauthorized")
+            return
+        fault = self.state.take_fault(self.path)
+        if fault is not None:
+            self.send_status(fault, f"injected fault: {fault} for {self.path}")
+            return
+        try:
+            if self._route is None:
+                self._non_resource(method, split.path)
+            else:
+                self._resource(method, self._route)
+        except StatusError as err:
+            self.send_json(err.code, err.status())
+
+    def _authenticate(self, path: str) -> bool:
+        """A wrong token is always 401; no token is allowed unless require_auth is set.
+
+        kubectl (client-go's clientcmd) never sends a kubeconfig's credentials over plain HTTP, so the
+        fake treats tokenless requests like a real server's old insecure port did, as an admin.
+        """
+        header = self.headers.get("Authorization")
+        if header is None:
+            self._user = "system:anonymous"
+            return path in _PUBLIC_PATHS or not self.state.require_auth
+        self._user = "tester"
+        return header == f"Bearer {self.state.token}"
+
+    def _non_resource(self, method: str, path: str) -> None:
+        if method != "GET":
+            self.send_status(405, f"{method} is not allowed on {path}")
+            return
+        if path in ("/healthz", "/livez", "/readyz"):
+            self.send_text(200, "ok")
+            return
+        parts = [p for p in path.split("/") if p]
+        body: dict | None = None
+        if path == "/version":
+            body = resources.SERVER_VERSION
+        elif parts == ["api"]:
+            body = resources.api_versions(f"{self.server.server_address[0]}:{self.server.server_address[1]}")
+        elif parts == ["apis"]:
+            body = resources.api_group_list()
+        elif len(parts) == 2 and parts[0] == "api":
+            body = resources.api_resource_list("", parts[1])
+        elif len(parts) == 2 and parts[0] == "apis":
+            body = resources.api_group(parts[1])
+        elif len(parts) == 3 and parts[0] == "apis":
+            body = resources.api_resource_list(parts[1], parts[2])
+        if body is None:
+            self.send_status(404, "the server could not find the requested resource")
+            return
+        self.send_json(200, body)
+
+    def _resource(self, method: str, route: Route) -> None:
+        store, res = self.state.store, route.resource
+        if self._verb == "watch":
+            watching.serve_watch(self, route)
+        elif self._verb == "list":
+            body = listing.list_body(store, route, self.query)
+            if wants_table(self.headers.get("Accept")):
+                items = listing.with_kind(res, body["items"])
+                body = table(res, items, resource_version=int(body["metadata"]["resourceVersion"]),
+                             include_object=self.query.get("includeObject", "Metadata"))
+            self.send_json(200, body)
+        elif self._verb == "get":
+            obj = store.get(res, route.name or "", route.namespace)
+            if wants_table(self.headers.get("Accept")):
+                obj = table(res, [obj], resource_version=int(obj["metadata"]["resourceVersion"]),
+                            include_object=self.query.get("includeObject", "Metadata"))
+            self.send_json(200, obj)
+        elif self._verb == "create":
+            obj = listing.body_for(res, route, self.read_body())
+            self.send_json(HTTPStatus.CREATED, store.create(obj))
+        elif self._verb == "update":
+            obj = listing.body_for(res, route, self.read_body())
+            self.send_json(200, store.update(obj))
+        elif self._verb == "patch":
+            self.send_json(200, listing.patch(store, route, self.read_body(),
+                                              self.headers.get("Content-Type", "")))
+        elif self._verb == "delete":
+            gone = store.delete(res, route.name or "", route.namespace)
+            if res.plural == "pods":
+                self.send_json(200, gone)
+            else:
+                self.send_json(200, {"kind": "Status", "apiVersion": "v1", "metadata": {},
+                                     "status": "Success", "details": {
+                                         "name": route.name, "group": res.group, "kind": res.plural,
+                                         "uid": gone["metadata"]["uid"]}})
+        else:
+            self.send_status(405, f"{self._verb} is not supported by the fake API server")
