@@ -21,7 +21,6 @@ import random
 import threading
 import time
 from collections.abc import Callable, Mapping
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import urllib3
@@ -30,15 +29,13 @@ from kubernetes import client as kclient
 from kubernetes import config as kconfig
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
-from kubernetes.utils.quantity import parse_quantity
 from kubernetes.watch.watch import iter_resp_lines
 
 from exporter.model import ErrorSink
+from exporter.podspec import Json, controller_ref, pod_meta
 from exporter.snapshot import PodMeta
 
 log = logging.getLogger(__name__)
-Json = dict[str, Any]
-_WORKLOAD_KINDS = {"StatefulSet", "DaemonSet", "Job", "Node", "ReplicaSet", "Deployment", "CronJob"}
 
 
 class KubeError(Exception):
@@ -79,55 +76,43 @@ def api_client_from(kubeconfig: str, environ: Mapping[str, str] | None = None) -
     return kclient.ApiClient(configuration)
 
 
-def quantity(text: object) -> Decimal:
-    """A Kubernetes quantity ("250m", "1.5", "128Mi", "1G", "1e3") as a Decimal; ValueError if bad."""
-    try:
-        return Decimal(parse_quantity(str(text)))
-    except (ValueError, TypeError, InvalidOperation) as exc:
-        raise ValueError(f"bad quantity {text!r}") from exc
-
-
-def sum_resources(containers: list[Json], resource: str) -> tuple[float | None, float | None]:
-    """(requests, limits) of `resource` summed over containers; requests None if none set one,
-    limits None if any container is unlimited. ValueError on a malformed quantity."""
-    requests: Decimal | None = None
-    limits: Decimal | None = Decimal(0)
-    for container in containers:
-        res = container.get("resources") or {}
-        req = (res.get("requests") or {}).get(resource)
-        lim = (res.get("limits") or {}).get(resource)
-        if req is not None:
-            requests = (requests or Decimal(0)) + quantity(req)
-        if lim is None:
-            limits = None
-        elif limits is not None:
-            limits += quantity(lim)
-    if not containers:
-        limits = None
-    return (float(requests) if requests is not None else None, float(limits) if limits is not None else None)
-
-
 def backoff_delay(attempt: int, *, initial: float, cap: float, rng: Callable[[], float]) -> float:
     """Capped exponential backoff with jitter: in [d/2, d] where d = min(cap, initial * 2**attempt)."""
     return min(cap, initial * 2 ** min(attempt, 60)) * (0.5 + rng() / 2)
 
 
-def controller_ref(meta: Json) -> Json | None:
-    """The ownerReference marked controller, else the first one, else None."""
-    refs = meta.get("ownerReferences") or []
-    for ref in refs:
-        if ref.get("controller"):
-            return ref
-    return refs[0] if refs else None
+def http_get(
+    api: kclient.ApiClient, path: str, query: list[tuple[str, str]], *, timeout: tuple[float, float]
+) -> Any:
+    """GET `path` through the client's auth and TLS settings; the raw urllib3 response, or KubeError.
+
+    Used instead of the generated CoreV1Api/AppsV1Api classes: importing those costs ~25 MB of RSS
+    and seconds of start-up, and we parse the few fields we need from the JSON ourselves.
+    """
+    try:
+        request = api.param_serialize(method="GET", resource_path=path, query_params=query,
+                                      header_params={"Accept": "application/json"},
+                                      auth_settings=["BearerToken"])
+        resp = api.call_api(*request, _request_timeout=timeout)
+        if not 200 <= resp.status <= 299:
+            resp.read()
+            raise ApiException.from_response(http_resp=resp, body=None, data=None)
+    except ApiException as exc:
+        if exc.status == 410:
+            raise KubeGone(str(exc.reason)) from exc
+        raise KubeApiError(exc.status or 0, str(exc.reason)) from exc
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        raise KubeUnavailable(f"GET {path}: {exc}") from exc
+    return resp.response
 
 
 class ReplicaSetOwners:
     """ReplicaSet -> owning Deployment name, one GET per ReplicaSet, cached with expiry."""
 
     def __init__(
-        self, apps: kclient.AppsV1Api, *, ttl: float = 600.0, monotonic: Callable[[], float] = time.monotonic
+        self, api: kclient.ApiClient, *, ttl: float = 600.0, monotonic: Callable[[], float] = time.monotonic
     ) -> None:
-        self._apps = apps
+        self._api = api
         self._ttl = ttl
         self._monotonic = monotonic
         self._cache: dict[tuple[str, str], tuple[str, str, float]] = {}  # -> (rs uid, deployment, expiry)
@@ -138,12 +123,10 @@ class ReplicaSetOwners:
         hit = self._cache.get((namespace, name))
         if hit is not None and hit[2] > now and (not uid or hit[0] == uid):
             return hit[1]
+        resp = http_get(self._api, f"/apis/apps/v1/namespaces/{namespace}/replicasets/{name}", [],
+                        timeout=(5, 10))
         try:
-            resp = self._apps.read_namespaced_replica_set(name, namespace, _preload_content=False,
-                                                          _request_timeout=(5, 10))
             doc = json.loads(resp.data)
-        except ApiException as exc:
-            raise KubeApiError(exc.status or 0, str(exc.reason)) from exc
         except (urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
             raise KubeUnavailable(f"replicaset {namespace}/{name}: {exc}") from exc
         meta = doc.get("metadata") or {}
@@ -172,9 +155,8 @@ class PodIndex:
         rng: Callable[[], float] = random.random,
     ) -> None:
         self.node = node
-        self._core = kclient.CoreV1Api(api_client)
-        apps = kclient.AppsV1Api(api_client)
-        self._owners = ReplicaSetOwners(apps, ttl=replicaset_ttl, monotonic=monotonic)
+        self._api = api_client
+        self._owners = ReplicaSetOwners(api_client, ttl=replicaset_ttl, monotonic=monotonic)
         self._errors = errors
         self._watch_timeout = watch_timeout
         self._backoff_initial = backoff_initial
@@ -187,6 +169,7 @@ class PodIndex:
         self._thread: threading.Thread | None = None
         self._resp: Any = None
         self.relists = 0  # full lists done (the first one included); tests and logs read it
+        self._unresolved: dict[str, Json] = {}  # uid -> pod whose ReplicaSet lookup failed, retried later
 
     @property
     def connected(self) -> bool:
@@ -204,58 +187,40 @@ class PodIndex:
     # --- one pod object -> PodMeta -------------------------------------------------------------
 
     def _meta(self, pod: Json) -> PodMeta | None:
-        meta = pod.get("metadata") or {}
-        spec = pod.get("spec") or {}
-        uid, namespace, name = meta.get("uid"), meta.get("namespace", ""), meta.get("name", "")
-        if not uid:
-            self._errors.record("kube", f"pod {namespace}/{name} without uid")
-            return None
-        owner_kind = owner_name = deployment = ""
-        ref = controller_ref(meta)
-        if ref is not None:
-            owner_kind, owner_name = ref.get("kind", ""), ref.get("name", "")
-            if owner_kind not in _WORKLOAD_KINDS:
-                log.debug("pod %s/%s has an unusual owner kind %s", namespace, name, owner_kind)
-            if owner_kind == "ReplicaSet":
-                try:
-                    deployment = self._owners.deployment(namespace, owner_name, ref.get("uid", ""))
-                except KubeError as exc:
-                    # Label it by its ReplicaSet for now; the next event for the pod or relist retries.
-                    self._errors.record("kube", f"replicaset {namespace}/{owner_name}", exc)
-                if deployment:
-                    owner_kind, owner_name = "Deployment", deployment
-        containers = spec.get("containers") or []
-        try:
-            cpu_req, cpu_lim = sum_resources(containers, "cpu")
-            mem_req, mem_lim = sum_resources(containers, "memory")
-        except ValueError as exc:
-            self._errors.record("kube", f"pod {namespace}/{name} resources", exc)
-            cpu_req = cpu_lim = mem_req = mem_lim = None
-        return PodMeta(
-            uid=uid, namespace=namespace, name=name, owner_kind=owner_kind, owner_name=owner_name,
-            deployment=deployment, host_network=bool(spec.get("hostNetwork")),
-            cpu_request_cores=cpu_req, cpu_limit_cores=cpu_lim,
-            memory_request_bytes=mem_req, memory_limit_bytes=mem_lim,
-        )
+        uid = (pod.get("metadata") or {}).get("uid", "")
+
+        def resolve(namespace: str, name: str, rs_uid: str) -> str | None:
+            try:
+                deployment = self._owners.deployment(namespace, name, rs_uid)
+            except KubeError as exc:
+                self._errors.record("kube", f"replicaset {namespace}/{name}", exc)
+                self._unresolved[uid] = pod  # retried before each watch (retry_unresolved)
+                return None
+            self._unresolved.pop(uid, None)
+            return deployment
+
+        return pod_meta(pod, resolve_replicaset=resolve, errors=self._errors)
 
     # --- list and watch ------------------------------------------------------------------------
 
-    def _call(self, **kwargs: Any) -> Any:
-        """One list or watch request; returns the raw urllib3 response, raises KubeError."""
-        try:
-            return self._core.list_pod_for_all_namespaces(
-                field_selector=f"spec.nodeName={self.node}", _preload_content=False, **kwargs
-            )
-        except ApiException as exc:
-            if exc.status == 410:
-                raise KubeGone(str(exc.reason)) from exc
-            raise KubeApiError(exc.status or 0, str(exc.reason)) from exc
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise KubeUnavailable(str(exc)) from exc
+    def _call(self, query: list[tuple[str, str]], *, timeout: tuple[float, float]) -> Any:
+        """One list or watch request for this node's pods; the raw urllib3 response, or KubeError."""
+        return http_get(self._api, "/api/v1/pods", [("fieldSelector", f"spec.nodeName={self.node}"), *query],
+                        timeout=timeout)
+
+    def retry_unresolved(self) -> None:
+        """Look up the ReplicaSets that failed before, for pods still in the index."""
+        for uid, pod in list(self._unresolved.items()):
+            if uid not in self._pods:
+                self._unresolved.pop(uid, None)
+                continue
+            meta = self._meta(pod)
+            if meta is not None and uid not in self._unresolved:
+                self._pods = {**self._pods, uid: meta}
 
     def relist(self) -> None:
         """Replace the index with a fresh list and remember its resourceVersion."""
-        resp = self._call(_request_timeout=(5, 30))
+        resp = self._call([], timeout=(5, 30))
         try:
             doc = json.loads(resp.data)
         except (urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
@@ -263,6 +228,7 @@ class PodIndex:
         finally:
             resp.release_conn()
         pods: dict[str, PodMeta] = {}
+        self._unresolved.clear()
         for item in doc.get("items") or []:
             meta = self._meta(item)
             if meta is not None:
@@ -276,8 +242,10 @@ class PodIndex:
     def watch(self) -> int:
         """Follow events from the current resourceVersion until the server ends the stream; events seen."""
         timeout = int(self._watch_timeout * (0.75 + self._rng() / 4))  # spread reconnects out
-        resp = self._call(watch=True, allow_watch_bookmarks=True, resource_version=self._rv,
-                          timeout_seconds=max(1, timeout), _request_timeout=(5, timeout + 30))
+        query = [("watch", "true"), ("allowWatchBookmarks", "true"), ("timeoutSeconds", str(max(1, timeout)))]
+        if self._rv:
+            query.append(("resourceVersion", self._rv))
+        resp = self._call(query, timeout=(5, timeout + 30))
         self._resp = resp
         events = 0
         try:
@@ -310,6 +278,7 @@ class PodIndex:
                 self._pods = {**self._pods, meta.uid: meta}
         elif kind == "DELETED":
             uid = (obj.get("metadata") or {}).get("uid")
+            self._unresolved.pop(uid, None)
             if uid in self._pods:
                 self._pods = {k: v for k, v in self._pods.items() if k != uid}
         elif kind != "BOOKMARK":
@@ -327,6 +296,7 @@ class PodIndex:
             try:
                 if self._rv is None:
                     self.relist()
+                self.retry_unresolved()
                 started = time.monotonic()
                 events = self.watch()
                 self._connected = True

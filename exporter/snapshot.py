@@ -41,7 +41,7 @@ class Snapshot:
     timestamp: float  # wall-clock Unix time of the read
     duration_seconds: float  # wall time the cycle took
     cpu_seconds: float  # CPU time this process spent on the cycle
-    sequence: int  # cycles completed, 1 for the first published snapshot
+    sequence: int  # cycles completed, the unpublished baseline cycle included
     host: HostSample
     host_cpu_usage_cores: float | None
     pods: tuple[PodSample, ...]

@@ -8,16 +8,13 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from kubernetes import client as kclient
+from kubernetes.utils.quantity import parse_quantity
 
-from exporter.podindex import (
-    KubeUnavailable,
-    PodIndex,
-    api_client_from,
-    backoff_delay,
-    quantity,
-    sum_resources,
-)
+from exporter.podindex import KubeUnavailable, PodIndex, api_client_from, backoff_delay
+from exporter.podspec import quantity, sum_resources
 from exporter.sampler import CountingErrors
 from tests.support import wait_until
 
@@ -153,3 +150,22 @@ def test_client_configuration_choices(tmp_path: Path) -> None:
     broken.write_text("this: [is not: a kubeconfig")
     with pytest.raises(KubeUnavailable):
         api_client_from(str(broken), {})
+
+
+GRAMMAR = r"\A[+-]?(\d{1,6}(\.\d{0,4})?|\.\d{1,4})(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E|[eE][+-]?\d{1,2})?\Z"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.from_regex(GRAMMAR))
+def test_quantity_agrees_with_the_kubernetes_client_on_the_grammar(text: str) -> None:
+    assert quantity(text) == Decimal(parse_quantity(text))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="0123456789.+-eEKMGTPiunmk x", max_size=8))
+def test_quantity_accepts_nothing_the_kubernetes_client_rejects(text: str) -> None:
+    try:
+        ours = quantity(text)
+    except ValueError:
+        return  # stricter than the client is fine: the API server only sends canonical quantities
+    assert ours == Decimal(parse_quantity(text))
