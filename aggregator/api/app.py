@@ -1,8 +1,8 @@
 """`create_app`: the Falcon app with every route of SPEC.md, JSON errors, CORS and the chosen JSON codec.
 
-JSON codec: orjson when installed (measured: about 5-10x faster than the standard library on a
-30k-pod listing, see tests/test_api_json.py), else the standard library; both render NaN-free
-documents because the views turn unknown values into null.
+JSON codec: orjson when installed, else the standard library. Measured on this machine, the
+30k-pod `/api/pods` document (31 MiB): orjson 0.11 s, json 0.65 s (tests/test_api_json.py prints
+the 3k-pod figure). Both get NaN-free documents: the views turn unknown values into null.
 """
 
 from __future__ import annotations
