@@ -1,0 +1,205 @@
+"""Fake exporters for the aggregator's tests and benchmark: golden-format expositions on many addresses.
+
+`render_exposition` writes the families of docs/metrics.md through prometheus_client (like the
+real exporter), with values that change with `seq`. `FakeExporters` serves any number of them from
+one asyncio thread, one listening socket per address (127.x.y.z), re-rendering a node's exposition
+only when its snapshot changes, like the exporter's per-snapshot cache.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.utils import floatToGoString
+
+POD_LABELS = ["node", "namespace", "pod", "uid", "owner_kind", "owner_name", "deployment"]
+NAMESPACES = ("shop", "payments", "search", "monitoring", "default")
+
+
+def pod_identity(node: str, i: int) -> list[str]:
+    """Label values of pod `i` on `node`: deployments of 3 pods spread over a few namespaces."""
+    ns = NAMESPACES[i % len(NAMESPACES)]
+    deployment = f"app{i // 3}" if i % 4 else ""
+    owner_kind, owner_name = ("Deployment", deployment) if deployment else ("StatefulSet", f"db{i}")
+    pod = f"{deployment or 'db'}-{node}-{i}"
+    return [node, ns, pod, f"uid-{node}-{i}", owner_kind, owner_name, deployment]
+
+
+Spec = list[tuple[type, str, list[str], list[tuple[list[str], Callable[[int], float]]]]]
+
+
+def _spec(node: str, pods: int, timestamp: Callable[[int], float]) -> Spec:
+    """Every family as (class, name, label names, [(label values, value of snapshot seq)])."""
+    n = [node]
+    fs = ["node", "mountpoint"]
+    g, c = GaugeMetricFamily, CounterMetricFamily
+    spec: Spec = [
+        (g, "k8smon_exporter_sample_timestamp_seconds", ["node"], [(n, timestamp)]),
+        (g, "k8smon_node_cpu_usage_cores", ["node"], [(n, lambda s: 0.5 + (s % 7) / 10)]),
+        (g, "k8smon_node_cpu_capacity_cores", ["node"], [(n, lambda s: 8.0)]),
+        (c, "k8smon_node_cpu_seconds", ["node"], [(n, lambda s: 1000.0 + 2.5 * s)]),
+        (g, "k8smon_node_memory_used_bytes", ["node"], [(n, lambda s: 4e9 + 1e6 * (s % 11))]),
+        (g, "k8smon_node_memory_available_bytes", ["node"], [(n, lambda s: 12e9 - 1e6 * (s % 11))]),
+        (g, "k8smon_node_memory_total_bytes", ["node"], [(n, lambda s: 16e9)]),
+    ]
+    for name in ("disk_read_bytes", "disk_written_bytes", "network_receive_bytes", "network_transmit_bytes"):
+        spec.append((c, f"k8smon_node_{name}", ["node"], [(n, lambda s: 1e6 * s)]))
+    spec.append((g, "k8smon_node_filesystem_size_bytes", fs, [([node, "/"], lambda s: 1e11)]))
+    spec.append((g, "k8smon_node_filesystem_avail_bytes", fs, [([node, "/"], lambda s: 4e10)]))
+    ids = [pod_identity(node, i) for i in range(pods)]
+    per_pod: list[tuple[type, str, Callable[[int, int], float]]] = [
+        (g, "k8smon_pod_cpu_usage_cores", lambda i, s: 0.01 * (i + 1) + (s % 5) / 100),
+        (c, "k8smon_pod_cpu_seconds", lambda i, s: (i + 1) * 0.05 * s),
+        (g, "k8smon_pod_memory_working_set_bytes", lambda i, s: 1e8 + 1e6 * i),
+        (g, "k8smon_pod_memory_usage_bytes", lambda i, s: 1.5e8 + 1e6 * i),
+        (c, "k8smon_pod_disk_read_bytes", lambda i, s: 4096.0 * s),
+        (c, "k8smon_pod_disk_written_bytes", lambda i, s: 8192.0 * s),
+        (c, "k8smon_pod_network_receive_bytes", lambda i, s: 1000.0 * s * (i + 1)),
+        (c, "k8smon_pod_network_transmit_bytes", lambda i, s: 500.0 * s * (i + 1)),
+        (g, "k8smon_pod_host_network", lambda i, s: 0.0),
+        (g, "k8smon_pod_cpu_request_cores", lambda i, s: 0.1),
+        (g, "k8smon_pod_cpu_limit_cores", lambda i, s: 0.5),
+        (g, "k8smon_pod_memory_request_bytes", lambda i, s: 1.28e8),
+        (g, "k8smon_pod_memory_limit_bytes", lambda i, s: 2.56e8),
+    ]
+    for cls, name, fn in per_pod:
+        rows = [(labels, (lambda s, i=i, fn=fn: fn(i, s))) for i, labels in enumerate(ids)]
+        spec.append((cls, name, POD_LABELS, rows))
+    return spec
+
+
+class _Collector:
+    def __init__(self, spec: Spec, seq: int) -> None:
+        self.spec, self.seq = spec, seq
+
+    def collect(self) -> Iterator[Metric]:
+        for cls, name, labelnames, rows in self.spec:
+            family = cls(name, name.replace("_", " ") + ".", labels=labelnames)
+            for labels, fn in rows:
+                family.add_metric(labels, fn(self.seq))
+            yield family
+
+
+def render_exposition(node: str, *, pods: int, seq: int, timestamp: float) -> bytes:
+    """One exporter's /metrics body for snapshot number `seq` (rendered by prometheus_client)."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Collector(_spec(node, pods, lambda s: timestamp), seq))  # type: ignore[arg-type]
+    return generate_latest(registry)
+
+
+class ExpositionTemplate:
+    """prometheus_client renders a node once; later snapshots only swap the values (fast enough for 1000s)."""
+
+    def __init__(self, node: str, *, pods: int, timestamp: Callable[[int], float]) -> None:
+        spec = _spec(node, pods, timestamp)
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(_Collector(spec, 1))  # type: ignore[arg-type]
+        lines = generate_latest(registry).decode().splitlines()
+        self._fns = [fn for _cls, _name, _labels, rows in spec for _lv, fn in rows]
+        self._lines = lines
+        self._slots = [i for i, line in enumerate(lines) if not line.startswith("#")]
+        self._heads = [lines[i].rsplit(" ", 1)[0] + " " for i in self._slots]
+        assert len(self._slots) == len(self._fns), "template and spec disagree"
+
+    def render(self, seq: int) -> bytes:
+        lines = list(self._lines)
+        for slot, head, fn in zip(self._slots, self._heads, self._fns, strict=True):
+            lines[slot] = head + floatToGoString(fn(seq))
+        return ("\n".join(lines) + "\n").encode()
+
+
+@dataclass
+class FakeNode:
+    """One fake exporter: its address, node name and behaviour."""
+
+    host: str
+    node: str
+    pods: int = 30
+    mode: str = "ok"  # ok | garbage | 500
+    port: int = 0
+    _cache: tuple[int, bytes, bytes] | None = field(default=None, repr=False)
+    _template: ExpositionTemplate | None = field(default=None, repr=False)
+
+    @property
+    def target(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+class FakeExporters:
+    """Serves many FakeNodes from one thread; a new snapshot every `interval` seconds of wall time."""
+
+    def __init__(self, nodes: list[FakeNode], *, interval: float = 5.0, gzip_level: int = 1) -> None:
+        self.nodes = nodes
+        self.interval = interval
+        self.gzip_level = gzip_level
+        self.requests = 0
+        self._t0 = time.time()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="fake-exporters", daemon=True)
+        self._servers: list[asyncio.base_events.Server] = []
+
+    def __enter__(self) -> FakeExporters:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(120)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result(30)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+        self._loop.close()
+
+    async def _start(self) -> None:
+        for node in self.nodes:
+            server = await asyncio.start_server(
+                lambda r, w, n=node: self._serve(n, r, w), node.host, node.port, backlog=128)
+            node.port = server.sockets[0].getsockname()[1]
+            self._servers.append(server)
+
+    async def _stop(self) -> None:
+        for server in self._servers:
+            server.close()
+        for server in self._servers:
+            await server.wait_closed()
+
+    def body(self, node: FakeNode) -> tuple[bytes, bytes]:
+        seq = int((time.time() - self._t0) / self.interval) + 1
+        if node._cache is None or node._cache[0] != seq:
+            if node._template is None:
+                node._template = ExpositionTemplate(node.node, pods=node.pods,
+                                                    timestamp=lambda s: self._t0 + s * self.interval)
+            plain = node._template.render(seq)
+            node._cache = (seq, plain, gzip.compress(plain, compresslevel=self.gzip_level))
+        return node._cache[1], node._cache[2]
+
+    async def _serve(
+        self, node: FakeNode, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        try:
+            request = await reader.readuntil(b"\r\n\r\n")
+            self.requests += 1
+            if node.mode == "500":
+                writer.write(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 4\r\n\r\noops")
+            elif node.mode == "garbage":
+                body = b"<html>this is not an exposition</html>\n" * 10
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+            else:
+                plain, packed = self.body(node)
+                use_gzip = b"gzip" in request.lower()
+                body = packed if use_gzip else plain
+                headers = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n"
+                if use_gzip:
+                    headers += b"Content-Encoding: gzip\r\n"
+                writer.write(headers + b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body) + body)
+            await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+            pass  # the client went away; nothing to answer
+        finally:
+            writer.close()
