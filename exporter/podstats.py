@@ -9,7 +9,8 @@ Which file each figure comes from (the first that exists in the pod's cgroup dir
   recursive file, then throttle non-recursive), `Read`/`Write` lines summed.
 - Network: `<proc>/<pid>/net/dev` (minus `lo`) of one process of the pod; if that process shares the
   host's network namespace (`<proc>/<pid>/ns/net` and `<proc>/1/ns/net` link to the same
-  `net:[inode]`), the pod is host-network and its traffic is the node's: network None.
+  `net:[inode]`, or where pid 1's link is not readable, the two `net/dev` files are the same procfs
+  inode), the pod is host-network and its traffic is the node's: network None.
 
 A pod whose cgroup disappears mid-read is skipped for this cycle (read returns None, reported at
 debug to the error sink with source "cgroup"); a file that cannot be read or parsed costs only its field.
@@ -17,6 +18,7 @@ debug to the error sink with source "cgroup"); a file that cannot be read or par
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 from collections.abc import Callable, Iterator
@@ -115,26 +117,61 @@ class PodStatsReader:
     # --- network: through one of the pod's processes ---------------------------------------------
 
     def _network(self, cg: PodCgroup) -> tuple[NetCounters | None, bool] | None:
-        try:
-            host_ns = os.readlink(os.path.join(self._proc, "1", "ns", "net"))
-        except OSError as exc:
-            # Without the host's namespace we cannot tell a host-network pod from others, and counting
-            # the node's traffic as the pod's would be worse than no figure.
-            self._errors.record("cgroup", f"cannot read {self._proc}/1/ns/net (hostPID/privileges?)", exc)
-            return None, False
+        host = _HostNetns(self._proc)
         for tries, pid in enumerate(_pod_pids(cg)):
             if tries >= _MAX_PID_TRIES:
                 break
             base = os.path.join(self._proc, str(pid))
             try:
-                if os.readlink(os.path.join(base, "ns", "net")) == host_ns:
+                if host.same_as(base):
                     return None, True
                 with open(os.path.join(base, "net", "dev"), encoding="ascii") as f:
                     text = f.read()
             except (FileNotFoundError, ProcessLookupError):
                 continue  # that process exited; any other process of the pod shares its namespace
+            except _HostNetnsUnknown as exc:
+                # Counting the node's traffic as the pod's would be worse than no figure.
+                self._errors.record("cgroup", f"pod {cg.uid}: cannot tell the host's network namespace",
+                                    exc.__cause__)
+                return None, False
             return sum_interfaces(parse_net_dev(text), excluded=_POD_NET_EXCLUDED), False
         return None, False  # no process (yet / any more): nothing to read the namespace through
+
+
+class _HostNetnsUnknown(Exception):
+    """Neither the host's ns/net link nor its net/dev could be examined."""
+
+
+class _HostNetns:
+    """Whether a process shares the host's network namespace (pid 1 of `<proc>` is the host's init).
+
+    First choice: `ns/net` links name the namespace (`net:[4026531840]`). Reading pid 1's link needs
+    ptrace access to it, which a container without CAP_SYS_PTRACE (or a sandbox like our CI's) lacks;
+    then compare the inodes of `net/dev`: procfs gives each namespace's /proc/<pid>/net its own entries,
+    so the same inode means the same namespace, and stat needs no ptrace access.
+    """
+
+    def __init__(self, proc: str) -> None:
+        self._proc = proc
+        self._link: str | None = None
+        self._inode: tuple[int, int] | None = None
+        with contextlib.suppress(PermissionError, FileNotFoundError):  # then decided by inode below
+            self._link = os.readlink(os.path.join(proc, "1", "ns", "net"))
+
+    def same_as(self, base: str) -> bool:
+        if self._link is not None:
+            try:
+                return os.readlink(os.path.join(base, "ns", "net")) == self._link
+            except PermissionError:
+                pass
+        if self._inode is None:
+            try:
+                st = os.stat(os.path.join(self._proc, "1", "net", "dev"))
+            except OSError as exc:
+                raise _HostNetnsUnknown from exc
+            self._inode = (st.st_dev, st.st_ino)
+        st = os.stat(os.path.join(base, "net", "dev"))
+        return (st.st_dev, st.st_ino) == self._inode
 
 
 def _read_optional(cg: PodCgroup, key: str, name: str) -> str | None:

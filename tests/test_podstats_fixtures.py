@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -157,12 +158,23 @@ def test_garbage_and_unreadable_files_cost_only_their_field(tmp_path: Path) -> N
         "memory file has unexpected content", "reading disk failed", "network file has unexpected content"]
 
 
-def test_unreadable_host_namespace_gives_no_network_rather_than_host_traffic(tmp_path: Path) -> None:
+def test_without_pid1_ns_link_the_namespace_is_told_by_net_dev_inode(tmp_path: Path) -> None:
     tree = copy_node_tree("node-a", tmp_path)
-    (tree / "proc/1/ns/net").unlink()
+    (tree / "proc/1/ns/net").unlink()  # as when ptrace access to the host's init is denied
+    (tree / "proc/1200/net/dev").unlink()
+    os.link(tree / "proc/1/net/dev", tree / "proc/1200/net/dev")  # procfs: same namespace, same inode
     errors = RecordingErrors()
-    usage = PodStatsReader(proc_root=str(tree / "proc"), errors=errors).read(pods(tree)[A_H])
-    assert usage is not None and usage.network is None and usage.cpu_seconds == 0.8
+    reader = PodStatsReader(proc_root=str(tree / "proc"), errors=errors)
+    cgs = pods(tree)
+    host = reader.read(cgs[A_H])
+    assert host is not None and (host.host_network, host.network) == (True, None)
+    other = reader.read(cgs[A_B])
+    assert other is not None and (other.host_network, other.network) == (False, NetCounters(3000, 4000))
+    assert errors.records == []
+    # with neither pid 1's link nor its net/dev, no pod gets a network figure (never the host's traffic)
+    (tree / "proc/1/net/dev").unlink()
+    host = reader.read(cgs[A_H])
+    assert host is not None and host.network is None and host.cpu_seconds == 0.8
     assert errors.sources() == ["cgroup"]
 
 
