@@ -246,6 +246,7 @@ class PodIndex:
         if self._rv:
             query.append(("resourceVersion", self._rv))
         resp = self._call(query, timeout=(5, timeout + 30))
+        self._connected = True  # the API answered; a stream with no events is still "synced"
         self._resp = resp
         events = 0
         try:
@@ -299,7 +300,6 @@ class PodIndex:
                 self.retry_unresolved()
                 started = time.monotonic()
                 events = self.watch()
-                self._connected = True
                 if events or time.monotonic() - started > 1.0:
                     attempt = 0
                     continue
