@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
+import urllib3
 from kubernetes import client, watch
 
 from tests.kube import FakeKube, objects
@@ -85,6 +87,304 @@ def test_watch_sees_added_modified_deleted_live(kube: FakeKube, core: client.Cor
     finally:
         thread.join(timeout=10)
     assert seen == [("ADDED", "p"), ("MODIFIED", "p"), ("DELETED", "p")]
+
+
+def test_watch_resumes_after_a_resource_version(kube: FakeKube, core: client.CoreV1Api) -> None:
+    first = kube.create(objects.pod("a", "ns1", node="n1"))
+    kube.create(objects.pod("b", "ns1", node="n1"))
+    first["metadata"]["labels"] = {"v": "2"}
+    kube.update(first)
+    events = [(e["type"], e["object"].metadata.name)
+              for e in watch.Watch().stream(core.list_namespaced_pod, "ns1", timeout_seconds=1,
+                                            resource_version=first["metadata"]["resourceVersion"])]
+    assert events == [("ADDED", "b"), ("MODIFIED", "a")]
+    # Without a version the watch starts with the current state as ADDED events.
+    events = [(e["type"], e["object"].metadata.name)
+              for e in watch.Watch().stream(core.list_namespaced_pod, "ns1", timeout_seconds=1)]
+    assert events == [("ADDED", "a"), ("ADDED", "b")]
+
+
+def test_watch_sends_bookmarks_and_ends_at_timeout(kube: FakeKube, core: client.CoreV1Api) -> None:
+    kube.create(objects.pod("a", "ns1", node="n1"))
+    rv = str(kube.resource_version)
+    watcher = watch.Watch()
+    started = time.monotonic()
+    events = list(watcher.stream(core.list_namespaced_pod, "ns1", resource_version=rv,
+                                 allow_watch_bookmarks=True, timeout_seconds=1))
+    elapsed = time.monotonic() - started
+    assert 0.9 <= elapsed < 10, "the server must end the stream itself after timeoutSeconds"
+    assert len(events) >= 2
+    assert {e["type"] for e in events} == {"BOOKMARK"}
+    assert all(e["raw_object"]["metadata"] == {"resourceVersion": rv} for e in events)
+    assert events[0]["raw_object"]["kind"] == "Pod"
+    assert watcher.resource_version == rv
+    # Without allowWatchBookmarks an idle watch stays silent.
+    assert list(watch.Watch().stream(core.list_namespaced_pod, "ns1", resource_version=rv,
+                                     timeout_seconds=1)) == []
+
+
+def test_watch_from_compacted_version_is_410_expired(kube: FakeKube, core: client.CoreV1Api) -> None:
+    old = core.list_namespaced_pod("ns1").metadata.resource_version
+    kube.create(objects.pod("a", "ns1", node="n1"))
+    kube.compact()
+    # On the wire: HTTP 200, then one ERROR event whose object is a Status 410 Expired.
+    resp = core.list_namespaced_pod("ns1", watch=True, resource_version=old, timeout_seconds=5,
+                                    _preload_content=False)
+    try:
+        assert resp.status == 200
+        lines = [json.loads(line) for line in resp.data.decode().splitlines()]
+    finally:
+        resp.release_conn()
+    assert len(lines) == 1
+    assert lines[0]["type"] == "ERROR"
+    assert {k: lines[0]["object"][k] for k in ("kind", "code", "reason")} == {
+        "kind": "Status", "code": 410, "reason": "Expired"}
+    # The client's Watch turns that into ApiException 410 (with timeout_seconds it does not retry;
+    # without it, it retries once from the same version, gets 410 again and raises the same way).
+    for kwargs in ({"timeout_seconds": 5}, {}):
+        with pytest.raises(client.ApiException) as err:
+            list(watch.Watch().stream(core.list_namespaced_pod, "ns1", resource_version=old, **kwargs))
+        assert err.value.status == 410
+    # The current version still works.
+    current = core.list_namespaced_pod("ns1").metadata.resource_version
+    assert list(watch.Watch().stream(core.list_namespaced_pod, "ns1", resource_version=current,
+                                     timeout_seconds=1)) == []
+
+
+def test_history_is_bounded_per_resource() -> None:
+    with FakeKube(history=3) as small:
+        old = str(small.resource_version)
+        for i in range(5):
+            small.create(objects.pod(f"p{i}", "ns1", node="n1"))
+        with small.api_client() as api, pytest.raises(client.ApiException) as err:
+            list(watch.Watch().stream(client.CoreV1Api(api).list_namespaced_pod, "ns1", resource_version=old,
+                                      timeout_seconds=1))
+        assert err.value.status == 410
+        with small.api_client() as api:
+            # Pod churn does not expire a node watcher's version (one watch cache per resource).
+            assert list(watch.Watch().stream(client.CoreV1Api(api).list_node, resource_version=old,
+                                             timeout_seconds=1)) == []
+
+
+def test_field_selectors(kube: FakeKube, core: client.CoreV1Api) -> None:
+    kube.create(objects.pod("a", "ns1", node="n1"))
+    kube.create(objects.pod("b", "ns1", node="n2"))
+    kube.create(objects.pod("c", "ns2", node="n1", phase="Pending"))
+    kube.create(objects.pod("d", "ns2", node=None, phase="Pending"))
+
+    def names(selector: str) -> list[str]:
+        return _names(core.list_pod_for_all_namespaces(field_selector=selector).items)
+
+    assert names("spec.nodeName=n1") == ["a", "c"]
+    assert names("spec.nodeName==n2") == ["b"]
+    assert names("spec.nodeName!=n1") == ["b", "d"]
+    assert names("spec.nodeName=") == ["d"]
+    assert names("spec.nodeName=n1,metadata.namespace=ns2") == ["c"]
+    assert names("metadata.name=b") == ["b"]
+    assert names("status.phase=Pending,spec.nodeName!=n1") == ["d"]
+    with pytest.raises(client.ApiException) as err:
+        names("spec.bogus=1")
+    assert err.value.status == 400
+    events = [(e["type"], e["object"].metadata.name)
+              for e in watch.Watch().stream(core.list_pod_for_all_namespaces,
+                                            field_selector="spec.nodeName=n2", timeout_seconds=1)]
+    assert events == [("ADDED", "b")]
+
+
+def test_label_selectors_equality_and_set_based(kube: FakeKube, core: client.CoreV1Api) -> None:
+    kube.create(objects.pod("a", "ns1", node="n1", labels={"app": "web", "tier": "front"}))
+    kube.create(objects.pod("b", "ns1", node="n1", labels={"app": "db"}))
+    kube.create(objects.pod("c", "ns1", node="n1", labels={"app": "cache", "tier": "back"}))
+    kube.create(objects.pod("d", "ns1", node="n1"))
+
+    def names(selector: str) -> list[str]:
+        return _names(core.list_namespaced_pod("ns1", label_selector=selector).items)
+
+    assert names("app=web") == ["a"]
+    assert names("app==db") == ["b"]
+    assert names("app!=web") == ["b", "c", "d"]
+    assert names("app in (web, db)") == ["a", "b"]
+    assert names("app notin (web)") == ["b", "c", "d"]
+    assert names("tier") == ["a", "c"]
+    assert names("!tier") == ["b", "d"]
+    assert names("app in (web,cache),tier=back") == ["c"]
+    with pytest.raises(client.ApiException) as err:
+        names("app in ()")
+    assert err.value.status == 400
+
+
+def test_selector_watch_reports_objects_entering_and_leaving(kube: FakeKube, core: client.CoreV1Api) -> None:
+    rv = str(kube.resource_version)
+    pod = kube.create(objects.pod("p", "ns1", node="n1", labels={"app": "other"}))
+    pod["metadata"]["labels"] = {"app": "web"}
+    pod = kube.update(pod)
+    pod["metadata"]["labels"] = {"app": "web", "extra": "1"}
+    pod = kube.update(pod)
+    pod["metadata"]["labels"] = {"app": "other"}
+    left = kube.update(pod)
+    events = [(e["type"], e["raw_object"]["metadata"]["labels"],
+               e["raw_object"]["metadata"]["resourceVersion"])
+              for e in watch.Watch().stream(core.list_namespaced_pod, "ns1", label_selector="app=web",
+                                            resource_version=rv, timeout_seconds=1)]
+    # As the API server's watch cache does: entering is ADDED, leaving is DELETED (previous state,
+    # the event's resourceVersion).
+    assert [(t, labels) for t, labels, _ in events] == [
+        ("ADDED", {"app": "web"}), ("MODIFIED", {"app": "web", "extra": "1"}),
+        ("DELETED", {"app": "web", "extra": "1"})]
+    assert events[-1][2] == left["metadata"]["resourceVersion"]
+
+
+def test_fail_next_answers_status_then_recovers(kube: FakeKube, core: client.CoreV1Api) -> None:
+    kube.create(objects.node("n1"))
+    kube.fail_next(2, status=500, path_contains="/pods")
+    core.list_node()  # does not match path_contains: unaffected
+    for _ in range(2):
+        with pytest.raises(client.ApiException) as err:
+            core.list_pod_for_all_namespaces()
+        assert err.value.status == 500
+        assert json.loads(err.value.body)["reason"] == "InternalError"
+    assert core.list_pod_for_all_namespaces().items == []
+    kube.fail_next(1, status=503)
+    with pytest.raises(client.ApiException) as err:
+        core.list_node()
+    assert err.value.status == 503
+    assert _names(core.list_node().items) == ["n1"]
+
+
+def _watch_in_thread(core: client.CoreV1Api, outcome: dict) -> threading.Thread:
+    def run() -> None:
+        try:
+            for event in watch.Watch().stream(core.list_namespaced_pod, "ns1", resource_version="1000"):
+                outcome.setdefault("events", []).append(event["type"])
+        except Exception as exc:  # the test asserts on what the client raised
+            outcome["error"] = exc
+        else:
+            outcome["error"] = None
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+def test_drop_watches_breaks_open_streams(kube: FakeKube, core: client.CoreV1Api) -> None:
+    outcome: dict = {}
+    thread = _watch_in_thread(core, outcome)
+    try:
+        wait_until(lambda: any(c.verb == "watch" for c in kube.calls), timeout=10, message="watch opened")
+        kube.create(objects.pod("a", "ns1", node="n1"))
+        wait_until(lambda: outcome.get("events"), timeout=10, message="first event delivered")
+        kube.drop_watches()
+    finally:
+        thread.join(timeout=10)
+    assert not thread.is_alive()
+    # No terminating chunk: the client sees a broken connection, not a clean end of stream.
+    assert isinstance(outcome["error"], urllib3.exceptions.ProtocolError)
+    assert outcome["events"] == ["ADDED"]
+    # New requests are served normally afterwards.
+    assert _names(core.list_namespaced_pod("ns1").items) == ["a"]
+
+
+def test_pause_refuses_connections_and_resume_keeps_port_and_objects(
+        kube: FakeKube, core: client.CoreV1Api) -> None:
+    kube.create(objects.pod("a", "ns1", node="n1"))
+    url = kube.url
+    outcome: dict = {}
+    thread = _watch_in_thread(core, outcome)
+    try:
+        wait_until(lambda: any(c.verb == "watch" for c in kube.calls), timeout=10, message="watch opened")
+        kube.pause()
+        thread.join(timeout=10)
+        assert isinstance(outcome["error"], urllib3.exceptions.ProtocolError)
+        with pytest.raises(urllib3.exceptions.MaxRetryError) as err:
+            core.list_namespaced_pod("ns1")
+        assert isinstance(err.value.reason, urllib3.exceptions.NewConnectionError)
+        kube.resume()
+    finally:
+        thread.join(timeout=10)
+    assert kube.url == url
+    assert _names(core.list_namespaced_pod("ns1").items) == ["a"]
+    kube.create(objects.pod("b", "ns1", node="n1"))
+    assert _names(core.list_namespaced_pod("ns1").items) == ["a", "b"]
+
+
+def test_calls_are_recorded_with_kubernetes_verbs(kube: FakeKube, core: client.CoreV1Api) -> None:
+    kube.create(objects.deployment("web", "shop"))
+    kube.reset_calls()
+    with kube.api_client() as api:
+        apps = client.AppsV1Api(api)
+        apps.read_namespaced_deployment("web", "shop")
+        apps.list_replica_set_for_all_namespaces()
+    created = core.create_namespaced_pod("shop", objects.pod("p", "shop", node="n1"))
+    assert created.metadata.resource_version
+    created.metadata.labels = {"x": "y"}
+    core.replace_namespaced_pod("p", "shop", created)
+    core.patch_namespaced_pod("p", "shop", {"metadata": {"labels": {"z": "1"}}})
+    list(watch.Watch().stream(core.list_namespaced_pod, "shop", timeout_seconds=1))
+    core.delete_namespaced_pod("p", "shop")
+    with pytest.raises(client.ApiException):
+        core.read_namespaced_pod("p", "shop")
+    got = [(c.verb, c.group, c.resource, c.namespace, c.name, c.status) for c in kube.calls]
+    assert got == [
+        ("get", "apps", "deployments", "shop", "web", 200),
+        ("list", "apps", "replicasets", None, None, 200),
+        ("create", "", "pods", "shop", None, 201),
+        ("update", "", "pods", "shop", "p", 200),
+        ("patch", "", "pods", "shop", "p", 200),
+        ("watch", "", "pods", "shop", None, 200),
+        ("delete", "", "pods", "shop", "p", 200),
+        ("get", "", "pods", "shop", "p", 404),
+    ]
+    assert all(c.user_agent.startswith("OpenAPI-Generator/") and c.user == "tester" for c in kube.calls)
+    assert kube.get("v1", "Pod", "p", "shop") is None
+
+
+def test_wrong_token_is_unauthorized(kube: FakeKube) -> None:
+    configuration = client.Configuration(host=kube.url, api_key={"authorization": "Bearer nope"})
+    with client.ApiClient(configuration) as api, pytest.raises(client.ApiException) as err:
+        client.CoreV1Api(api).list_node()
+    assert err.value.status == 401
+    with FakeKube(require_auth=True) as strict:
+        with client.ApiClient(client.Configuration(host=strict.url)) as api, \
+                pytest.raises(client.ApiException) as err:
+            client.CoreV1Api(api).list_node()
+        assert err.value.status == 401
+        with strict.api_client() as api:
+            assert client.CoreV1Api(api).list_node().items == []
+
+
+def test_discovery_documents(kube: FakeKube) -> None:
+    with kube.api_client() as api:
+        assert client.VersionApi(api).get_code().git_version.startswith("v1.32")
+        assert client.CoreApi(api).get_api_versions().versions == ["v1"]
+        groups = {g.name: g.preferred_version.version for g in client.ApisApi(api).get_api_versions().groups}
+        assert groups == {"apps": "v1", "discovery.k8s.io": "v1"}
+        core_resources = {r.name: r for r in client.CoreV1Api(api).get_api_resources().resources}
+        assert {name: r.short_names for name, r in core_resources.items()} == {
+            "namespaces": ["ns"], "nodes": ["no"], "pods": ["po"], "endpoints": ["ep"], "services": ["svc"]}
+        assert core_resources["pods"].namespaced and not core_resources["nodes"].namespaced
+        apps = {r.name: r.short_names for r in client.AppsV1Api(api).get_api_resources().resources}
+        assert apps == {"replicasets": ["rs"], "deployments": ["deploy"]}
+        slices = client.DiscoveryV1Api(api).get_api_resources().resources
+        assert [(r.name, r.kind, "watch" in r.verbs) for r in slices] == [
+            ("endpointslices", "EndpointSlice", True)]
+
+
+def test_stop_joins_threads_even_with_open_watch() -> None:
+    before = set(threading.enumerate())
+    fake = FakeKube().start()
+    kubeconfig = fake.kubeconfig
+    outcome: dict = {}
+    try:
+        with fake.api_client() as api:
+            thread = _watch_in_thread(client.CoreV1Api(api), outcome)
+            wait_until(lambda: any(c.verb == "watch" for c in fake.calls), timeout=10, message="watch opened")
+            fake.stop()
+            thread.join(timeout=10)
+    finally:
+        fake.stop()
+    assert isinstance(outcome["error"], urllib3.exceptions.ProtocolError)
+    assert set(threading.enumerate()) <= before
+    assert not kubeconfig.exists()
 
 
 def test_kubectl_get_prints_created_objects(kube: FakeKube, tmp_path) -> None:

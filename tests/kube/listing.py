@@ -76,7 +76,7 @@ def list_body(store: Store, route: Route, query: dict[str, str]) -> dict:
     token = query.get("continue")
     if token:
         rv, start = _decode_continue(token)
-        if rv < store.floor:
+        if rv < store.compacted:
             raise expired("The provided continue parameter is too old to display a consistent list result. "
                           "You can start a new list without the continue parameter.")
         items = [o for o in items if _sort_key(o) > start]

@@ -194,7 +194,7 @@ class Handler(BaseHTTPRequestHandler):
         header = self.headers.get("Authorization")
         if header is None:
             self._user = "system:anonymous"
-            return path in _PUBLIC_PATHS or not self.state.require_auth
+            return path.rstrip("/") in _PUBLIC_PATHS or not self.state.require_auth
         self._user = "tester"
         return header == f"Bearer {self.state.token}"
 
@@ -202,12 +202,12 @@ class Handler(BaseHTTPRequestHandler):
         if method != "GET":
             self.send_status(405, f"{method} is not allowed on {path}")
             return
-        if path in ("/healthz", "/livez", "/readyz"):
+        if path.rstrip("/") in ("/healthz", "/livez", "/readyz"):
             self.send_text(200, "ok")
             return
         parts = [p for p in path.split("/") if p]
         body: dict | None = None
-        if path == "/version":
+        if parts == ["version"]:  # the Python client asks for /version/
             body = resources.SERVER_VERSION
         elif parts == ["api"]:
             body = resources.api_versions(f"{self.server.server_address[0]}:{self.server.server_address[1]}")

@@ -88,9 +88,13 @@ class Store:
         self.cond = threading.Condition()
         self._objects: dict[tuple[Resource, str, str], dict] = {}
         self._rv = FIRST_RESOURCE_VERSION
-        self._events: deque[Event] = deque(maxlen=history)
-        # Watches may resume from any version >= floor; older ones get 410 Expired.
-        self._floor = FIRST_RESOURCE_VERSION
+        self._history = history
+        # One bounded history per resource, like the API server's per-resource watch cache: a
+        # burst of pod events does not expire an endpoints watcher's resourceVersion.
+        self._events: dict[Resource, deque[Event]] = {}
+        self._floors: dict[Resource, int] = {}
+        # Versions older than the last compact() are gone for every resource (etcd compaction).
+        self._compacted = FIRST_RESOURCE_VERSION
 
     @property
     def resource_version(self) -> int:
@@ -98,9 +102,15 @@ class Store:
             return self._rv
 
     @property
-    def floor(self) -> int:
+    def compacted(self) -> int:
+        """The version of the last compaction: continue tokens and watches from before it get 410."""
         with self.cond:
-            return self._floor
+            return self._compacted
+
+    def floor(self, resource: Resource) -> int:
+        """The oldest version a watch on `resource` may resume from."""
+        with self.cond:
+            return max(self._compacted, self._floors.get(resource, FIRST_RESOURCE_VERSION))
 
     @staticmethod
     def _key(resource: Resource, namespace: str | None, name: str) -> tuple[Resource, str, str]:
@@ -108,9 +118,10 @@ class Store:
 
     def _record(self, event_type: str, resource: Resource, obj: dict, prev: dict | None) -> None:
         """Append an event (caller holds cond and has bumped _rv) and wake every watcher."""
-        if len(self._events) == self._events.maxlen:
-            self._floor = self._events[0].rv
-        self._events.append(Event(self._rv, event_type, resource, copy.deepcopy(obj), prev))
+        history = self._events.setdefault(resource, deque(maxlen=self._history))
+        if len(history) == history.maxlen:
+            self._floors[resource] = history[0].rv
+        history.append(Event(self._rv, event_type, resource, copy.deepcopy(obj), prev))
         self.cond.notify_all()
 
     def create(self, obj: dict) -> dict:
@@ -204,14 +215,15 @@ class Store:
 
     def events_after(self, resource: Resource, rv: int) -> list[Event]:
         """Events of one resource newer than rv; caller holds cond. 410 if rv was compacted away."""
-        if rv < self._floor:
-            raise expired(f"too old resource version: {rv} ({self._floor})")
-        return [e for e in self._events if e.rv > rv and e.resource == resource]
+        floor = self.floor(resource)
+        if rv < floor:
+            raise expired(f"too old resource version: {rv} ({floor})")
+        return [e for e in self._events.get(resource, ()) if e.rv > rv]
 
     def compact(self) -> int:
         """Forget the whole history: resuming from any version older than now gets 410."""
         with self.cond:
             self._events.clear()
-            self._floor = self._rv
+            self._compacted = self._rv
             self.cond.notify_all()
             return self._rv

@@ -18,6 +18,7 @@ from tests.kube.listing import matcher
 from tests.kube.store import Event, StatusError
 
 if TYPE_CHECKING:
+    from tests.kube.resources import Resource
     from tests.kube.server import Handler, Route
 
 _watch_ids = itertools.count(1)
@@ -34,6 +35,14 @@ def convert(event: Event, matches: Callable[[dict], bool]) -> dict | None:
         gone = {**event.prev, "metadata": {**event.prev["metadata"], "resourceVersion": str(event.rv)}}
         return {"type": "DELETED", "object": gone}
     return None
+
+
+def _bookmark(res: Resource, rv: int, annotations: dict[str, str] | None = None) -> dict:
+    """A BOOKMARK event: an object of the watched kind carrying only metadata.resourceVersion."""
+    meta: dict = {"resourceVersion": str(rv)}
+    if annotations:
+        meta["annotations"] = annotations
+    return {"type": "BOOKMARK", "object": {"kind": res.kind, "apiVersion": res.api_version, "metadata": meta}}
 
 
 class _Stream:
@@ -60,6 +69,7 @@ class _Stream:
 
 
 def _parse_params(query: dict[str, str]) -> tuple[int | None, float | None, bool]:
+    """resourceVersion (None = start from the current state), timeoutSeconds, allowWatchBookmarks."""
     raw_rv = query.get("resourceVersion") or ""
     raw_timeout = query.get("timeoutSeconds") or ""
     try:
@@ -75,6 +85,9 @@ def serve_watch(handler: Handler, route: Route) -> None:
     state, store = handler.state, handler.state.store
     matches = matcher(route, handler.query)
     start_rv, timeout, bookmarks = _parse_params(handler.query)
+    initial_events = handler.query.get("sendInitialEvents") in ("1", "true")
+    if initial_events and not bookmarks:
+        raise StatusError(422, "Invalid", "sendInitialEvents requires allowWatchBookmarks=true")
     res = route.resource
     now = time.monotonic()
     deadline = now + timeout if timeout else None
@@ -85,10 +98,13 @@ def serve_watch(handler: Handler, route: Route) -> None:
     with cond:
         epoch = state.drop_epoch
         state.watches[watch_id] = epoch
-        if start_rv is None:
-            # No version: the current state as synthetic ADDED events, then changes from here on.
+        if start_rv is None or initial_events:
+            # The current state as synthetic ADDED events, then changes from here on.
             items, cursor = store.list(res, route.namespace)
             pending = [{"type": "ADDED", "object": o} for o in items if matches(o)]
+            if initial_events:
+                # Watch-list (sendInitialEvents): a bookmark marks the end of the initial state.
+                pending.append(_bookmark(res, cursor, {"k8s.io/initial-events-end": "true"}))
         else:
             cursor = start_rv
     stream = _Stream(handler)
@@ -122,9 +138,7 @@ def serve_watch(handler: Handler, route: Route) -> None:
                         break
                     if bookmarks and now >= next_bookmark:
                         next_bookmark = now + state.bookmark_interval
-                        pending = [{"type": "BOOKMARK", "object": {
-                            "kind": res.kind, "apiVersion": res.api_version,
-                            "metadata": {"resourceVersion": str(cursor)}}}]
+                        pending = [_bookmark(res, cursor)]
                         break
                     waits = [t - now for t in (deadline, next_bookmark if bookmarks else None) if t]
                     cond.wait(timeout=min(waits) if waits else None)
