@@ -7,6 +7,7 @@ import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from exporter.host import DEFAULT_EXCLUDED_INTERFACES  # one list, owned by the reader that applies it
 from k8smon_common.config import (
     HostPort,
     load_settings,
@@ -20,27 +21,6 @@ from k8smon_common.config import (
 
 PROG = "k8smon-exporter"
 DESCRIPTION = "Samples this node and its pods every --interval seconds and serves Prometheus metrics."
-
-# Container-side and overlay interfaces whose traffic is already counted on a physical interface.
-DEFAULT_EXCLUDED_INTERFACES: tuple[str, ...] = (
-    "lo",
-    "veth*",
-    "cali*",
-    "flannel*",
-    "cni*",
-    "docker*",
-    "cilium_*",
-    "lxc*",
-    "vxlan*",
-    "tunl*",
-    "weave*",
-    "kube-ipvs*",
-    "br-*",
-    "virbr*",
-    "genev_sys_*",
-    "nodelocaldns",
-)
-
 
 def _parse_node_name(text: str) -> str:
     name = text.strip()
