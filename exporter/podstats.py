@@ -85,7 +85,7 @@ class PodStatsReader:
     def _cpu_seconds(self, cg: PodCgroup) -> float | None:
         text = _read_optional(cg, "unified", "cpu.stat")
         if text is not None:
-            return _flat_keyed(text)["usage_usec"] / 1e6
+            return stat_value(text, "usage_usec") / 1e6
         text = _read_optional(cg, "cpuacct", "cpuacct.usage")
         return int(text) / 1e9 if text is not None else None
 
@@ -101,7 +101,7 @@ class PodStatsReader:
             stat = _read_optional(cg, "memory", "memory.stat")
             inactive_key = "total_inactive_file"
         usage = int(current)
-        inactive = _flat_keyed(stat)[inactive_key] if stat is not None else 0
+        inactive = stat_value(stat, inactive_key) if stat is not None else 0
         return usage, max(0, usage - inactive)
 
     def _disk(self, cg: PodCgroup) -> DiskCounters | None:
@@ -125,8 +125,7 @@ class PodStatsReader:
             try:
                 if host.same_as(base):
                     return None, True
-                with open(os.path.join(base, "net", "dev"), encoding="ascii") as f:
-                    text = f.read()
+                text = read_text(os.path.join(base, "net", "dev"))
             except (FileNotFoundError, ProcessLookupError):
                 continue  # that process exited; any other process of the pod shares its namespace
             except _HostNetnsUnknown as exc:
@@ -182,22 +181,38 @@ def _read_optional(cg: PodCgroup, key: str, name: str) -> str | None:
     if directory is None:
         return None
     try:
-        with open(os.path.join(directory, name), encoding="ascii") as f:
-            return f.read()
+        return read_text(os.path.join(directory, name))
     except FileNotFoundError as exc:
         if not os.path.isdir(directory):
             raise PodVanished(f"{directory} is gone") from exc
         return None
 
 
-def _flat_keyed(text: str) -> dict[str, int]:
-    """`key value` lines (cpu.stat, memory.stat) -> dict."""
-    out: dict[str, int] = {}
-    for line in text.splitlines():
-        key, _, value = line.partition(" ")
-        if value:
-            out[key] = int(value)
-    return out
+def read_text(path: str) -> str:
+    """Whole small file via os.open/os.read: a third of the cost of open() with a text wrapper, which
+    matters at ~7 files per pod and 110 pods per cycle."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        chunks = []
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+    return b"".join(chunks).decode("ascii")
+
+
+def stat_value(text: str, key: str) -> int:
+    """The value of `key` in `key value` lines (cpu.stat, memory.stat); KeyError when absent.
+
+    Looks the one key up instead of parsing all ~40 lines of memory.stat; matches at line starts only,
+    so `inactive_file` never finds `total_inactive_file`.
+    """
+    needle = key + " "
+    start = 0 if text.startswith(needle) else text.find("\n" + needle) + 1
+    if start == 0 and not text.startswith(needle):
+        raise KeyError(key)
+    end = text.find("\n", start)
+    return int(text[start + len(needle):end if end >= 0 else None])
 
 
 def parse_io_stat(text: str) -> DiskCounters:
@@ -239,8 +254,7 @@ def _pod_pids(cg: PodCgroup) -> Iterator[int]:
         deeper: list[str] = []
         for d in level:
             try:
-                with open(os.path.join(d, "cgroup.procs"), encoding="ascii") as f:
-                    pids = f.read().split()
+                pids = read_text(os.path.join(d, "cgroup.procs")).split()
                 with os.scandir(d) as entries:
                     deeper.extend(e.path for e in entries
                                   if e.is_dir(follow_symlinks=False) and "conmon" not in e.name)

@@ -10,7 +10,7 @@ import pytest
 
 from exporter.cgroups import PodCgroupFinder
 from exporter.model import DiskCounters, NetCounters, PodCgroup, PodUsage
-from exporter.podstats import PodStatsReader, parse_blkio, parse_io_stat
+from exporter.podstats import PodStatsReader, parse_blkio, parse_io_stat, stat_value
 from tests.support.cgroups import RecordingErrors, copy_node_tree
 
 A_G = "1f3a9c2e-5b7d-4e21-9a0b-6c8d7e5f4a31"
@@ -184,3 +184,10 @@ def test_parsers() -> None:
     assert parse_blkio("8:0 Read 1\n8:0 Write 2\n8:0 Total 3\n8:16 Read 4\nTotal 7\n") == DiskCounters(5, 2)
     with pytest.raises(ValueError):
         parse_io_stat("8:0 rbytes=x\n")
+    stat = "total_inactive_file 7\ninactive_file 5\nfile 9"
+    assert (stat_value(stat, "inactive_file"), stat_value(stat, "total_inactive_file")) == (5, 7)
+    assert stat_value(stat, "file") == 9  # last line without newline
+    with pytest.raises(KeyError):
+        stat_value(stat, "active_file")
+    with pytest.raises(KeyError):
+        stat_value("", "usage_usec")
