@@ -20,6 +20,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -90,7 +91,7 @@ def make_node(root: Path, pods: int) -> None:
     write(cg / "system.slice/containerd.service/cgroup.procs", "300\n")
     for i in range(pods):
         qos = QOS[i % 3]
-        uid = f"{i:08x}-0000-4000-8000-{i:012x}"
+        uid = pod_uid(i)
         slug = uid.replace("-", "_")
         base = cg / "kubepods.slice"
         pod_dir = (base / f"kubepods-pod{slug}.slice" if qos == "guaranteed"
@@ -111,6 +112,10 @@ def make_node(root: Path, pods: int) -> None:
             write(root / f"proc/{pid}/net/dev", net_dev({"lo": (5, 5), "eth0": (i * 1000, i * 500)}))
             (root / f"proc/{pid}/ns").mkdir(parents=True)
             os.symlink(f"net:[{4026532000 + i}]", root / f"proc/{pid}/ns/net")
+
+
+def pod_uid(i: int) -> str:
+    return f"{i:08x}-0000-4000-8000-{i:012x}"
 
 
 def exporter_args(root: Path, *, interval: float) -> list[str]:
@@ -193,10 +198,29 @@ def stop(proc: subprocess.Popen) -> int:
     return proc.wait(10)
 
 
-def measure_exporter(root: Path, scrapes: int) -> tuple[Served, int]:
+def fake_api(pods: int) -> Any:
+    """A started FakeKube (the tests' fake API server) naming every synthetic pod, or None."""
+    try:
+        from tests.kube import FakeKube, objects
+    except ImportError:
+        print("  tests.kube not importable: exporter runs standalone (pods labelled by uid)")
+        return None
+    kube = FakeKube().start()
+    deploy = kube.create(objects.deployment("web", "shop"))
+    rs = kube.create(objects.replicaset("web-5d4f8", "shop", deployment=deploy))
+    for i in range(pods):
+        containers = [objects.container("app", requests={"cpu": "100m", "memory": "64Mi"},
+                                        limits={"cpu": "500m", "memory": "256Mi"})]
+        kube.create(objects.pod(f"web-5d4f8-{i:05d}", "shop", node="bench", uid=pod_uid(i), owner=rs,
+                                containers=containers))
+    return kube
+
+
+def measure_exporter(root: Path, scrapes: int, kubeconfig: str = "") -> tuple[Served, int]:
     """Run `python -m exporter` over the tree; (scrape figures, exit code after SIGTERM)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("K8SMON_")}
-    proc = subprocess.Popen([sys.executable, "-m", "exporter", *exporter_args(root, interval=1.0)], cwd=REPO,
+    args = exporter_args(root, interval=1.0) + (["--kubeconfig", kubeconfig] if kubeconfig else [])
+    proc = subprocess.Popen([sys.executable, "-m", "exporter", *args], cwd=REPO,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         assert proc.stdout is not None
@@ -205,6 +229,14 @@ def measure_exporter(root: Path, scrapes: int) -> tuple[Served, int]:
             raise RuntimeError(f"exporter did not start: {line!r}")
         url = line.split("listening on ", 1)[1].strip()
         wait_for(f"{url}/healthz", 30)
+        if kubeconfig:  # wait until the index has named the pods, so labels are full-size
+            deadline = time.monotonic() + 30
+            while 'k8smon_exporter_kube_connected{node="bench"} 1.0' not in requests.get(
+                    f"{url}/metrics", timeout=10).text:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("exporter never connected to the fake API")
+                time.sleep(0.1)
+            time.sleep(1.2)  # one more sampling cycle, now with names
         served = scrape(f"{url}/metrics", proc.pid, scrapes)
     finally:
         code = stop(proc)
@@ -245,6 +277,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--iterations", type=int, default=30, help="sampling cycles measured")
     parser.add_argument("--scrapes", type=int, default=50, help="/metrics requests per server")
     parser.add_argument("--no-node-exporter", action="store_true")
+    parser.add_argument("--standalone", action="store_true",
+                        help="no fake API server: pods labelled by uid (default: named by FakeKube)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="k8smon-bench-") as tmp:
         root = Path(tmp)
@@ -253,7 +287,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"sampling cycle ({seen} pods, {args.iterations} cycles): "
               f"CPU median {ms(statistics.median(cpu))}, max {ms(max(cpu))}; "
               f"wall median {ms(statistics.median(wall))}")
-        ours, code = measure_exporter(root, args.scrapes)
+        kube = None if args.standalone else fake_api(args.pods)
+        try:
+            ours, code = measure_exporter(root, args.scrapes, str(kube.kubeconfig) if kube else "")
+        finally:
+            if kube is not None:
+                kube.stop()
+        print(f"exporter mode: {'named by a fake API server' if kube else 'standalone (labelled by uid)'}")
         theirs = None if args.no_node_exporter else measure_node_exporter(args.scrapes)
     rows = [("k8smon-exporter", ours)] + ([("node_exporter", theirs)] if theirs else [])
     print(f"{'server':<16} {'/metrics median':>16} {'p90':>10} {'size':>10} {'gzip':>9} {'RSS':>9} "
