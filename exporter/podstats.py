@@ -6,7 +6,9 @@ Which file each figure comes from (the first that exists in the pod's cgroup dir
 - Memory: v2 `memory.current` and `memory.stat` inactive_file, else v1 `memory.usage_in_bytes` and
   `memory.stat` total_inactive_file; working set = max(0, usage - inactive_file) as kubelet defines it.
 - Disk: v2 `io.stat` rbytes/wbytes summed over devices, else v1 blkio (throttle recursive, then the CFQ
-  recursive file, then throttle non-recursive), `Read`/`Write` lines summed.
+  recursive file, then throttle non-recursive), `Read`/`Write` lines summed. Caveat seen on kernel 6.18:
+  the v1 blkio.throttle.* counters stay 0 for a device until some cgroup has a throttle rule on it
+  (then every cgroup is counted), so v1 nodes without blkio limits may report 0 pod disk bytes.
 - Network: `<proc>/<pid>/net/dev` (minus `lo`) of one process of the pod; if that process shares the
   host's network namespace (`<proc>/<pid>/ns/net` and `<proc>/1/ns/net` link to the same
   `net:[inode]`, or where pid 1's link is not readable, the two `net/dev` files are the same procfs
