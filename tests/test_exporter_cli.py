@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.config import load
 from exporter.service import ExporterService
-from tests.support import require, wait_until
+from tests.support import require, require_tool, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 NODE_A = ROOT / "tests" / "fixtures" / "nodes" / "node-a"
@@ -96,6 +96,11 @@ def test_cli_process_serves_metrics_and_exits_0_on_sigterm() -> None:
         url = line.split("listening on ", 1)[1].strip()
         wait_until(lambda: healthy(url), timeout=20, message="/healthz turns 200")
         families = scrape(url)
+        with requests.get(f"{url}/metrics", headers=CLOSE, timeout=10) as resp:
+            body = resp.content
+        check = subprocess.run([require_tool("promtool"), "check", "metrics"], input=body,
+                               capture_output=True, timeout=60, check=False)
+        assert check.returncode == 0 and not check.stdout.strip() and not check.stderr.strip(), check
         assert families["k8smon_exporter_pods_tracked"].samples[0].value >= 3
         assert "k8smon_node_cpu_capacity_cores" in families
         proc.send_signal(signal.SIGTERM)
@@ -124,3 +129,15 @@ def test_cli_exits_0_on_sigint_before_any_scrape(sig: signal.Signals) -> None:
             proc.kill()
             proc.wait(10)
         proc.stdout.close()
+
+
+def test_cli_listen_address_in_use_is_a_clear_error() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        args = [a if a != "127.0.0.1:0" else f"127.0.0.1:{port}" for a in fixture_args()]
+        proc = subprocess.run([sys.executable, "-m", "exporter", *args], cwd=ROOT, capture_output=True,
+                              text=True, timeout=60, check=False)
+    assert proc.returncode == 1
+    assert "cannot start" in proc.stderr and "in use" in proc.stderr.lower(), proc.stderr
