@@ -369,6 +369,15 @@ def test_discovery_documents(kube: FakeKube) -> None:
             ("endpointslices", "EndpointSlice", True)]
 
 
+def test_server_notices_a_watch_client_hanging_up(kube: FakeKube, core: client.CoreV1Api) -> None:
+    kube.create(objects.pod("a", "ns1", node="n1"))
+    for event in watch.Watch().stream(core.list_namespaced_pod, "ns1"):
+        assert kube.open_watches == 1
+        assert event["type"] == "ADDED"
+        break  # closes the response: the client hangs up while the server has nothing to send
+    wait_until(lambda: kube.open_watches == 0, timeout=10, message="server-side watch ended after hang-up")
+
+
 def test_stop_joins_threads_even_with_open_watch() -> None:
     before = set(threading.enumerate())
     fake = FakeKube().start()
@@ -407,6 +416,15 @@ def test_kubectl_get_prints_created_objects(kube: FakeKube, tmp_path) -> None:
         assert expected in out
     assert "web" in run("get", "deployments", "-A")
     assert _names_json(run("get", "pods", "-A", "-o", "json")) == ["web-1-x"]
+    # Short names come from the discovery documents.
+    out = run("get", "po,rs,deploy,ns,no,svc,ep", "-A")
+    for expected in ("pod/web-1-x", "replicaset.apps/web-1", "deployment.apps/web", "node/node-a"):
+        assert expected in out
+    assert "web-1-x" in run("get", "pod", "web-1-x", "-n", "shop")
+    # kubectl asked for aggregated discovery first and fell back to the legacy documents we serve.
+    kubectl_paths = {c.path.split("?")[0] for c in kube.calls if c.user_agent.startswith("kubectl/")}
+    assert {"/api", "/apis", "/api/v1", "/apis/apps/v1"} <= kubectl_paths
+    assert all(c.status == 200 for c in kube.calls if c.user_agent.startswith("kubectl/"))
 
 
 def _names_json(text: str) -> list[str]:

@@ -151,6 +151,12 @@ class FakeKube:
         """The current global resourceVersion."""
         return self.state.store.resource_version
 
+    @property
+    def open_watches(self) -> int:
+        """How many watch streams are open right now (e.g. to wait until a component is watching)."""
+        with self.state.store.cond:
+            return len(self.state.watches)
+
     # --- faults -------------------------------------------------------------------------------------
 
     def drop_watches(self) -> None:

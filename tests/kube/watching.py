@@ -80,80 +80,110 @@ def _parse_params(query: dict[str, str]) -> tuple[int | None, float | None, bool
     return rv, timeout, query.get("allowWatchBookmarks") in ("1", "true")
 
 
-def serve_watch(handler: Handler, route: Route) -> None:
-    """Stream events for one watch request until timeout, drop, server stop or client hang-up."""
-    state, store = handler.state, handler.state.store
-    matches = matcher(route, handler.query)
-    start_rv, timeout, bookmarks = _parse_params(handler.query)
-    initial_events = handler.query.get("sendInitialEvents") in ("1", "true")
-    if initial_events and not bookmarks:
-        raise StatusError(422, "Invalid", "sendInitialEvents requires allowWatchBookmarks=true")
-    res = route.resource
-    now = time.monotonic()
-    deadline = now + timeout if timeout else None
-    next_bookmark = now + state.bookmark_interval
-    watch_id = next(_watch_ids)
-    cond = store.cond
-    pending: list[dict] = []
-    with cond:
-        epoch = state.drop_epoch
-        state.watches[watch_id] = epoch
-        if start_rv is None or initial_events:
-            # The current state as synthetic ADDED events, then changes from here on.
-            items, cursor = store.list(res, route.namespace)
-            pending = [{"type": "ADDED", "object": o} for o in items if matches(o)]
-            if initial_events:
-                # Watch-list (sendInitialEvents): a bookmark marks the end of the initial state.
-                pending.append(_bookmark(res, cursor, {"k8s.io/initial-events-end": "true"}))
-        else:
-            cursor = start_rv
-    stream = _Stream(handler)
-    abrupt = False
+_HANGUP_CHECK_S = 0.5  # how often an idle stream checks whether its client hung up
+
+
+def _client_gone(conn: socket.socket) -> bool:
+    """True when the peer closed the connection (a watch client never sends more on it)."""
     try:
-        stream.start()
-        finished = False
-        while not finished:
-            for event in pending:
-                stream.send(event)
-            handler.wfile.flush()
-            pending = []
-            with cond:
-                while True:
-                    if state.closing or state.drop_epoch != epoch:
-                        abrupt = finished = True
-                        break
-                    try:
-                        events = store.events_after(res, cursor)
-                    except StatusError as err:
-                        pending, finished = [{"type": "ERROR", "object": err.status()}], True
-                        break
-                    # No event of this resource is missing up to the current version.
-                    cursor = store.resource_version
-                    pending = [c for c in (convert(e, matches) for e in events) if c]
-                    if pending:
-                        break
-                    now = time.monotonic()
-                    if deadline is not None and now >= deadline:
-                        finished = True
-                        break
-                    if bookmarks and now >= next_bookmark:
-                        next_bookmark = now + state.bookmark_interval
-                        pending = [_bookmark(res, cursor)]
-                        break
-                    waits = [t - now for t in (deadline, next_bookmark if bookmarks else None) if t]
-                    cond.wait(timeout=min(waits) if waits else None)
-        if abrupt:
-            # Vanish mid-stream: no terminating chunk, so the client sees a broken connection.
-            handler.close_connection = True
-            handler.connection.shutdown(socket.SHUT_RDWR)
-        else:
-            for event in pending:
-                stream.send(event)
-            stream.end()
-            handler.wfile.flush()
+        return conn.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except BlockingIOError:
+        return False
     except OSError:
-        handler.close_connection = True  # the client went away; nothing to answer
-    finally:
+        return True
+
+
+class WatchSession:
+    """One watch request: the initial events, then changes until it ends one of four ways."""
+
+    def __init__(self, handler: Handler, route: Route) -> None:
+        self.handler = handler
+        self.state = handler.state
+        self.store = handler.state.store
+        self.resource = route.resource
+        self.namespace = route.namespace
+        self.matches = matcher(route, handler.query)
+        self.start_rv, timeout, self.bookmarks = _parse_params(handler.query)
+        self.initial_events = handler.query.get("sendInitialEvents") in ("1", "true")
+        if self.initial_events and not self.bookmarks:
+            raise StatusError(422, "Invalid", "sendInitialEvents requires allowWatchBookmarks=true")
+        now = time.monotonic()
+        self.deadline = now + timeout if timeout else None
+        self.next_bookmark = now + self.state.bookmark_interval
+        self.cursor = 0
+        self.epoch = 0
+
+    def _initial(self) -> list[dict]:
+        """Events before any change (caller holds cond): the current state unless resuming."""
+        if self.start_rv is not None and not self.initial_events:
+            self.cursor = self.start_rv
+            return []
+        items, self.cursor = self.store.list(self.resource, self.namespace)
+        pending = [{"type": "ADDED", "object": o} for o in items if self.matches(o)]
+        if self.initial_events:
+            # Watch-list (sendInitialEvents): a bookmark marks the end of the initial state.
+            pending.append(_bookmark(self.resource, self.cursor, {"k8s.io/initial-events-end": "true"}))
+        return pending
+
+    def _next(self) -> tuple[list[dict], str]:
+        """Block (caller holds cond) until events are due; the outcome is more, end or drop."""
+        cond = self.store.cond
+        while True:
+            if self.state.closing or self.state.drop_epoch != self.epoch:
+                return [], "drop"
+            try:
+                events = self.store.events_after(self.resource, self.cursor)
+            except StatusError as err:
+                return [{"type": "ERROR", "object": err.status()}], "end"
+            # Holding cond, every event of this resource up to the current version has been seen.
+            self.cursor = self.store.resource_version
+            pending = [c for c in (convert(e, self.matches) for e in events) if c]
+            if pending:
+                return pending, "more"
+            now = time.monotonic()
+            if self.deadline is not None and now >= self.deadline:
+                return [], "end"
+            if self.bookmarks and now >= self.next_bookmark:
+                self.next_bookmark = now + self.state.bookmark_interval
+                return [_bookmark(self.resource, self.cursor)], "more"
+            if _client_gone(self.handler.connection):
+                return [], "drop"
+            waits = [_HANGUP_CHECK_S] + [t - now for t in (self.deadline, self.next_bookmark) if t]
+            cond.wait(timeout=min(waits))
+
+    def run(self) -> None:
+        """Stream until timeout, drop, server stop or client hang-up."""
+        handler, cond, state = self.handler, self.store.cond, self.state
+        watch_id = next(_watch_ids)
         with cond:
-            state.watches.pop(watch_id, None)
-            cond.notify_all()
+            self.epoch = state.drop_epoch
+            state.watches[watch_id] = self.epoch
+            pending = self._initial()
+        stream = _Stream(handler)
+        try:
+            stream.start()
+            outcome = "more"
+            while outcome == "more":
+                for event in pending:
+                    stream.send(event)
+                with cond:
+                    pending, outcome = self._next()
+            if outcome == "drop":
+                # Vanish mid-stream: no terminating chunk, so the client sees a broken connection.
+                handler.close_connection = True
+                handler.connection.shutdown(socket.SHUT_RDWR)
+            else:
+                for event in pending:
+                    stream.send(event)
+                stream.end()
+        except OSError:
+            handler.close_connection = True  # the client went away; nothing to answer
+        finally:
+            with cond:
+                state.watches.pop(watch_id, None)
+                cond.notify_all()
+
+
+def serve_watch(handler: Handler, route: Route) -> None:
+    """Answer a watch request (parameter errors are raised before the stream starts)."""
+    WatchSession(handler, route).run()
