@@ -84,12 +84,18 @@ class _Group:
 
 
 def _finite(values: dict[str, float]) -> dict[str, float]:
-    """Drop NaN/Inf and non-numbers (an exporter may expose NaN; it is "unknown", not a value)."""
-    return {
-        k: float(v)
+    """Drop NaN/Inf and non-numbers (an exporter may expose NaN; it is "unknown", not a value).
+
+    The reading's own dict is kept when every value is fine (the usual case), saving a copy per pod.
+    """
+    bad = [
+        k
         for k, v in values.items()
-        if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
-    }
+        if not isinstance(v, int | float) or isinstance(v, bool) or not math.isfinite(v)
+    ]
+    if not bad:
+        return values
+    return {k: float(v) for k, v in values.items() if k not in bad}
 
 
 class Store:
