@@ -186,8 +186,9 @@ def test_direct_io_writes_are_counted(kubelet: FakeKubelet, tmp_path: Path) -> N
     dev = _whole_disk_of(tmp_path)
     pod = kubelet.create_pod("besteffort")
     # Finding on this kernel (6.18, v1 blkio): the blkio.throttle.io_service_bytes* files stay at 0
-    # unless throttling is configured on the cgroup; a rule far above any real rate turns accounting on
-    # without limiting anything. Real v1 nodes without blkio limits may therefore report 0 disk bytes.
+    # until some cgroup has a throttle rule on the device (then all cgroups are counted); a rule far
+    # above any real rate turns accounting on without limiting anything. Real v1 nodes without blkio
+    # limits may therefore report 0 pod disk bytes (documented in exporter/podstats.py).
     blkio = pod.dirs["blkio"]
     for knob in ("blkio.throttle.read_bps_device", "blkio.throttle.write_bps_device"):
         with open(os.path.join(blkio, knob), "w", encoding="ascii") as f:
