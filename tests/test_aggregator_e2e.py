@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections import defaultdict
 from collections.abc import Iterator
@@ -151,6 +152,15 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
                 c.garbage.server_close()
 
 
+def ready(cluster: Cluster) -> bool:
+    try:
+        return bool(get(cluster.url + "/readyz")["status"] == "ready")
+    except urllib.error.HTTPError as err:
+        assert err.code == 503
+        err.close()
+        return False
+
+
 def exporter_samples(cluster: Cluster, host: str) -> list[Any]:
     with urllib.request.urlopen(f"http://{host}:{cluster.port}/metrics", timeout=5) as resp:
         return parse_reference(resp.read().decode())
@@ -164,8 +174,7 @@ def test_every_node_pod_namespace_and_deployment_with_correct_sums(cluster: Clus
     def all_in() -> bool:
         nodes = {n["node_name"] for n in get(cluster.url + "/api/nodes")["nodes"]}
         pods = get(cluster.url + "/api/pods")["pods"]
-        ready = get(cluster.url + "/readyz")["status"] == "ready"
-        return ready and nodes == set(HOSTS) and len(pods) == total_pods
+        return ready(cluster) and nodes == set(HOSTS) and len(pods) == total_pods
 
     wait_until(all_in, timeout=30, message="every node and pod in the JSON API")
     # Expected figures straight from the exporters' own /metrics.
