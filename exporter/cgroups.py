@@ -39,6 +39,7 @@ _QOS = re.compile(r"^(?:(?:[\w.-]+-)?kubepods-)?(burstable|besteffort)(?:\.slice
 _POD_SYSTEMD = re.compile(r"^(?:[\w.-]+-)?kubepods(?:-burstable|-besteffort)?-pod([0-9a-fA-F_]{8,})\.slice$")
 _POD_CGROUPFS = re.compile(r"^pod([0-9a-fA-F-]{8,})$")
 _SEARCH_DEPTH = 4  # root/system.slice/docker-<id>.scope/kubelet.slice/kubelet-kubepods.slice
+_EMPTY_RESCAN_SECONDS = 5.0
 _SEARCH_BUDGET = 5000  # directories listed per hierarchy per search, whatever the node's cgroup count
 
 
@@ -65,7 +66,10 @@ class PodCgroupFinder:
     def find(self) -> list[PodCgroup]:
         """Every pod cgroup found now, sorted by uid; never raises (failures go to the error sink)."""
         now = self._clock()
-        if not self._kubepods or self._scanned_at is None or now - self._scanned_at >= self._rescan_seconds:
+        # Nothing found yet (kubelet not started, or not a node): search again soon, but not every cycle,
+        # since on a big non-Kubernetes host the bounded search is the costly part.
+        every = self._rescan_seconds if self._kubepods else min(self._rescan_seconds, _EMPTY_RESCAN_SECONDS)
+        if self._scanned_at is None or now - self._scanned_at >= every:
             self._scan()
             self._scanned_at = now
         pods: dict[str, _Found] = {}

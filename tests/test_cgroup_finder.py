@@ -138,3 +138,16 @@ def test_missing_root_reports_and_returns_empty(tmp_path: Path) -> None:
     errors = RecordingErrors()
     assert PodCgroupFinder(cgroup_root=str(tmp_path / "absent"), errors=errors).find() == []
     assert errors.sources() == ["cgroup"]
+
+
+def test_a_node_without_kubepods_yet_is_searched_again_after_a_few_seconds(tmp_path: Path) -> None:
+    root = tmp_path / "cgroup"
+    root.mkdir()
+    (root / "cgroup.controllers").write_text("cpu memory\n")
+    clock = FakeClock()
+    finder = PodCgroupFinder(cgroup_root=str(root), clock=clock, rescan_seconds=60)
+    assert finder.find() == []
+    (root / "kubepods/podabcdef01-0000-4111-8222-333344445555").mkdir(parents=True)  # kubelet started
+    assert finder.find() == []  # not searched again every cycle
+    clock.now += 5
+    assert [p.uid for p in finder.find()] == ["abcdef01-0000-4111-8222-333344445555"]
