@@ -18,7 +18,16 @@ import pytest
 from aggregator.config import AggregatorSettings
 from exporter.config import ExporterSettings
 from k8smon_common.config import ENV_PREFIX, env_name
-from tests.support.deploy import DEPLOY, Obj, container_port, containers, find, pod_spec, render
+from tests.support.deploy import (
+    DEPLOY,
+    Obj,
+    container_port,
+    containers,
+    find,
+    literal_env,
+    pod_spec,
+    render,
+)
 
 NAMESPACE = "k8s-monitor"
 EXPORTER = "k8s-monitor-exporter"
@@ -107,7 +116,7 @@ def test_ports_agree_with_component_defaults(
 
 def test_aggregator_discovers_the_exporter_service(objs: list[Obj], aggregator_deploy: Obj) -> None:
     """The discovery settings name the exporter Service and its port name (defaults or env)."""
-    env = _env(aggregator_deploy)
+    env = literal_env(aggregator_deploy)
     defaults = AggregatorSettings()
     service = env.get("K8SMON_DISCOVERY_SERVICE", defaults.discovery_service)
     port_name = env.get("K8SMON_DISCOVERY_PORT_NAME", defaults.discovery_port_name)
@@ -124,12 +133,6 @@ def _env_entry(workload: Obj, name: str) -> dict[str, Any]:
     (container,) = pod_spec(workload)["containers"]
     (entry,) = [e for e in container.get("env", []) if e["name"] == name]
     return entry
-
-
-def _env(workload: Obj) -> dict[str, str]:
-    """Literal env values of the workload's container (valueFrom entries left out)."""
-    (container,) = pod_spec(workload)["containers"]
-    return {e["name"]: e["value"] for e in container.get("env", []) if "value" in e}
 
 
 @pytest.mark.parametrize(("kind", "name", "settings_cls"), [
@@ -168,7 +171,7 @@ def test_exporter_reads_the_host_through_read_only_mounts(exporter_ds: Obj) -> N
         assert mounts[name]["readOnly"] is True, f"host mount {name} must be read-only"
     mounted_at = {host_paths[n]: mounts[n]["mountPath"] for n in host_paths}
     assert mounted_at == {"/proc": "/host/proc", "/sys": "/host/sys", "/": "/host/root"}
-    env = _env(exporter_ds)
+    env = literal_env(exporter_ds)
     assert env["K8SMON_PROC_ROOT"] == "/host/proc"
     assert env["K8SMON_SYS_ROOT"] == "/host/sys"
     assert env["K8SMON_CGROUP_ROOT"] == "/host/sys/fs/cgroup"

@@ -20,7 +20,7 @@ import pytest
 
 from tests.kube import Call, FakeKube, objects
 from tests.support import wait_until
-from tests.support.deploy import REPO, Obj, find, pod_spec, render
+from tests.support.deploy import REPO, Obj, find, literal_env, render
 
 NAMESPACE = "k8s-monitor"
 EXPORTER = "k8s-monitor-exporter"
@@ -75,12 +75,6 @@ def check(perms: set[Permission], calls: Sequence[Call]) -> tuple[list[str], lis
 
 
 # --- running the components ------------------------------------------------------------------------
-
-
-def _manifest_env(objs: list[Obj], kind: str, name: str) -> dict[str, str]:
-    """The literal env of the workload's container, as the pod would get it."""
-    (container,) = pod_spec(find(objs, kind, name))["containers"]
-    return {e["name"]: e["value"] for e in container.get("env", []) if "value" in e}
 
 
 @dataclass
@@ -143,7 +137,7 @@ def _replicaset_pod(kube: FakeKube, name: str, namespace: str, *, node: str) -> 
 
 def test_exporter_calls_match_its_rbac(run: Callable[..., Component]) -> None:
     objs = render()
-    env = _manifest_env(objs, "DaemonSet", EXPORTER)
+    env = literal_env(find(objs, "DaemonSet", EXPORTER))
     with FakeKube(bookmark_interval=0.2) as kube:
         _replicaset_pod(kube, "web", "shop", node=NODE)
         kube.create(objects.pod("db-0", "shop", node=NODE))
@@ -151,7 +145,7 @@ def test_exporter_calls_match_its_rbac(run: Callable[..., Component]) -> None:
         exporter = run("exporter", [
             "--kubeconfig", str(kube.kubeconfig), "--listen", "127.0.0.1:0", "--interval", "0.5",
             "--proc-root", "/proc", "--sys-root", "/sys", "--cgroup-root", "/sys/fs/cgroup", "--rootfs", "/",
-        ], {**{k: v for k, v in env.items() if not k.endswith(("_ROOT", "_ROOTFS"))}, "NODE_NAME": NODE})
+        ], {**env, "NODE_NAME": NODE})  # the flags above override the manifest's in-pod paths
         _called(kube, exporter, lambda c: c.verb == "watch" and c.resource == "pods", "exporter watches pods")
         _called(kube, exporter, lambda c: c.verb == "get" and c.name == "web-5d4f8", "owner lookup on list")
         # A pod that arrives through the watch: its ReplicaSet is looked up as well.
@@ -170,7 +164,7 @@ def test_exporter_calls_match_its_rbac(run: Callable[..., Component]) -> None:
 @pytest.mark.parametrize("mode", ["endpoints", "endpointslices"])
 def test_aggregator_calls_match_its_rbac(run: Callable[..., Component], mode: str) -> None:
     objs = render()
-    env = _manifest_env(objs, "Deployment", AGGREGATOR)
+    env = literal_env(find(objs, "Deployment", AGGREGATOR))
     env["K8SMON_DISCOVERY_NAMESPACE"] = NAMESPACE  # the manifest's fieldRef metadata.namespace
     service = env["K8SMON_DISCOVERY_SERVICE"]
     port_name = env["K8SMON_DISCOVERY_PORT_NAME"]

@@ -51,6 +51,12 @@ def containers(workload: Obj) -> Iterator[Obj]:
     yield from spec["containers"]
 
 
+def literal_env(workload: Obj) -> dict[str, str]:
+    """Literal env values of the workload's (only) container; valueFrom entries left out."""
+    (container,) = pod_spec(workload)["containers"]
+    return {e["name"]: e["value"] for e in container.get("env", []) if "value" in e}
+
+
 def container_port(workload: Obj, name: str) -> int:
     """The containerPort of the named port of the workload's (only) container."""
     (container,) = pod_spec(workload)["containers"]
