@@ -51,18 +51,29 @@ class CounterTracker:
         """Forget history (the series now belongs to a different object, e.g. a new pod UID)."""
         self._previous.clear()
 
-    def update(self, values: dict[str, float], timestamp: float) -> dict[str, CounterDelta]:
-        """Deltas of every counter present in `values` that also has a previous reading."""
-        out: dict[str, CounterDelta] = {}
+    def update(
+        self, values: dict[str, float], timestamp: float
+    ) -> tuple[dict[str, float], dict[str, float], float | None]:
+        """(deltas, per-second rates, longest interval) of the counters in `values` that have a previous
+        reading; `counter_delta` inlined, since this runs for every pod of every round."""
+        deltas: dict[str, float] = {}
+        rates: dict[str, float] = {}
+        longest: float | None = None
         previous = self._previous
         for name in COUNTERS:
             value = values.get(name)
             if value is None:
                 continue  # missing this time: keep the old reading, the next interval spans the gap
             before = previous.get(name)
-            if before is not None:
-                d = counter_delta(before[0], value, seconds=timestamp - before[1])
-                if d is not None:
-                    out[name] = d
             previous[name] = (value, timestamp)
-        return out
+            if before is None:
+                continue
+            seconds = timestamp - before[1]
+            if seconds <= 0:
+                continue
+            delta = value - before[0] if value >= before[0] else value  # a drop means a reset
+            deltas[name] = delta
+            rates[name] = delta / seconds
+            if longest is None or seconds > longest:
+                longest = seconds
+        return deltas, rates, longest

@@ -6,8 +6,6 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from aggregator.rates import CounterDelta
-
 # Counter -> the series column its per-interval delta goes to.
 IO_COLUMNS: dict[str, str] = {
     "disk_read_bytes_total": "disk_read_bytes",
@@ -37,15 +35,16 @@ class Sample:
         return None if rate is None else rate * 1000.0
 
 
-def make_sample(values: Mapping[str, float], timestamp: float, deltas: Mapping[str, CounterDelta]) -> Sample:
-    """A Sample from raw values and the counter deltas the tracker computed."""
-    seconds = max((d.seconds for d in deltas.values()), default=None)
+def make_sample(
+    values: Mapping[str, float],
+    timestamp: float,
+    deltas: Mapping[str, float],
+    rates: Mapping[str, float],
+    interval_seconds: float | None,
+) -> Sample:
+    """A Sample from raw values and what the counter tracker computed."""
     return Sample(
-        timestamp=timestamp,
-        values=values,
-        deltas={k: d.delta for k, d in deltas.items()},
-        rates={k: d.rate for k, d in deltas.items()},
-        interval_seconds=seconds,
+        timestamp=timestamp, values=values, deltas=deltas, rates=rates, interval_seconds=interval_seconds
     )
 
 

@@ -88,14 +88,16 @@ def _finite(values: dict[str, float]) -> dict[str, float]:
 
     The reading's own dict is kept when every value is fine (the usual case), saving a copy per pod.
     """
-    bad = [
-        k
+    try:
+        if all(map(math.isfinite, values.values())):  # C-level loop: the hot path at 30k pods
+            return values
+    except TypeError:
+        pass  # a non-number somewhere: the filtering below drops it
+    return {
+        k: float(v)
         for k, v in values.items()
-        if not isinstance(v, int | float) or isinstance(v, bool) or not math.isfinite(v)
-    ]
-    if not bad:
-        return values
-    return {k: float(v) for k, v in values.items() if k not in bad}
+        if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+    }
 
 
 class Store:
@@ -157,7 +159,7 @@ class Store:
                         pod.last_seen = now
                         self._pending[key] = pod
                 return 0
-            node.sample = make_sample(node_values, ts, node.tracker.update(node_values, ts))
+            node.sample = make_sample(node_values, ts, *node.tracker.update(node_values, ts))
             node.series.append(ts, series_row(node.sample, memory_key=NODE_MEMORY))
             stored = len(node_values)
             keys: list[PodKey] = []
@@ -203,7 +205,7 @@ class Store:
         if pod.reading is not None and pod.reading.uid != reading.uid:
             pod.tracker.reset()  # same name, new pod object: its counters start over
         pod.reading, pod.node, pod.last_seen = reading, node, now
-        pod.sample = make_sample(values, timestamp, pod.tracker.update(values, timestamp))
+        pod.sample = make_sample(values, timestamp, *pod.tracker.update(values, timestamp))
         pod.row = series_row(pod.sample, memory_key=POD_MEMORY)
         pod.series.append(timestamp, pod.row)
 

@@ -51,10 +51,16 @@ def test_counter_delta_normal_reset_and_no_time() -> None:
 
 def test_tracker_first_sample_has_no_rate_and_gap_spans_missing_value() -> None:
     t = CounterTracker()
-    assert t.update({"disk_read_bytes_total": 100.0}, 10.0) == {}  # first reading: no rate, not 0
-    assert t.update({}, 15.0) == {}  # counter missing this time
-    d = t.update({"disk_read_bytes_total": 200.0}, 20.0)["disk_read_bytes_total"]
-    assert (d.delta, d.seconds, d.rate) == (100.0, 10.0, 10.0)
+    assert t.update({"disk_read_bytes_total": 100.0}, 10.0) == ({}, {}, None)  # first: no rate, not 0
+    assert t.update({}, 15.0) == ({}, {}, None)  # counter missing this time
+    deltas, rates, seconds = t.update({"disk_read_bytes_total": 200.0}, 20.0)
+    assert (deltas, rates, seconds) == (
+        {"disk_read_bytes_total": 100.0},
+        {"disk_read_bytes_total": 10.0},
+        10.0,
+    )
+    deltas, rates, seconds = t.update({"disk_read_bytes_total": 50.0}, 25.0)  # reset
+    assert (deltas, rates, seconds) == ({"disk_read_bytes_total": 50.0}, {"disk_read_bytes_total": 10.0}, 5.0)
 
 
 def test_store_rates_across_missed_scrapes_and_resets() -> None:
