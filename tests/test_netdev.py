@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from exporter.host import DEFAULT_EXCLUDED_INTERFACES
 from exporter.model import NetCounters
@@ -66,3 +68,14 @@ def test_globs_are_case_sensitive_and_whole_name() -> None:
     assert not is_excluded("Veth9", ["veth*"])
     assert not is_excluded("lo0", ["lo"])
     assert not is_excluded("eth0", DEFAULT_EXCLUDED_INTERFACES)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet=st.characters(codec="ascii"), max_size=400))
+def test_any_text_parses_or_raises_value_error(text: str) -> None:
+    try:
+        counters = parse_net_dev(HEADER + text)
+    except ValueError:
+        return
+    for c in counters.values():
+        assert isinstance(c.receive_bytes, int) and isinstance(c.transmit_bytes, int)

@@ -7,6 +7,8 @@ import shutil
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from exporter.cgroups import PodCgroupFinder
 from exporter.model import DiskCounters, NetCounters, PodCgroup, PodUsage
@@ -191,3 +193,24 @@ def test_parsers() -> None:
         stat_value(stat, "active_file")
     with pytest.raises(KeyError):
         stat_value("", "usage_usec")
+
+
+def test_hostile_file_contents_never_escape_read(tmp_path: Path) -> None:
+    tree = copy_node_tree("node-a", tmp_path)
+    cg = pods(tree)[A_G]
+    g = Path(cg.paths["unified"])
+    (tree / "proc/1000").rename(tree / "proc/gone")  # so pid 1001's (hostile) net/dev is the one read
+    targets = [g / "cpu.stat", g / "memory.current", g / "memory.stat", g / "io.stat",
+               tree / "proc/1001/net/dev"]
+
+    @settings(max_examples=60, deadline=None)
+    @given(st.lists(st.binary(max_size=200), min_size=5, max_size=5))
+    def check(contents: list[bytes]) -> None:
+        for path, data in zip(targets, contents, strict=True):
+            path.write_bytes(data)
+        errors = RecordingErrors()
+        usage = PodStatsReader(proc_root=str(tree / "proc"), errors=errors).read(cg)
+        assert usage is not None and usage.uid == A_G
+        assert set(errors.sources()) <= {"cgroup"}
+
+    check()
