@@ -89,6 +89,32 @@ def test_watch_sees_added_modified_deleted_live(kube: FakeKube, core: client.Cor
     assert seen == [("ADDED", "p"), ("MODIFIED", "p"), ("DELETED", "p")]
 
 
+def test_concurrent_watchers_see_every_event_in_order(kube: FakeKube, core: client.CoreV1Api) -> None:
+    count, watchers = 60, 3
+    rv = str(kube.resource_version)
+    seen: list[list[tuple[str, int]]] = [[] for _ in range(watchers)]
+
+    def watcher(out: list[tuple[str, int]]) -> None:
+        for event in watch.Watch().stream(core.list_namespaced_pod, "ns1", resource_version=rv,
+                                          timeout_seconds=30):
+            out.append((event["object"].metadata.name, int(event["object"].metadata.resource_version)))
+            if len(out) == count:
+                return
+
+    threads = [threading.Thread(target=watcher, args=(out,)) for out in seen]
+    for thread in threads:
+        thread.start()
+    try:
+        wait_until(lambda: kube.open_watches == watchers, timeout=10, message="all watches open")
+        for i in range(count):
+            kube.create(objects.pod(f"p{i:03}", "ns1", node="n1"))
+    finally:
+        for thread in threads:
+            thread.join(timeout=30)
+    expected = [(f"p{i:03}", int(rv) + 1 + i) for i in range(count)]
+    assert seen == [expected] * watchers
+
+
 def test_watch_resumes_after_a_resource_version(kube: FakeKube, core: client.CoreV1Api) -> None:
     first = kube.create(objects.pod("a", "ns1", node="n1"))
     kube.create(objects.pod("b", "ns1", node="n1"))
