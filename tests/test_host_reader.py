@@ -6,6 +6,8 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from exporter.host import DEFAULT_EXCLUDED_INTERFACES, HostReader, count_cpu_list
 from exporter.model import CpuTimes, DiskCounters, NetCounters
@@ -145,3 +147,20 @@ def test_filesystem_matches_statvfs(tmp_path: Path) -> None:
     assert s.filesystem.size_bytes == st.f_blocks * st.f_frsize
     # avail moves with whatever else writes to this disk; a few MiB of slack covers the gap between calls
     assert abs(s.filesystem.avail_bytes - st.f_bavail * st.f_frsize) < 64 * MIB
+
+
+def test_hostile_proc_contents_never_escape_read(tmp_path: Path) -> None:
+    tree = copy_node_tree("node-b", tmp_path)
+    targets = [tree / "proc/stat", tree / "proc/meminfo", tree / "proc/diskstats", tree / "proc/1/net/dev",
+               tree / "sys/devices/system/cpu/online"]
+    reader = HostReader(proc_root=str(tree / "proc"), sys_root=str(tree / "sys"), rootfs=str(tree))
+
+    @settings(max_examples=60, deadline=None)
+    @given(st.lists(st.binary(max_size=300), min_size=5, max_size=5))
+    def check(contents: list[bytes]) -> None:
+        for path, data in zip(targets, contents, strict=True):
+            path.write_bytes(data)
+        sample = reader.read()
+        assert sample.filesystem is not None  # the one part no file above can break
+
+    check()
