@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Iterator
 
+import kubernetes_validate
 import pytest
 import urllib3
 from kubernetes import client, watch
@@ -420,6 +421,58 @@ def test_stop_joins_threads_even_with_open_watch() -> None:
     assert isinstance(outcome["error"], urllib3.exceptions.ProtocolError)
     assert set(threading.enumerate()) <= before
     assert not kubeconfig.exists()
+
+
+def _every_builder() -> list[dict]:
+    dep = objects.deployment("web", "shop", replicas=2)
+    rs = objects.replicaset("web-1", "shop", deployment=dep)
+    return [
+        objects.namespace("shop"),
+        objects.node("n1", cpu="8", memory="32Gi"),
+        objects.pod("p", "shop", node="n1", owner=rs, labels={"app": "web"}, pod_ip="10.244.0.9",
+                    containers=[objects.container("app", requests={"cpu": "250m", "memory": "64Mi"},
+                                                  limits={"memory": "128Mi"})]),
+        objects.pod("pending", "shop", node=None, phase="Pending", host_network=True),
+        dep, rs,
+        objects.service("k8s-monitor-exporter", "k8s-monitor"),
+        objects.service("k8s-monitor-aggregator", "k8s-monitor", port=5000, port_name="http", headless=False,
+                        node_port=30500),
+        objects.endpoints("k8s-monitor-exporter", "k8s-monitor", addresses=[("10.0.0.1", "n1")],
+                          not_ready=[("10.0.0.2", "n2")], truncated=True),
+        objects.endpoints("empty", "k8s-monitor"),
+        objects.endpointslice("k8s-monitor-exporter-abc", "k8s-monitor", service="k8s-monitor-exporter",
+                              endpoints=[("10.0.0.1", "n1", True), ("10.0.0.2", "n2", False)]),
+    ]
+
+
+def test_builders_and_stored_objects_match_the_kubernetes_schema(kube: FakeKube) -> None:
+    for obj in _every_builder():
+        kubernetes_validate.validate(obj, "1.32", strict=True)
+        stored = kube.create(obj)
+        kubernetes_validate.validate(stored, "1.32", strict=True)
+    # The validator is not a rubber stamp.
+    broken = objects.pod("bad", "shop", node="n1")
+    broken["spec"]["bogus"] = 1
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(broken, "1.32", strict=True)
+
+
+def test_owner_references_and_endpoint_annotations(kube: FakeKube, core: client.CoreV1Api) -> None:
+    dep = kube.create(objects.deployment("web", "shop"))
+    rs = kube.create(objects.replicaset("web-1", "shop", deployment=dep))
+    kube.create(objects.pod("p", "shop", node="n1", owner=rs))
+    kube.create(objects.endpoints("e", "shop", addresses=[("10.0.0.1", "n1")], truncated=True))
+    with kube.api_client() as api:
+        got_rs = client.AppsV1Api(api).read_namespaced_replica_set("web-1", "shop")
+    assert got_rs.metadata.owner_references[0].uid == dep["metadata"]["uid"]
+    assert got_rs.metadata.owner_references[0].kind == "Deployment"
+    pod = core.read_namespaced_pod("p", "shop")
+    assert (pod.metadata.owner_references[0].kind, pod.metadata.owner_references[0].uid) == (
+        "ReplicaSet", rs["metadata"]["uid"])
+    ep = core.read_namespaced_endpoints("e", "shop")
+    assert ep.metadata.annotations == {"endpoints.kubernetes.io/over-capacity": "truncated"}
+    assert [(a.ip, a.node_name) for a in ep.subsets[0].addresses] == [("10.0.0.1", "n1")]
+    assert ep.subsets[0].ports[0].name == "metrics"
 
 
 def test_kubectl_get_prints_created_objects(kube: FakeKube, tmp_path) -> None:
