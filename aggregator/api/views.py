@@ -20,7 +20,13 @@ _NET = (("bytes_recv", "network_receive_bytes_total"), ("bytes_sent", "network_t
 
 
 def _num(value: float | None) -> float | None:
-    return value if value is not None and math.isfinite(value) else None
+    """Finite values rounded to 3 decimals (rates and CPU carry float noise, e.g. 1950.0000000000455)."""
+    return round(value, 3) if value is not None and math.isfinite(value) else None
+
+
+def _f32(value: float | None) -> float | None:
+    """A series value (stored as float32) without its binary noise: 7 significant digits."""
+    return None if value is None else float(f"{value:.7g}")
 
 
 def _pct(part: float | None, whole: float | None) -> float | None:
@@ -30,7 +36,7 @@ def _pct(part: float | None, whole: float | None) -> float | None:
 
 
 def _milli(cores: float | None) -> float | None:
-    return None if cores is None else cores * 1000.0
+    return None if cores is None else round(cores * 1000.0, 3)
 
 
 def _io(sample: Sample | None) -> tuple[Doc, Doc]:
@@ -174,7 +180,7 @@ def points_doc(points: Sequence[Point], *, since: float) -> list[Doc]:
     out: list[Doc] = []
     prev_t: float | None = None
     for p in points:
-        t, (cpu, mem, dr, dw, rx, tx) = p.timestamp, p.row
+        t, (cpu, mem, dr, dw, rx, tx) = p.timestamp, tuple(_f32(v) for v in p.row)
         dt = t - prev_t if prev_t is not None and t > prev_t else None
         prev_t = t
         if t < since:
@@ -202,4 +208,4 @@ def points_doc(points: Sequence[Point], *, since: float) -> list[Doc]:
 
 
 def _per_s(delta: float | None, dt: float | None) -> float | None:
-    return None if delta is None or dt is None else delta / dt
+    return None if delta is None or dt is None else round(delta / dt, 3)
