@@ -358,5 +358,6 @@ def test_cors_restricted_origins() -> None:
     w = make_world(rounds=1, cors=("http://ok.example",))
     ok = w.client.simulate_get("/api/nodes", headers={"Origin": "http://ok.example"})
     assert ok.headers["access-control-allow-origin"] == "http://ok.example"
+    assert ok.headers["vary"] == "Origin"
     bad = w.client.simulate_get("/api/nodes", headers={"Origin": "http://evil.example"})
     assert "access-control-allow-origin" not in bad.headers

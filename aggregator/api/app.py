@@ -43,9 +43,20 @@ def openapi_document(*, retention_span: float | None = None) -> bytes:
     return json.dumps(doc, indent=1).encode()
 
 
+class _Cors(falcon.CORSMiddleware):
+    """falcon's CORS policy, plus `Vary: Origin` when the answer depends on the caller's origin."""
+
+    def process_response(
+        self, req: falcon.Request, resp: falcon.Response, resource: object, req_succeeded: bool
+    ) -> None:
+        super().process_response(req, resp, resource, req_succeeded)
+        if self.allow_origins != "*":
+            resp.append_header("Vary", "Origin")  # caches must not serve one origin's answer to another
+
+
 def _cors(origins: Sequence[str]) -> falcon.CORSMiddleware:
     allowed: str | list[str] = "*" if "*" in origins else list(origins)
-    return falcon.CORSMiddleware(allow_origins=allowed)
+    return _Cors(allow_origins=allowed)
 
 
 def routes(ctx: ApiContext, *, ingest: PushIngest, auth: push.PushAuth) -> list[tuple[str, Any]]:
