@@ -261,6 +261,48 @@ def test_selector_watch_reports_objects_entering_and_leaving(kube: FakeKube, cor
     assert events[-1][2] == left["metadata"]["resourceVersion"]
 
 
+def test_writes_conflicts_and_generation(kube: FakeKube, core: client.CoreV1Api) -> None:
+    with kube.api_client() as api:
+        apps = client.AppsV1Api(api)
+        dep = apps.create_namespaced_deployment("shop", objects.deployment("web", "shop"))
+        assert dep.metadata.generation == 1
+        with pytest.raises(client.ApiException) as err:
+            apps.create_namespaced_deployment("shop", objects.deployment("web", "shop"))
+        assert (err.value.status, json.loads(err.value.body)["reason"]) == (409, "AlreadyExists")
+        dep.metadata.labels = {"only": "metadata"}
+        relabelled = apps.replace_namespaced_deployment("web", "shop", dep)
+        assert relabelled.metadata.generation == 1
+        assert int(relabelled.metadata.resource_version) > int(dep.metadata.resource_version)
+        dep.spec.replicas = 5  # dep still carries the old resourceVersion
+        with pytest.raises(client.ApiException) as err:
+            apps.replace_namespaced_deployment("web", "shop", dep)
+        assert (err.value.status, json.loads(err.value.body)["reason"]) == (409, "Conflict")
+        relabelled.spec.replicas = 5
+        scaled = apps.replace_namespaced_deployment("web", "shop", relabelled)
+        assert (scaled.metadata.generation, scaled.spec.replicas) == (2, 5)
+        assert scaled.metadata.uid == dep.metadata.uid
+        assert scaled.metadata.creation_timestamp == dep.metadata.creation_timestamp
+        status = apps.delete_namespaced_deployment("web", "shop")  # v37 types this as a plain object
+        assert (status["kind"], status["status"]) == ("Status", "Success")
+    with pytest.raises(client.ApiException) as err:
+        core.delete_namespaced_pod("missing", "shop")
+    assert err.value.status == 404
+
+
+def test_continue_token_expires_after_compaction(kube: FakeKube, core: client.CoreV1Api) -> None:
+    for i in range(3):
+        kube.create(objects.node(f"n{i}"))
+    page = core.list_node(limit=1)
+    core.list_node(limit=1, _continue=page.metadata._continue)  # compaction at the list's own version
+    kube.compact()  # ... keeps it readable, as etcd does
+    core.list_node(limit=1, _continue=page.metadata._continue)
+    kube.create(objects.node("later"))
+    kube.compact()
+    with pytest.raises(client.ApiException) as err:
+        core.list_node(limit=1, _continue=page.metadata._continue)
+    assert (err.value.status, json.loads(err.value.body)["reason"]) == (410, "Expired")
+
+
 def test_fail_next_answers_status_then_recovers(kube: FakeKube, core: client.CoreV1Api) -> None:
     kube.create(objects.node("n1"))
     kube.fail_next(2, status=500, path_contains="/pods")
