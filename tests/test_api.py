@@ -361,3 +361,24 @@ def test_cors_restricted_origins() -> None:
     assert ok.headers["vary"] == "Origin"
     bad = w.client.simulate_get("/api/nodes", headers={"Origin": "http://evil.example"})
     assert "access-control-allow-origin" not in bad.headers
+
+
+def test_pod_doc_cache_reuses_until_the_sample_changes(world: World) -> None:
+    first = get(world, "/api/pods")["pods"]
+    world.clock.now += 2
+    second = get(world, "/api/pods")["pods"]
+    assert [p["age_seconds"] - 2 for p in second] == pytest.approx([p["age_seconds"] for p in first])
+    assert [{**p, "age_seconds": 0} for p in first] == [{**p, "age_seconds": 0} for p in second]
+    world.store.ingest(
+        NodeReading(
+            "node-a",
+            world.clock.now,
+            {},
+            (PodReading("other", "db-0", "u-db0b", values={"cpu_usage_cores": 2}),),
+        )
+    )
+    third = {(p["namespace"], p["pod_name"]): p for p in get(world, "/api/pods")["pods"]}
+    assert (
+        third[("other", "db-0")]["cpu_millicores"] == 2000.0 and third[("other", "db-0")]["age_seconds"] == 0
+    )
+    assert get(world, "/api/namespaces/other/pods")["pods"][0]["cpu_millicores"] == 2000.0

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import falcon
 
 from aggregator.api import params
+from aggregator.api.views import PodDocCache
 from aggregator.federation import FederationCache
 from aggregator.model import StatusProvider
 from aggregator.stats import AggregatorStats
@@ -22,6 +23,7 @@ class ApiContext:
     default_window: float
     started_at: float
     version: str
+    pod_docs: PodDocCache = field(default_factory=PodDocCache)
 
     def window(self, req: falcon.Request) -> float:
         """The validated `?window=` of a timeseries request."""

@@ -44,7 +44,7 @@ class NamespacePods:
     def on_get(self, req: falcon.Request, resp: falcon.Response, namespace: str) -> None:
         _known_namespace(self._ctx, namespace)
         now = self._ctx.store.now()
-        pods = [views.pod_doc(p, now=now) for p in self._ctx.store.pods(namespace=namespace)]
+        pods = self._ctx.pod_docs.docs(self._ctx.store.pods(namespace=namespace), now=now, full=False)
         resp.media = {"namespace": namespace, "pods": pods, "count": len(pods)}
 
 
@@ -102,7 +102,9 @@ class DeploymentPods:
         if store.group(namespace, deployment) is None:
             raise NotFound("deployment", deployment, namespace=namespace)
         now = store.now()
-        pods = [views.pod_doc(p, now=now) for p in store.pods(namespace=namespace, deployment=deployment)]
+        pods = self._ctx.pod_docs.docs(
+            store.pods(namespace=namespace, deployment=deployment), now=now, full=False
+        )
         resp.media = {"namespace": namespace, "deployment": deployment, "pods": pods, "count": len(pods)}
 
 

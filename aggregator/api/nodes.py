@@ -39,7 +39,7 @@ class NodePods:
         if store.node(params.subdomain(node, "node")) is None:
             raise NotFound("node", node)
         now = store.now()
-        pods = [views.pod_doc(p, now=now) for p in store.pods(node=node)]
+        pods = self._ctx.pod_docs.docs(store.pods(node=node), now=now, full=False)
         resp.media = {"node_name": node, "pods": pods, "count": len(pods)}
 
 

@@ -28,7 +28,7 @@ class PodList:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         now = self._ctx.store.now()
-        pods = [views.pod_doc(p, now=now) for p in self._ctx.store.pods()]
+        pods = self._ctx.pod_docs.docs(self._ctx.store.pods(), now=now, full=True)
         resp.media = {"pods": pods, "count": len(pods)}
 
 

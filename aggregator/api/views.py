@@ -7,6 +7,7 @@ interval); `*_per_second` and `*_total` sit beside them. Unknown values are null
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -209,3 +210,36 @@ def points_doc(points: Sequence[Point], *, since: float) -> list[Doc]:
 
 def _per_s(delta: float | None, dt: float | None) -> float | None:
     return None if delta is None or dt is None else round(delta / dt, 3)
+
+
+class PodDocCache:
+    """Pod documents reused while a pod's sample is unchanged (30k-pod listings polled by several
+    clients within one round); only `age_seconds` is recomputed per answer.
+
+    The full listing (`GET /api/pods`) replaces the cache, so pods that left it are dropped; partial
+    listings only read it, so the cache never holds more than one full listing's worth.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._docs: dict[tuple[str, str], tuple[Sample, str, Doc]] = {}
+
+    def docs(self, pods: Sequence[PodView], *, now: float, full: bool) -> list[Doc]:
+        with self._lock:
+            cached = self._docs
+        fresh: dict[tuple[str, str], tuple[Sample, str, Doc]] = {}
+        out: list[Doc] = []
+        for p in pods:
+            key = (p.namespace, p.pod)
+            hit = cached.get(key)
+            if hit is not None and hit[0] is p.sample and hit[1] == p.node:
+                doc = hit[2]
+            else:
+                doc = pod_doc(p, now=now)
+            if full:
+                fresh[key] = (p.sample, p.node, doc)
+            out.append({**doc, "age_seconds": round(now - p.sample.timestamp, 3)})
+        if full:
+            with self._lock:
+                self._docs = fresh
+        return out
