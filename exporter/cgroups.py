@@ -107,6 +107,10 @@ class PodCgroupFinder:
                     pod_names = [e.name for e in entries if e.is_dir(follow_symlinks=False)]
             except FileNotFoundError:
                 continue  # removed between the two listings: nothing to report
+            except OSError as exc:
+                # One unlistable QoS directory must not hide the pods listed after it.
+                self._errors.record("cgroup", f"listing {qos_dir} failed", exc)
+                continue
             for pod_name in pod_names:
                 uid = _pod_uid(pod_name)
                 if uid is not None:
