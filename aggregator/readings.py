@@ -28,6 +28,27 @@ class Conversion:
     dropped: int  # non-finite or unusable values left out of the reading
 
 
+_OTHER, _TIMESTAMP, _POD, _NODE, _FILESYSTEM = range(5)
+# Sample name -> (kind, values key); bounded: a target inventing names must not grow it forever.
+_ROUTES: dict[str, tuple[int, str]] = {}
+_ROUTES_LIMIT = 10_000
+
+
+def _route(name: str) -> tuple[int, str]:
+    if name.startswith(POD_PREFIX):
+        route = (_POD, name[len(POD_PREFIX):])
+    elif name.startswith(NODE_PREFIX):
+        key = name[len(NODE_PREFIX):]
+        route = (_FILESYSTEM if key.startswith("filesystem_") else _NODE, key)
+    elif name == TIMESTAMP_METRIC:
+        route = (_TIMESTAMP, "")
+    else:
+        route = (_OTHER, "")
+    if len(_ROUTES) < _ROUTES_LIMIT:
+        _ROUTES[name] = route
+    return route
+
+
 class _Accumulator:
     """Collects one exposition's samples by kind (node, filesystem, pod, exporter timestamp)."""
 
@@ -42,32 +63,31 @@ class _Accumulator:
 
     def add(self, name: str, labels: dict[str, str], value: float) -> None:
         self.count += 1
-        if name.startswith(POD_PREFIX):
-            if not math.isfinite(value):
-                self.dropped += 1
-                return
+        route = _ROUTES.get(name)
+        if route is None:
+            route = _route(name)
+        kind, key_name = route
+        if kind == _OTHER:
+            return
+        if kind == _TIMESTAMP:
+            if math.isfinite(value) and value > 0:
+                self.timestamp = value
+            self.node = labels.get("node") or self.node
+            return
+        if not math.isfinite(value):
+            self.dropped += 1
+            return
+        if kind == _POD:
             uid = labels.get("uid", "")
             key = (labels.get("namespace", ""), labels.get("pod", uid), uid)
             entry = self.pods.get(key)
             if entry is None:
                 entry = self.pods[key] = (labels, {})
-            entry[1][name[len(POD_PREFIX):]] = value
-        elif name.startswith(NODE_PREFIX):
-            if not math.isfinite(value):
-                self.dropped += 1
-                return
-            key_name = name[len(NODE_PREFIX):]
-            if key_name.startswith("filesystem_"):
-                self.filesystems.setdefault(labels.get("mountpoint", ""), {})[key_name] = value
-            else:
-                self.node_values[key_name] = value
-        elif name == TIMESTAMP_METRIC:
-            if math.isfinite(value) and value > 0:
-                self.timestamp = value
-            self.node = labels.get("node") or self.node
-            return
+            entry[1][key_name] = value
+        elif kind == _FILESYSTEM:
+            self.filesystems.setdefault(labels.get("mountpoint", ""), {})[key_name] = value
         else:
-            return
+            self.node_values[key_name] = value
         if self.node is None:
             self.node = labels.get("node")
 

@@ -235,14 +235,17 @@ def measure(
         }
     finally:
         for child in (agg, fakes):
-            if child is not None and child.poll() is None:
-                if child.stdin is not None:
-                    child.stdin.close()
-                try:
-                    child.wait(30)
-                except subprocess.TimeoutExpired:
-                    child.send_signal(signal.SIGKILL)
-                    child.wait(10)
+            if child is None:
+                continue
+            if child.stdin is not None:
+                child.stdin.close()  # the children stop when stdin closes
+            try:
+                child.wait(30)
+            except subprocess.TimeoutExpired:
+                child.send_signal(signal.SIGKILL)
+                child.wait(10)
+            if child.stdout is not None:
+                child.stdout.close()
 
 
 def report(r: dict) -> bool:
