@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import sys
+import traceback
 from pathlib import Path
 
 
@@ -16,10 +17,15 @@ def main(argv: list[str] | None = None) -> int:
         if wanted and not any(w in path.stem for w in wanted):
             continue
         print(f"== {path.stem} ==", flush=True)
-        module = importlib.import_module(f"bench.{path.stem}")
-        # An empty argv keeps our own arguments away from a main() that parses sys.argv.
-        takes_argv = bool(inspect.signature(module.main).parameters)
-        status = max(status, int((module.main([]) if takes_argv else module.main()) or 0))
+        try:
+            module = importlib.import_module(f"bench.{path.stem}")
+            # An empty argv keeps our own arguments away from a main() that parses sys.argv.
+            takes_argv = bool(inspect.signature(module.main).parameters)
+            status = max(status, int((module.main([]) if takes_argv else module.main()) or 0))
+        except Exception:  # one broken benchmark must not hide the others' figures
+            traceback.print_exc()
+            print(f"== {path.stem} FAILED ==", flush=True)
+            status = 1
     return status
 
 
