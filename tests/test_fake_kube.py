@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import subprocess
 import threading
@@ -287,6 +288,34 @@ def test_writes_conflicts_and_generation(kube: FakeKube, core: client.CoreV1Api)
     with pytest.raises(client.ApiException) as err:
         core.delete_namespaced_pod("missing", "shop")
     assert err.value.status == 404
+
+
+def test_request_bodies_are_consumed_on_every_answer(kube: FakeKube) -> None:
+    body = json.dumps(objects.pod("p", "shop", node="n1"))
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {kube.token}"}
+    conn = http.client.HTTPConnection("127.0.0.1", kube.port, timeout=10)
+    try:
+        kube.fail_next(1, status=503)
+        conn.request("POST", "/api/v1/namespaces/shop/pods", body=body, headers=headers)
+        answer = conn.getresponse()
+        assert (answer.status, json.loads(answer.read())["reason"]) == (503, "ServiceUnavailable")
+        # Same keep-alive connection: the rejected body must not be read as the next request.
+        conn.request("POST", "/api/v1/namespaces/shop/pods", body=body, headers=headers)
+        answer = conn.getresponse()
+        assert (answer.status, json.loads(answer.read())["metadata"]["name"]) == (201, "p")
+        conn.request("DELETE", "/api/v1/namespaces/shop/pods/p", headers=headers,
+                     body=json.dumps({"kind": "DeleteOptions", "apiVersion": "v1",
+                                      "propagationPolicy": "Background"}))
+        answer = conn.getresponse()
+        assert (answer.status, json.loads(answer.read())["kind"]) == (200, "Pod")
+        conn.request("GET", "/api/v1/namespaces/shop/pods?limit=x", headers=headers)
+        answer = conn.getresponse()
+        assert (answer.status, json.loads(answer.read())["reason"]) == (400, "BadRequest")
+        conn.request("GET", "/api/v1/namespaces/shop/pods", headers=headers)
+        answer = conn.getresponse()
+        assert (answer.status, json.loads(answer.read())["items"]) == (200, [])
+    finally:
+        conn.close()
 
 
 def test_continue_token_expires_after_compaction(kube: FakeKube, core: client.CoreV1Api) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import socket
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -13,6 +14,8 @@ from tests.kube.resources import Resource
 from tests.kube.state import Call, ServerState
 from tests.kube.store import StatusError, failure_status
 from tests.kube.tables import table, wants_table
+
+log = logging.getLogger(__name__)
 
 _PUBLIC_PATHS = ("/version", "/healthz", "/livez", "/readyz")
 _REASONS = {
@@ -79,6 +82,11 @@ class Handler(BaseHTTPRequestHandler):
 
     protocol_version = "HTTP/1.1"
     server: FakeHTTPServer
+    query: dict[str, str]
+    _route: Route | None
+    _verb: str
+    _user: str
+    _raw_body: bytes
     server_version = "fake-kube-apiserver"
 
     def setup(self) -> None:
@@ -156,11 +164,18 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def read_body(self) -> dict:
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
+    def _read_raw_body(self) -> bytes:
+        """Consume the request body first, whatever the answer: leftovers would corrupt keep-alive."""
         try:
-            body = json.loads(raw or b"{}")
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = 0
+        return self.rfile.read(length) if length > 0 else b""
+
+    def read_body(self) -> dict:
+        """The request body as a JSON object, or 400 BadRequest."""
+        try:
+            body = json.loads(self._raw_body or b"{}")
         except ValueError as exc:
             raise StatusError(400, "BadRequest", f"the request body is not JSON: {exc}") from exc
         if not isinstance(body, dict):
@@ -168,6 +183,7 @@ class Handler(BaseHTTPRequestHandler):
         return body
 
     def _dispatch(self, method: str) -> None:
+        self._raw_body = self._read_raw_body()
         split = urlsplit(self.path)
         query = {k: v[-1] for k, v in parse_qs(split.query, keep_blank_values=True).items()}
         self._route = parse_resource_path(split.path)
@@ -188,6 +204,10 @@ class Handler(BaseHTTPRequestHandler):
                 self._resource(method, self._route)
         except StatusError as err:
             self.send_json(err.code, err.status())
+        except (ValueError, KeyError, TypeError) as exc:
+            # A bug in the fake or a request it cannot digest: say so loudly, as a 500 Status.
+            log.exception("fake API server failed on %s %s", method, self.path)
+            self.send_status(500, f"fake API server error: {exc!r}")
 
     def _authenticate(self, path: str) -> bool:
         """A wrong token is always 401; no token is allowed unless require_auth is set.
@@ -252,8 +272,9 @@ class Handler(BaseHTTPRequestHandler):
             obj = listing.body_for(res, route, self.read_body())
             self.send_json(200, store.update(obj))
         elif self._verb == "patch":
-            self.send_json(200, listing.patch(store, route, self.read_body(),
-                                              self.headers.get("Content-Type", "")))
+            if "json-patch" in self.headers.get("Content-Type", ""):
+                raise StatusError(415, "UnsupportedMediaType", "the fake supports merge patches only")
+            self.send_json(200, listing.patch(store, route, self.read_body()))
         elif self._verb == "delete":
             gone = store.delete(res, route.name or "", route.namespace)
             if res.plural == "pods":
