@@ -151,7 +151,11 @@ class Sampler:
             meta = self._pods.get(cgroup.uid) if self._pods is not None else None
             if meta is not None and meta.namespace in self._exclude:
                 continue
-            usage = self._pod_reader.read(cgroup)
+            try:
+                usage = self._pod_reader.read(cgroup)
+            except OSError as exc:  # the reader should have handled it; one pod must not cost the cycle
+                self._errors.record("cgroup", f"reading pod {cgroup.uid}", exc)
+                continue
             if usage is None:
                 continue  # the reader already counted why
             rate = None

@@ -190,3 +190,19 @@ def test_a_reader_that_raises_is_counted_and_sampling_goes_on() -> None:
         sampler.stop()
     assert errors.counts() == {"sampler": 1}
     assert sampler.latest.errors == {"sampler": 1}
+
+
+def test_one_pod_read_raising_oserror_skips_that_pod_only() -> None:
+    sampler, f = make()
+    stats = f["stats"]
+
+    class Raising(FakePodStats):
+        def read(self, cgroup):  # type: ignore[no-untyped-def]
+            if cgroup.uid == A:
+                raise PermissionError("cgroup.procs: permission denied")
+            return stats.read(cgroup)
+
+    sampler._pod_reader = Raising(f["errors"], {})
+    snap = sampler.cycle()
+    assert [p.usage.uid for p in snap.pods] == [B]
+    assert snap.errors == {"cgroup": 1}
