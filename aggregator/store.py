@@ -18,86 +18,16 @@ import time
 from collections import Counter
 from collections.abc import Callable
 
+from aggregator.entities import GroupState, NodeState, PodKey, PodState, finite_values
 from aggregator.model import NodeReading, PodReading, RoundResult
-from aggregator.rates import CounterTracker
-from aggregator.records import GroupView, NodeView, PodView, Point, Sample, make_sample, series_row
+from aggregator.records import GroupView, NodeView, PodView, Point, make_sample, series_row
 from aggregator.rollup import GroupKey, PodContribution, group_counts, roll_up
-from aggregator.series import RingSeries
 from aggregator.stats import AggregatorStats
 
 log = logging.getLogger(__name__)
 
-PodKey = tuple[str, str]  # (namespace, pod)
 NODE_MEMORY = "memory_used_bytes"
 POD_MEMORY = "memory_working_set_bytes"
-
-
-class _Node:
-    __slots__ = (
-        "down_since",
-        "last_error",
-        "last_report",
-        "last_seen",
-        "name",
-        "pod_keys",
-        "sample",
-        "series",
-        "source",
-        "status",
-        "tracker",
-    )
-
-    def __init__(self, name: str, capacity: int) -> None:
-        self.name = name
-        self.series = RingSeries(capacity)
-        self.tracker = CounterTracker()
-        self.sample: Sample | None = None
-        self.status = "up"
-        self.last_error: str | None = None
-        self.source = "scrape"
-        self.last_seen = 0.0  # clock() of the last successful ingest
-        self.last_report = 0.0  # clock() of the last ingest or mark_down
-        self.down_since: float | None = None
-        self.pod_keys: tuple[PodKey, ...] = ()
-
-
-class _Pod:
-    __slots__ = ("last_seen", "node", "reading", "row", "sample", "series", "tracker")
-
-    def __init__(self, capacity: int) -> None:
-        self.series = RingSeries(capacity)
-        self.tracker = CounterTracker()
-        self.reading: PodReading | None = None
-        self.node = ""
-        self.sample: Sample | None = None
-        self.row: tuple[float | None, ...] = ()
-        self.last_seen = 0.0
-
-
-class _Group:
-    __slots__ = ("last_seen", "series", "view")
-
-    def __init__(self, view: GroupView, capacity: int) -> None:
-        self.view = view
-        self.series = RingSeries(capacity)
-        self.last_seen = 0.0
-
-
-def _finite(values: dict[str, float]) -> dict[str, float]:
-    """Drop NaN/Inf and non-numbers (an exporter may expose NaN; it is "unknown", not a value).
-
-    The reading's own dict is kept when every value is fine (the usual case), saving a copy per pod.
-    """
-    try:
-        if all(map(math.isfinite, values.values())):  # C-level loop: the hot path at 30k pods
-            return values
-    except TypeError:
-        pass  # a non-number somewhere: the filtering below drops it
-    return {
-        k: float(v)
-        for k, v in values.items()
-        if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
-    }
 
 
 class Store:
@@ -120,10 +50,10 @@ class Store:
         self._stats = stats if stats is not None else AggregatorStats()
         self._clock = clock
         self._lock = threading.Lock()
-        self._nodes: dict[str, _Node] = {}
-        self._pods: dict[PodKey, _Pod] = {}
-        self._groups: dict[GroupKey, _Group] = {}
-        self._pending: dict[PodKey, _Pod] = {}  # pods reported since the last end_round
+        self._nodes: dict[str, NodeState] = {}
+        self._pods: dict[PodKey, PodState] = {}
+        self._groups: dict[GroupKey, GroupState] = {}
+        self._pending: dict[PodKey, PodState] = {}  # pods reported since the last end_round
 
     @property
     def retention_span(self) -> float:
@@ -140,13 +70,13 @@ class Store:
             self._stats.error("ingest")
             log.warning("ingest: node %r: bad timestamp %r, reading dropped", reading.node, ts)
             return 0
-        node_values = _finite(reading.values)
-        pod_values = [_finite(p.values) for p in reading.pods]
+        node_values = finite_values(reading.values)
+        pod_values = [finite_values(p.values) for p in reading.pods]
         now = self._clock()
         with self._lock:
             node = self._nodes.get(reading.node)
             if node is None:
-                node = self._nodes[reading.node] = _Node(reading.node, self.retention_points)
+                node = self._nodes[reading.node] = NodeState(reading.node, self.retention_points)
             node.status, node.last_error, node.down_since = "up", None, None
             node.source = reading.source
             node.last_seen = node.last_report = now
@@ -167,7 +97,7 @@ class Store:
                 key = (pr.namespace, pr.pod)
                 pod = self._pods.get(key)
                 if pod is None:
-                    pod = self._pods[key] = _Pod(self.retention_points)
+                    pod = self._pods[key] = PodState(self.retention_points)
                 self._store_pod(pod, pr, values, node=node.name, timestamp=ts, now=now)
                 self._pending[key] = pod
                 keys.append(key)
@@ -178,13 +108,13 @@ class Store:
 
     def ingest_pod(self, node: str, reading: PodReading, *, timestamp: float) -> int:
         """Store one pushed pod reading; returns samples stored (0 when `timestamp` is not newer)."""
-        values = _finite(reading.values)
+        values = finite_values(reading.values)
         now = self._clock()
         key = (reading.namespace, reading.pod)
         with self._lock:
             pod = self._pods.get(key)
             if pod is None:
-                pod = self._pods[key] = _Pod(self.retention_points)
+                pod = self._pods[key] = PodState(self.retention_points)
             elif pod.sample is not None and timestamp <= pod.sample.timestamp:
                 return 0
             self._store_pod(pod, reading, values, node=node, timestamp=timestamp, now=now)
@@ -194,7 +124,7 @@ class Store:
 
     def _store_pod(
         self,
-        pod: _Pod,
+        pod: PodState,
         reading: PodReading,
         values: dict[str, float],
         *,
@@ -215,7 +145,7 @@ class Store:
         with self._lock:
             state = self._nodes.get(node)
             if state is None:
-                state = self._nodes[node] = _Node(node, self.retention_points)
+                state = self._nodes[node] = NodeState(node, self.retention_points)
             if state.status != "down" or state.down_since is None:
                 state.down_since = when
             state.status, state.last_error, state.last_report = "down", reason, now
@@ -240,7 +170,7 @@ class Store:
             for key, (view, row) in groups.items():
                 group = self._groups.get(key)
                 if group is None:
-                    group = self._groups[key] = _Group(view, self.retention_points)
+                    group = self._groups[key] = GroupState(view, self.retention_points)
                 group.view, group.last_seen = view, now
                 group.series.append(result.started, row)
             self._expire(now)
@@ -267,7 +197,7 @@ class Store:
         """The store's clock (time windows are measured against it)."""
         return self._clock()
 
-    def _node_view(self, node: _Node, pod_count: int) -> NodeView:
+    def _node_view(self, node: NodeState, pod_count: int) -> NodeView:
         return NodeView(
             name=node.name,
             status=node.status,
@@ -282,7 +212,7 @@ class Store:
     def _pod_counts(self, now: float) -> Counter[str]:
         return Counter(p.node for p in self._pods.values() if self._is_current_pod(p, None, now))
 
-    def _is_current_pod(self, pod: _Pod | None, node: str | None, now: float) -> bool:
+    def _is_current_pod(self, pod: PodState | None, node: str | None, now: float) -> bool:
         return (
             pod is not None
             and pod.sample is not None
@@ -291,7 +221,7 @@ class Store:
         )
 
     @staticmethod
-    def _pod_view(key: PodKey, pod: _Pod) -> PodView:
+    def _pod_view(key: PodKey, pod: PodState) -> PodView:
         r = pod.reading
         assert r is not None and pod.sample is not None
         return PodView(

@@ -1,0 +1,80 @@
+"""Mutable per-entity state inside the Store (never handed out; readers get `records.py` copies)."""
+
+from __future__ import annotations
+
+import math
+
+from aggregator.model import PodReading
+from aggregator.rates import CounterTracker
+from aggregator.records import GroupView, Sample
+from aggregator.series import RingSeries
+
+PodKey = tuple[str, str]  # (namespace, pod)
+
+
+class NodeState:
+    __slots__ = (
+        "down_since",
+        "last_error",
+        "last_report",
+        "last_seen",
+        "name",
+        "pod_keys",
+        "sample",
+        "series",
+        "source",
+        "status",
+        "tracker",
+    )
+
+    def __init__(self, name: str, capacity: int) -> None:
+        self.name = name
+        self.series = RingSeries(capacity)
+        self.tracker = CounterTracker()
+        self.sample: Sample | None = None
+        self.status = "up"
+        self.last_error: str | None = None
+        self.source = "scrape"
+        self.last_seen = 0.0  # clock() of the last successful ingest
+        self.last_report = 0.0  # clock() of the last ingest or mark_down
+        self.down_since: float | None = None
+        self.pod_keys: tuple[PodKey, ...] = ()
+
+
+class PodState:
+    __slots__ = ("last_seen", "node", "reading", "row", "sample", "series", "tracker")
+
+    def __init__(self, capacity: int) -> None:
+        self.series = RingSeries(capacity)
+        self.tracker = CounterTracker()
+        self.reading: PodReading | None = None
+        self.node = ""
+        self.sample: Sample | None = None
+        self.row: tuple[float | None, ...] = ()
+        self.last_seen = 0.0
+
+
+class GroupState:
+    __slots__ = ("last_seen", "series", "view")
+
+    def __init__(self, view: GroupView, capacity: int) -> None:
+        self.view = view
+        self.series = RingSeries(capacity)
+        self.last_seen = 0.0
+
+
+def finite_values(values: dict[str, float]) -> dict[str, float]:
+    """Drop NaN/Inf and non-numbers (an exporter may expose NaN; it is "unknown", not a value).
+
+    The reading's own dict is kept when every value is fine (the usual case), saving a copy per pod.
+    """
+    try:
+        if all(map(math.isfinite, values.values())):  # C-level loop: the hot path at 30k pods
+            return values
+    except TypeError:
+        pass  # a non-number somewhere: the filtering below drops it
+    return {
+        k: float(v)
+        for k, v in values.items()
+        if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+    }
