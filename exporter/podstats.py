@@ -20,14 +20,16 @@ debug to the error sink with source "cgroup"); a file that cannot be read or par
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable
 from typing import TypeVar
 
 from exporter.model import DiskCounters, ErrorSink, LogErrors, NetCounters, PodCgroup, PodUsage
-from exporter.netdev import parse_net_dev, sum_interfaces
+from exporter.podnet import PodNetworkReader, PodVanished, read_text
+
+__all__ = ["PodStatsReader", "PodVanished", "parse_blkio", "parse_io_stat", "read_text", "stat_value"]
 
 _LOG_ERRORS = LogErrors()
 T = TypeVar("T")
@@ -37,21 +39,16 @@ _V1_BLKIO_FILES = (
     "blkio.io_service_bytes_recursive",
     "blkio.throttle.io_service_bytes",
 )
-_PROCS_SOURCES = ("unified", "cpuacct", "memory", "blkio")
-_MAX_PID_TRIES = 8  # processes that exit while we look; past this the pod's network is None this cycle
-_POD_NET_EXCLUDED = ("lo",)
-
-
-class PodVanished(Exception):
-    """The pod's cgroup went away while it was being read."""
 
 
 class PodStatsReader:
     """Reads a PodUsage for one PodCgroup."""
 
-    def __init__(self, *, proc_root: str = "/proc", errors: ErrorSink = _LOG_ERRORS) -> None:
+    def __init__(self, *, proc_root: str = "/proc", errors: ErrorSink = _LOG_ERRORS,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._proc = proc_root
         self._errors = errors
+        self._net = PodNetworkReader(proc_root=proc_root, errors=errors, clock=clock)
 
     def read(self, cgroup: PodCgroup) -> PodUsage | None:
         """Cumulative figures of the pod, or None when it vanished mid-read (reported, source "cgroup")."""
@@ -116,63 +113,10 @@ class PodStatsReader:
                 return parse_blkio(text)
         return None
 
-    # --- network: through one of the pod's processes ---------------------------------------------
+    # --- network: through one of the pod's processes (exporter/podnet.py) -----------------------
 
-    def _network(self, cg: PodCgroup) -> tuple[NetCounters | None, bool] | None:
-        host = _HostNetns(self._proc)
-        for tries, pid in enumerate(_pod_pids(cg)):
-            if tries >= _MAX_PID_TRIES:
-                break
-            base = os.path.join(self._proc, str(pid))
-            try:
-                if host.same_as(base):
-                    return None, True
-                text = read_text(os.path.join(base, "net", "dev"))
-            except (FileNotFoundError, ProcessLookupError):
-                continue  # that process exited; any other process of the pod shares its namespace
-            except _HostNetnsUnknown as exc:
-                # Counting the node's traffic as the pod's would be worse than no figure.
-                self._errors.record("cgroup", f"pod {cg.uid}: cannot tell the host's network namespace",
-                                    exc.__cause__)
-                return None, False
-            return sum_interfaces(parse_net_dev(text), excluded=_POD_NET_EXCLUDED), False
-        return None, False  # no process (yet / any more): nothing to read the namespace through
-
-
-class _HostNetnsUnknown(Exception):
-    """Neither the host's ns/net link nor its net/dev could be examined."""
-
-
-class _HostNetns:
-    """Whether a process shares the host's network namespace (pid 1 of `<proc>` is the host's init).
-
-    First choice: `ns/net` links name the namespace (`net:[4026531840]`). Reading pid 1's link needs
-    ptrace access to it, which a container without CAP_SYS_PTRACE (or a sandbox like our CI's) lacks;
-    then compare the inodes of `net/dev`: procfs gives each namespace's /proc/<pid>/net its own entries,
-    so the same inode means the same namespace, and stat needs no ptrace access.
-    """
-
-    def __init__(self, proc: str) -> None:
-        self._proc = proc
-        self._link: str | None = None
-        self._inode: tuple[int, int] | None = None
-        with contextlib.suppress(PermissionError, FileNotFoundError):  # then decided by inode below
-            self._link = os.readlink(os.path.join(proc, "1", "ns", "net"))
-
-    def same_as(self, base: str) -> bool:
-        if self._link is not None:
-            try:
-                return os.readlink(os.path.join(base, "ns", "net")) == self._link
-            except PermissionError:
-                pass
-        if self._inode is None:
-            try:
-                st = os.stat(os.path.join(self._proc, "1", "net", "dev"))
-            except OSError as exc:
-                raise _HostNetnsUnknown from exc
-            self._inode = (st.st_dev, st.st_ino)
-        st = os.stat(os.path.join(base, "net", "dev"))
-        return (st.st_dev, st.st_ino) == self._inode
+    def _network(self, cg: PodCgroup) -> tuple[NetCounters | None, bool]:
+        return self._net.read(cg)
 
 
 def _read_optional(cg: PodCgroup, key: str, name: str) -> str | None:
@@ -188,19 +132,6 @@ def _read_optional(cg: PodCgroup, key: str, name: str) -> str | None:
         if not os.path.isdir(directory):
             raise PodVanished(f"{directory} is gone") from exc
         return None
-
-
-def read_text(path: str) -> str:
-    """Whole small file via os.open/os.read: a third of the cost of open() with a text wrapper, which
-    matters at ~7 files per pod and 110 pods per cycle."""
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        chunks = []
-        while chunk := os.read(fd, 65536):
-            chunks.append(chunk)
-    finally:
-        os.close(fd)
-    return b"".join(chunks).decode("ascii")
 
 
 def stat_value(text: str, key: str) -> int:
@@ -240,29 +171,3 @@ def parse_blkio(text: str) -> DiskCounters:
         elif len(parts) == 3 and parts[1] == "Write":
             written += int(parts[2])
     return DiskCounters(read_bytes=read, written_bytes=written)
-
-
-def _pod_pids(cg: PodCgroup) -> Iterator[int]:
-    """Pids of the pod: its own cgroup.procs, then its containers', then one level below (breadth first).
-
-    CRI-O's conmon (`crio-conmon-<id>.scope`) lives in the pod's cgroup but in the host's network
-    namespace, so it is skipped: it would make every pod look host-network.
-    """
-    top = next((cg.paths[k] for k in _PROCS_SOURCES if k in cg.paths), None)
-    if top is None:
-        return
-    level = [top]
-    for depth in range(3):
-        deeper: list[str] = []
-        for d in level:
-            try:
-                pids = read_text(os.path.join(d, "cgroup.procs")).split()
-                with os.scandir(d) as entries:
-                    deeper.extend(e.path for e in entries
-                                  if e.is_dir(follow_symlinks=False) and "conmon" not in e.name)
-            except FileNotFoundError as exc:
-                if depth == 0:
-                    raise PodVanished(f"{d} is gone") from exc
-                continue  # a container cgroup removed meanwhile (restart): look at the others
-            yield from (int(p) for p in pids)
-        level = deeper

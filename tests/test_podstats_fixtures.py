@@ -180,6 +180,52 @@ def test_without_pid1_ns_link_the_namespace_is_told_by_net_dev_inode(tmp_path: P
     assert errors.sources() == ["cgroup"]
 
 
+def test_outside_the_host_pid_namespace_pods_are_found_through_proc_cgroup(tmp_path: Path) -> None:
+    # An exporter pod without hostPID reads cgroup.procs as 0 (v2) or nothing (v1): the host's pids are
+    # not in its PID namespace. <proc>/<pid>/cgroup of the mounted host /proc still names each pod.
+    trees = {name: copy_node_tree(name, tmp_path) for name in ("node-a", "node-b", "node-c")}
+    for tree in trees.values():
+        for procs in (tree / "cgroup").rglob("cgroup.procs"):
+            if procs.read_text().strip():
+                procs.write_text("0\n" * len(procs.read_text().split()))
+    errors = RecordingErrors()
+    a = read_all(trees["node-a"], errors)
+    assert a[A_G] is not None and a[A_G].network == NetCounters(120000, 80000)
+    assert a[A_B] is not None and a[A_B].network == NetCounters(3000, 4000)
+    assert a[A_H] is not None and (a[A_H].network, a[A_H].host_network) == (None, True)
+    assert a[A_E] is not None and (a[A_E].network, a[A_E].host_network) == (None, False)
+    b = read_all(trees["node-b"], errors)
+    g = b["5e7f9a1b-3c4d-4e5f-b071-0c2d3e4f5a79"]  # conmon (host namespace) skipped in the index too
+    assert g is not None and (g.network, g.host_network) == (NetCounters(64000, 32000), False)
+    c = read_all(trees["node-c"], errors)
+    g = c["9c1d3e5f-7a8b-4c9d-b4b5-4a6b7c8d9e0f"]
+    assert g is not None and g.network == NetCounters(5000000, 6000000)
+    assert errors.records == []
+
+
+def test_pid_index_is_built_once_per_pass_and_rebuilt_when_stale(tmp_path: Path) -> None:
+    tree = copy_node_tree("node-a", tmp_path)
+    for procs in (tree / "cgroup").rglob("cgroup.procs"):
+        procs.write_text("")
+    now = [100.0]
+    reader = PodStatsReader(proc_root=str(tree / "proc"), clock=lambda: now[0])
+    cgs = pods(tree)
+    first = reader.read(cgs[A_B])
+    assert first is not None and first.network == NetCounters(3000, 4000)
+    # the pod's process moves on (pid 1100 exits, 1300 appears): the index built this pass is reused ...
+    shutil.rmtree(tree / "proc/1100")
+    shutil.copytree(tree / "proc/1000", tree / "proc/1300", symlinks=True)
+    (tree / "proc/1300/cgroup").write_text(
+        "0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod2b4c6d8e_0f1a_4b3c_8d5e_7f9a0b1c2d43"
+        ".slice/cri-containerd-bbb3.scope\n")
+    same_pass = reader.read(cgs[A_B])
+    assert same_pass is not None and same_pass.network is None  # its one known pid is gone
+    # ... and rebuilt once it is older than a pass (1 s)
+    now[0] += 1.5
+    later = reader.read(cgs[A_B])
+    assert later is not None and later.network == NetCounters(120000, 80000)  # 1300's namespace
+
+
 def test_parsers() -> None:
     assert parse_io_stat("") == DiskCounters(0, 0)
     assert parse_io_stat("8:0 rbytes=1 wbytes=2 rios=3\n8:16 wbytes=5\n") == DiskCounters(1, 7)

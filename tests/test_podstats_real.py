@@ -20,7 +20,7 @@ from exporter.cgroups import PodCgroupFinder
 from exporter.model import PodCgroup, PodUsage
 from exporter.podstats import PodStatsReader
 from tests.support import require, require_root, wait_until
-from tests.support.cgroups import FakeKubelet, FakePod, RecordingErrors, cgroups_writable
+from tests.support.cgroups import FakeKubelet, FakePod, RecordingErrors, cgroups_writable, prioritise
 from tests.support.netns import netns_pair
 
 pytestmark = pytest.mark.root
@@ -120,30 +120,36 @@ def test_finder_sees_the_pod_in_every_hierarchy(kubelet: FakeKubelet) -> None:
 
 def test_half_a_core_is_measured_from_two_reads(kubelet: FakeKubelet) -> None:
     pod = kubelet.create_pod("guaranteed")
-    burner = kubelet.start([sys.executable, "-c", BURNER, "0.5"], pod=pod)
-    # nice -10 (we are root): CPU-bound neighbours on this shared box get ~1/10 of its weight, so they
-    # cannot starve it below its half core; it still only asks for half a core.
-    os.setpriority(os.PRIO_PROCESS, burner.pid, -10)
+    burner = kubelet.start([sys.executable, "-c", BURNER, "0.5"], pod=pod, new_session=True)
+    # nice -10 for it and its autogroup (we are root): CPU-bound neighbours on this shared box get ~1/10
+    # of its weight, so they cannot starve it below its half core; it still only asks for half a core.
+    prioritise(burner.pid)
     say(burner)
     assert line(burner) == "go"
     cg = found(pod)
     v1_only = PodCgroup(uid=cg.uid, qos=cg.qos, version=1, driver=cg.driver,
                         paths={k: v for k, v in cg.paths.items() if k != "unified"})
     errors = RecordingErrors()
-    t0, a, a1, own0 = time.monotonic(), read(cg, errors), read(v1_only, errors), _cpu_seconds(burner.pid)
-    time.sleep(2.0)  # the measurement window itself, not a wait for something to happen
-    t1, b, b1, own1 = time.monotonic(), read(cg, errors), read(v1_only, errors), _cpu_seconds(burner.pid)
-    assert a.cpu_seconds is not None and b.cpu_seconds is not None
-    cores = (b.cpu_seconds - a.cpu_seconds) / (t1 - t0)
-    # The pod's CPU is the process's own (utime+stime in clock ticks: ±2 ticks of rounding).
-    assert b.cpu_seconds - a.cpu_seconds == pytest.approx(own1 - own0, abs=0.03)
-    # ±0.15 cores: the burner steers to 0.5 by its own clock at high priority, but on 2 shared, noisy
-    # cores the kernel can still delay it (→ less), and catching up after a stall that began before t0
-    # can push a 2 s window over (→ more).
-    assert 0.35 <= cores <= 0.65, f"measured {cores:.3f} cores for a 0.5-core burner"
-    # v2 cpu.stat usage_usec (preferred) and v1 cpuacct.usage count the same CPU time
-    assert a1.cpu_seconds is not None and b1.cpu_seconds is not None
-    assert (b1.cpu_seconds - a1.cpu_seconds) == pytest.approx(b.cpu_seconds - a.cpu_seconds, abs=0.05)
+    windows: list[float] = []
+    # Up to 3 windows of 2 s: every window must match the process's own accounting exactly, and one must
+    # show the half core. Only starvation by neighbours (load averages above 5 were seen on this shared
+    # 2-core box) excuses a window, and that is visible in the process's own CPU time too.
+    for _window in range(3):
+        t0, a, a1, own0 = time.monotonic(), read(cg, errors), read(v1_only, errors), _cpu_seconds(burner.pid)
+        time.sleep(2.0)  # the measurement window itself, not a wait for something to happen
+        t1, b, b1, own1 = time.monotonic(), read(cg, errors), read(v1_only, errors), _cpu_seconds(burner.pid)
+        assert a.cpu_seconds is not None and b.cpu_seconds is not None
+        # The pod's CPU is the process's own (utime+stime in clock ticks: ±2 ticks of rounding).
+        assert b.cpu_seconds - a.cpu_seconds == pytest.approx(own1 - own0, abs=0.03)
+        # v2 cpu.stat usage_usec (preferred) and v1 cpuacct.usage count the same CPU time
+        assert a1.cpu_seconds is not None and b1.cpu_seconds is not None
+        assert b1.cpu_seconds - a1.cpu_seconds == pytest.approx(b.cpu_seconds - a.cpu_seconds, abs=0.05)
+        windows.append((b.cpu_seconds - a.cpu_seconds) / (t1 - t0))
+        # ±0.15 cores: the burner steers to 0.5 by its own clock at nice -10, but the kernel can still
+        # delay it (→ less), and catching up after a stall that began before t0 can push it over (→ more).
+        if 0.35 <= windows[-1] <= 0.65:
+            break
+    assert 0.35 <= windows[-1] <= 0.65, f"measured {windows} cores for a 0.5-core burner"
     assert errors.records == []
 
 
