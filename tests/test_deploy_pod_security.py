@@ -125,9 +125,6 @@ def test_pod_cgroups_are_readable_as_deployed(confined: dict[str, Any]) -> None:
     assert not [e for e in confined["errors"] if "Permission denied" in e], confined["errors"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "exporter/podstats.py takes a pod's PIDs from cgroup.procs, which lists 0 (v2) or nothing (v1) to a "
-    "reader in its own PID namespace; without hostPID it must map PIDs to pods via <proc>/<pid>/cgroup"))
 def test_pod_network_is_readable_as_deployed(confined: dict[str, Any]) -> None:
     assert confined["netns"]["network"] is not None, confined["errors"]
     assert confined["netns"]["host_network"] is False
