@@ -71,11 +71,23 @@ def container(name: str = "main", *, image: str = "registry.k8s.io/pause:3.10",
     return spec
 
 
+def _container_spec(spec: dict, index: int) -> dict:
+    """A full container spec from either a container() dict or the short requests/limits form."""
+    if "requests" not in spec and "limits" not in spec:
+        return {"name": f"c{index}", "image": "registry.k8s.io/pause:3.10", **spec}
+    return container(spec.get("name", f"c{index}"), image=spec.get("image", "registry.k8s.io/pause:3.10"),
+                     requests=spec.get("requests"), limits=spec.get("limits"))
+
+
 def pod(name: str, namespace: str, *, node: str | None, uid: str | None = None, owner: dict | None = None,
         labels: dict[str, str] | None = None, containers: Sequence[dict] | None = None,
         host_network: bool = False, phase: str = "Running", pod_ip: str | None = None) -> dict:
-    """A v1 Pod bound to `node` (None = unscheduled); `owner` is an object or an owner_ref() dict."""
-    containers = list(containers) if containers is not None else [container()]
+    """A v1 Pod bound to `node` (None = unscheduled); `owner` is an object or an owner_ref() dict.
+
+    `containers` are container() specs, or short dicts like {"name": "app", "requests": {"cpu": "1"}}.
+    """
+    containers = [_container_spec(c, i) for i, c in enumerate(containers)] if containers is not None \
+        else [container()]
     meta = _meta(name, namespace, uid=uid or str(uuid.uuid4()), labels=labels)
     if owner is not None:
         meta["ownerReferences"] = [owner if "metadata" not in owner else owner_ref(owner)]
