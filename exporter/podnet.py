@@ -3,8 +3,8 @@
 Which process: the pod cgroup's `cgroup.procs`, then its containers' (processes live in the container
 cgroups). A reader in its own PID namespace (the exporter pod without hostPID) sees those files list
 0 or nothing; then the pod's processes are found through `<proc>/<pid>/cgroup`, which names the pod's
-cgroup and is readable by anyone: one pass over the host's /proc builds a uid -> pids index, reused for
-`index_max_age` seconds (one sampling pass), so it costs one scan per cycle, and only when needed.
+cgroup and is readable by anyone: a uid -> pids index over the host's /proc, refreshed once per
+sampling pass (`index_max_age`), only when needed, classifying only pids it has not seen before.
 
 Host network: the process shares the host's network namespace when `<proc>/<pid>/ns/net` and
 `<proc>/1/ns/net` link to the same `net:[inode]`, or, where pid 1's link is not readable (no ptrace
@@ -72,44 +72,60 @@ class PodNetworkReader:
 
 
 class PidIndex:
-    """uid -> pids of the pod's processes, from `<proc>/<pid>/cgroup`, rebuilt when older than max_age."""
+    """uid -> pids of the pod's processes, from `<proc>/<pid>/cgroup`.
 
-    def __init__(self, *, proc_root: str, clock: Callable[[], float], max_age: float) -> None:
+    Refreshed when older than `max_age` (one sampling pass). A refresh lists `<proc>` and reads the
+    cgroup file of new pids only: a node runs thousands of processes (~25 us each to classify), and a
+    process rarely changes cgroup once inside a container. Every `full_rescan` seconds everything is
+    classified again, which also catches the brief moment when runc's child has not yet joined its
+    container cgroup, and pid reuse.
+    """
+
+    def __init__(self, *, proc_root: str, clock: Callable[[], float], max_age: float,
+                 full_rescan: float = 60.0) -> None:
         self._proc = proc_root
         self._clock = clock
         self._max_age = max_age
+        self._full_rescan = full_rescan
         self._built_at: float | None = None
+        self._full_at: float | None = None
+        self._known: dict[int, str | None] = {}  # pid -> pod uid, or None for a process of no pod
         self._pids: dict[str, list[int]] = {}
 
     def pids(self, uid: str) -> list[int]:
         """Pids whose cgroup is in pod `uid` (CRI-O's conmon excluded), at most _MAX_PID_TRIES."""
         now = self._clock()
         if self._built_at is None or now - self._built_at > self._max_age:
-            self._pids = self._scan()
+            if self._full_at is None or now - self._full_at > self._full_rescan:
+                self._known.clear()
+                self._full_at = now
+            self._refresh()
             self._built_at = now
         return self._pids.get(uid, [])
 
-    def _scan(self) -> dict[str, list[int]]:
-        index: dict[str, list[int]] = {}
+    def _refresh(self) -> None:
         try:
-            names = os.listdir(self._proc)
+            live = {int(name) for name in os.listdir(self._proc) if name.isdigit()}
         except OSError:
-            return index
-        for name in names:
-            if not name.isdigit():
-                continue
+            live = set()
+        known = {pid: uid for pid, uid in self._known.items() if pid in live}
+        for pid in live - known.keys():
             try:
-                text = read_text(os.path.join(self._proc, name, "cgroup"))
+                text = read_text(os.path.join(self._proc, str(pid), "cgroup"))
             except (OSError, ValueError):
                 continue  # exited meanwhile, or not ours to read: other processes will do
-            if "conmon" in text:
-                continue  # CRI-O's conmon: in the pod's cgroup but the host's network namespace
             m = _POD_IN_PATH.search(text)
-            if m:
-                pids = index.setdefault(m.group(1).replace("_", "-").lower(), [])
+            # CRI-O's conmon: in the pod's cgroup but the host's network namespace.
+            known[pid] = m.group(1).replace("_", "-").lower() if m and "conmon" not in text else None
+        self._known = known
+        index: dict[str, list[int]] = {}
+        for pid in sorted(known):
+            uid = known[pid]
+            if uid is not None:
+                pids = index.setdefault(uid, [])
                 if len(pids) < _MAX_PID_TRIES:
-                    pids.append(int(name))
-        return index
+                    pids.append(pid)
+        self._pids = index
 
 
 class _HostNetnsUnknown(Exception):

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from exporter.cgroups import PodCgroupFinder
 from exporter.model import DiskCounters, NetCounters, PodCgroup, PodUsage
+from exporter.podnet import PidIndex
 from exporter.podstats import PodStatsReader, parse_blkio, parse_io_stat, stat_value
 from tests.support.cgroups import RecordingErrors, copy_node_tree
 
@@ -260,3 +261,22 @@ def test_hostile_file_contents_never_escape_read(tmp_path: Path) -> None:
         assert set(errors.sources()) <= {"cgroup"}
 
     check()
+
+
+def test_pid_index_classifies_new_pids_only_until_the_full_rescan(tmp_path: Path) -> None:
+    tree = copy_node_tree("node-a", tmp_path)
+    now = [0.0]
+    index = PidIndex(proc_root=str(tree / "proc"), clock=lambda: now[0], max_age=1.0, full_rescan=60.0)
+    assert index.pids(A_B) == [1100, 1101]
+    assert index.pids(A_G) == [1000, 1001, 1002]
+    # pid 1200 moves into pod B's cgroup: a known pid is not re-read on an ordinary refresh ...
+    (tree / "proc/1200/cgroup").write_text(
+        "0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod2b4c6d8e_0f1a_4b3c_8d5e_7f9a0b1c2d43"
+        ".slice/x.scope\n")
+    shutil.rmtree(tree / "proc/1001")  # ... but exits are noticed
+    now[0] = 2.0
+    assert index.pids(A_B) == [1100, 1101]
+    assert index.pids(A_G) == [1000, 1002]
+    now[0] = 62.0  # ... and the full rescan reclassifies everything
+    assert index.pids(A_B) == [1100, 1101, 1200]
+    assert index.pids(A_H) == []
