@@ -580,5 +580,28 @@ def test_kubectl_get_prints_created_objects(kube: FakeKube, tmp_path) -> None:
     assert all(c.status == 200 for c in kube.calls if c.user_agent.startswith("kubectl/"))
 
 
+def test_kubectl_get_watch_prints_table_rows(kube: FakeKube, tmp_path) -> None:
+    kubectl = require_tool("kubectl")
+    kube.create(objects.pod("first", "shop", node="n1"))
+    command = [kubectl, "--kubeconfig", str(kube.kubeconfig), "get", "pods", "-n", "shop", "-w"]
+    lines: list[str] = []
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                          env={"HOME": str(tmp_path)}) as proc:
+        reader = threading.Thread(target=lambda: lines.extend(proc.stdout or ()))
+        reader.start()
+        try:
+            wait_until(lambda: kube.open_watches == 1, timeout=30, message="kubectl opened its watch")
+            kube.create(objects.pod("second", "shop", node="n1"))
+            wait_until(lambda: any(line.startswith("second ") for line in lines), timeout=30,
+                       message=f"kubectl printed the watched pod; output so far {lines}")
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+            reader.join(timeout=10)
+    # Server-side Table rows in watch events: the full pod columns, not kubectl's NAME/AGE fallback.
+    assert lines[0].split() == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
+    assert next(line for line in lines if line.startswith("second ")).split()[1:3] == ["1/1", "Running"]
+
+
 def _names_json(text: str) -> list[str]:
     return [item["metadata"]["name"] for item in json.loads(text)["items"]]

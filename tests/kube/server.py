@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import socket
+import sys
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
@@ -35,6 +36,14 @@ class FakeHTTPServer(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], state: ServerState) -> None:
         self.state = state
         super().__init__(address, Handler)
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        """Clients vanishing (or pause/stop cutting them) is routine; anything else is logged loudly."""
+        exc = sys.exception()
+        if isinstance(exc, ConnectionError):
+            log.debug("connection from %s ended: %r", client_address, exc)
+        else:
+            log.error("fake API server handler failed for %s", client_address, exc_info=exc)
 
 
 class Route:

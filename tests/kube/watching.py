@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from tests.kube.listing import matcher
 from tests.kube.store import Event, StatusError
+from tests.kube.tables import table, wants_table
 
 if TYPE_CHECKING:
     from tests.kube.resources import Resource
@@ -48,8 +49,12 @@ def _bookmark(res: Resource, rv: int, annotations: dict[str, str] | None = None)
 class _Stream:
     """Writes one chunked response body."""
 
-    def __init__(self, handler: Handler) -> None:
+    def __init__(self, handler: Handler, resource: Resource) -> None:
         self.handler = handler
+        self.resource = resource
+        # `kubectl get -w` asks for Tables: each object event then carries a one-row Table.
+        self.as_table = wants_table(handler.headers.get("Accept"))
+        self.include_object = handler.query.get("includeObject", "Metadata")
 
     def start(self) -> None:
         h = self.handler
@@ -61,6 +66,11 @@ class _Stream:
         h.end_headers()
 
     def send(self, event: dict) -> None:
+        if self.as_table and event["type"] in ("ADDED", "MODIFIED", "DELETED"):
+            obj = event["object"]
+            event = {"type": event["type"], "object": table(
+                self.resource, [obj], resource_version=int(obj["metadata"]["resourceVersion"]),
+                include_object=self.include_object)}
         data = json.dumps(event).encode() + b"\n"
         self.handler.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
 
@@ -159,7 +169,7 @@ class WatchSession:
             self.epoch = state.drop_epoch
             state.watches[watch_id] = self.epoch
             pending = self._initial()
-        stream = _Stream(handler)
+        stream = _Stream(handler, self.resource)
         try:
             stream.start()
             outcome = "more"
