@@ -58,14 +58,26 @@ class ServerHandle:
         self._server.run()
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop accepting, let in-flight requests finish (up to `timeout`), then close."""
+        """Stop accepting, let in-flight requests finish (up to `timeout`), then close every connection.
+
+        Idle keep-alive connections (Prometheus keeps one open per target) would otherwise keep
+        waitress's loop alive until they time out, stalling shutdown past the pod's grace period.
+        """
         server = self._server
-        try:
-            server.task_dispatcher.shutdown(cancel_pending=False, timeout=timeout)  # type: ignore[union-attr]
-        finally:
+        server.accepting = False  # type: ignore[union-attr]  # readable() turns False: no new connections
+        server.task_dispatcher.shutdown(cancel_pending=False, timeout=timeout)  # type: ignore[union-attr]
+
+        def close_all() -> None:
+            # will_close lets a channel flush a response still in its buffer before it closes.
+            for channel in list(server.active_channels.values()):  # type: ignore[union-attr]
+                channel.will_close = True
             server.close()
-        if self._thread is not None:
+
+        if self._thread is not None and self._thread.is_alive():
+            server.trigger.pull_trigger(close_all)  # type: ignore[union-attr]  # run in the loop's thread
             self._thread.join(timeout)
+        else:
+            close_all()
 
     def __enter__(self) -> ServerHandle:
         return self.start()

@@ -88,3 +88,22 @@ def test_server_handle_serves_and_lets_inflight_requests_finish() -> None:
     assert result == [b"ok"], "an in-flight request must complete during stop()"
     with pytest.raises(OSError):
         urllib.request.urlopen(server.url + "/", timeout=2)
+
+
+def test_stop_does_not_wait_for_idle_keep_alive_connections() -> None:
+    import http.client
+
+    def app(environ, start_response):  # type: ignore[no-untyped-def]
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "2")])
+        return [b"ok"]
+
+    server = ServerHandle(app).start()
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+    try:
+        conn.request("GET", "/")
+        assert conn.getresponse().read() == b"ok"  # the connection stays open (HTTP/1.1 keep-alive)
+        began = time.monotonic()
+        server.stop(timeout=5)
+        assert time.monotonic() - began < 2.0, "stop() waited for an idle keep-alive client"
+    finally:
+        conn.close()
