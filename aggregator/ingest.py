@@ -80,7 +80,8 @@ def _number(doc: Mapping[str, Any], key: str, path: str) -> float:
     value = doc[key]
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise IngestError(f"{path} must be a number, got {type(value).__name__}", field=path)
-    if not math.isfinite(value) or value < 0 or value > 1e18:
+    # Range first: int/float comparisons are exact, while isfinite(10**400) raises OverflowError.
+    if value < 0 or value > 1e18 or not math.isfinite(value):
         raise IngestError(f"{path} must be a finite number between 0 and 1e18, got {value!r}", field=path)
     return float(value)
 

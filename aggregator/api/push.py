@@ -55,6 +55,10 @@ def read_json(req: falcon.Request, stats: AggregatorStats) -> Any:
     except (ValueError, UnicodeDecodeError) as exc:
         stats.error("ingest")
         raise BadBody(f"the body is not valid JSON: {exc}") from None
+    except RecursionError:
+        # 64 KiB of "[" nests deeper than the decoder's recursion limit: a client error, not a 500.
+        stats.error("ingest")
+        raise BadBody("the body is not valid JSON: nested too deeply") from None
 
 
 def _stored(resp: falcon.Response, stored: int) -> None:
