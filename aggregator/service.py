@@ -190,11 +190,13 @@ class ScrapeService:
         self._stats.incr("rounds")
         self._stats.set("parser_fallbacks", self._scraper.fallbacks)
         for step, call in (("end_round", self._store.end_round), ("federation", self._federation.rebuild)):
+            t0 = time.perf_counter()
             try:
                 call(result)
             except Exception:
                 self._stats.error(step)
                 log.exception("%s after round %d failed", step, result.round_id)
+            self._stats.set(f"{step}_seconds", time.perf_counter() - t0)
         self._last_round = result
         if answered:
             self._ready = True

@@ -135,22 +135,45 @@ class FakeNode:
 class FakeExporters:
     """Serves many FakeNodes from one thread; a new snapshot every `interval` seconds of wall time."""
 
-    def __init__(self, nodes: list[FakeNode], *, interval: float = 5.0, gzip_level: int = 1) -> None:
+    def __init__(
+        self, nodes: list[FakeNode], *, interval: float = 5.0, gzip_level: int = 1, prerender: bool = False
+    ) -> None:
         self.nodes = nodes
         self.interval = interval
         self.gzip_level = gzip_level
+        self.prerender = prerender  # render every node's next snapshot in a thread, not on request
         self.requests = 0
         self._t0 = time.time()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="fake-exporters", daemon=True)
         self._servers: list[asyncio.base_events.Server] = []
+        self._stopping = threading.Event()
+        self._renderer: threading.Thread | None = None
 
     def __enter__(self) -> FakeExporters:
+        if self.prerender:
+            for node in self.nodes:
+                self.body(node)  # templates and first snapshot before anyone scrapes
+            self._renderer = threading.Thread(target=self._render_ahead, name="fake-render", daemon=True)
+            self._renderer.start()
         self._thread.start()
         asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(120)
         return self
 
+    def _seq(self) -> int:
+        return int((time.time() - self._t0) / self.interval) + 1
+
+    def _render_ahead(self) -> None:
+        while not self._stopping.is_set():
+            for node in self.nodes:
+                self.body(node)
+            next_boundary = self._t0 + self._seq() * self.interval
+            self._stopping.wait(max(0.0, next_boundary - time.time()) + 0.001)
+
     def __exit__(self, *exc: object) -> None:
+        self._stopping.set()
+        if self._renderer is not None:
+            self._renderer.join(30)
         asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result(30)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
@@ -170,7 +193,7 @@ class FakeExporters:
             await server.wait_closed()
 
     def body(self, node: FakeNode) -> tuple[bytes, bytes]:
-        seq = int((time.time() - self._t0) / self.interval) + 1
+        seq = self._seq()
         if node._cache is None or node._cache[0] != seq:
             if node._template is None:
                 node._template = ExpositionTemplate(node.node, pods=node.pods,
