@@ -421,6 +421,12 @@ def test_calls_are_recorded_with_kubernetes_verbs(kube: FakeKube, core: client.C
     core.delete_namespaced_pod("p", "shop")
     with pytest.raises(client.ApiException):
         core.read_namespaced_pod("p", "shop")
+    # Resources the fake does not serve are 404 but still recorded as what RBAC would see.
+    with pytest.raises(client.ApiException) as err:
+        core.list_namespaced_config_map("shop")
+    assert err.value.status == 404
+    with pytest.raises(client.ApiException):
+        core.read_namespaced_pod_log("p", "shop")
     got = [(c.verb, c.group, c.resource, c.namespace, c.name, c.status) for c in kube.calls]
     assert got == [
         ("get", "apps", "deployments", "shop", "web", 200),
@@ -431,6 +437,8 @@ def test_calls_are_recorded_with_kubernetes_verbs(kube: FakeKube, core: client.C
         ("watch", "", "pods", "shop", None, 200),
         ("delete", "", "pods", "shop", "p", 200),
         ("get", "", "pods", "shop", "p", 404),
+        ("list", "", "configmaps", "shop", None, 404),
+        ("get", "", "pods/log", "shop", "p", 404),
     ]
     assert all(c.user_agent.startswith("OpenAPI-Generator/") and c.user == "tester" for c in kube.calls)
     assert kube.get("v1", "Pod", "p", "shop") is None

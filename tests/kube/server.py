@@ -8,6 +8,7 @@ import socket
 import sys
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import NamedTuple
 from urllib.parse import parse_qs, urlsplit
 
 from tests.kube import listing, resources, watching
@@ -46,17 +47,27 @@ class FakeHTTPServer(ThreadingHTTPServer):
             log.error("fake API server handler failed for %s", client_address, exc_info=exc)
 
 
-class Route:
-    """A parsed resource request path."""
-
-    def __init__(self, resource: Resource, namespace: str | None, name: str | None) -> None:
-        self.resource = resource
-        self.namespace = namespace
-        self.name = name
+_NAMESPACE_SUBRESOURCES = ("status", "finalize")
 
 
-def parse_resource_path(path: str) -> Route | None:
-    """Map /api/v1/..., /apis/<g>/<v>/... to a resource route, or None when no resource is addressed."""
+class RequestInfo(NamedTuple):
+    """What the API server's RequestInfoFactory reads from a resource path, served or not."""
+
+    group: str
+    version: str
+    namespace: str | None
+    plural: str
+    name: str | None
+    subresource: str | None
+
+    @property
+    def rbac_resource(self) -> str:
+        """The resource as RBAC rules name it: `pods`, or `pods/log` for a subresource."""
+        return f"{self.plural}/{self.subresource}" if self.subresource else self.plural
+
+
+def parse_request_info(path: str) -> RequestInfo | None:
+    """Split /api/v1/... and /apis/<g>/<v>/... into its parts; None for non-resource paths."""
     parts = [p for p in path.split("/") if p]
     if len(parts) >= 3 and parts[0] == "api":
         group, version, rest = "", parts[1], parts[2:]
@@ -65,25 +76,42 @@ def parse_resource_path(path: str) -> Route | None:
     else:
         return None
     namespace = None
-    if len(rest) >= 3 and rest[0] == "namespaces":
-        namespace, rest = rest[1], rest[2:]
-    if len(rest) > 2:
-        return None  # subresources (status, log, ...) are not served
-    resource = resources.by_path(group, version, rest[0])
-    if resource is None or (namespace is not None and not resource.namespaced):
+    if rest[0] == "namespaces" and len(rest) > 1:
+        namespace = rest[1]
+        if len(rest) > 2 and rest[2] not in _NAMESPACE_SUBRESOURCES:
+            rest = rest[2:]
+    if rest[0] == "namespaces":
+        namespace = None  # the namespace object itself (namespaces/<name>[/status]) is cluster-scoped
+    return RequestInfo(group, version, namespace, rest[0], rest[1] if len(rest) > 1 else None,
+                       rest[2] if len(rest) > 2 else None)
+
+
+class Route:
+    """A request for a resource this fake serves (no subresources)."""
+
+    def __init__(self, resource: Resource, namespace: str | None, name: str | None) -> None:
+        self.resource = resource
+        self.namespace = namespace
+        self.name = name
+
+
+def resolve(info: RequestInfo) -> Route | None:
+    """The served resource a request addresses, or None (a real server answers 404)."""
+    resource = resources.by_path(info.group, info.version, info.plural)
+    if resource is None or info.subresource or (info.namespace is not None and not resource.namespaced):
         return None
-    return Route(resource, namespace, rest[1] if len(rest) == 2 else None)
+    return Route(resource, info.namespace, info.name)
 
 
-def _verb(method: str, route: Route | None, query: dict[str, str]) -> str:
-    if route is None:
+def _verb(method: str, info: RequestInfo | None, query: dict[str, str]) -> str:
+    if info is None:
         return method.lower()
     if method == "GET":
-        if route.name:
+        if info.name:
             return "get"
         return "watch" if query.get("watch") in ("1", "true") else "list"
     return {"POST": "create", "PUT": "update", "PATCH": "patch"}.get(
-        method, "delete" if route.name else "deletecollection")
+        method, "delete" if info.name else "deletecollection")
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -92,6 +120,7 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: FakeHTTPServer
     query: dict[str, str]
+    _info: RequestInfo | None
     _route: Route | None
     _verb: str
     _user: str
@@ -136,14 +165,14 @@ class Handler(BaseHTTPRequestHandler):
         return self.server.state
 
     def _record(self, status: int) -> None:
-        route, verb = self._route, self._verb
+        info = self._info
         self.state.record(Call(
-            verb=verb,
-            group=route.resource.group if route else "",
-            version=route.resource.version if route else "",
-            resource=route.resource.plural if route else "",
-            namespace=route.namespace if route else None,
-            name=route.name if route else None,
+            verb=self._verb,
+            group=info.group if info else "",
+            version=info.version if info else "",
+            resource=info.rbac_resource if info else "",
+            namespace=info.namespace if info else None,
+            name=info.name if info else None,
             user_agent=self.headers.get("User-Agent", ""),
             status=status,
             path=self.path,
@@ -195,9 +224,10 @@ class Handler(BaseHTTPRequestHandler):
         self._raw_body = self._read_raw_body()
         split = urlsplit(self.path)
         query = {k: v[-1] for k, v in parse_qs(split.query, keep_blank_values=True).items()}
-        self._route = parse_resource_path(split.path)
+        self._info = parse_request_info(split.path)
+        self._route = resolve(self._info) if self._info else None
         self._user = ""
-        self._verb = _verb(method, self._route, query)
+        self._verb = _verb(method, self._info, query)
         self.query = query
         if not self._authenticate(split.path):
             self.send_status(401, "Unauthorized")
@@ -207,10 +237,12 @@ class Handler(BaseHTTPRequestHandler):
             self.send_status(fault, f"injected fault: {fault} for {self.path}")
             return
         try:
-            if self._route is None:
-                self._non_resource(method, split.path)
-            else:
+            if self._route is not None:
                 self._resource(method, self._route)
+            elif self._info is not None:
+                self.send_status(404, "the server could not find the requested resource")
+            else:
+                self._non_resource(method, split.path)
         except StatusError as err:
             self.send_json(err.code, err.status())
         except (ValueError, KeyError, TypeError) as exc:
