@@ -166,6 +166,7 @@ class KubeDiscovery:
     def stop(self, timeout: float = 2.0) -> None:
         """Ask the thread to end; a watch blocked on the socket ends with its timeout (daemon thread)."""
         self._stopping.set()
+        self._api.interrupt()
         if self._thread is not None:
             self._thread.join(timeout)
 

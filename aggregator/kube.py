@@ -12,6 +12,7 @@ Errors (everything the client raises is wrapped, chained with `from`):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Iterator, Mapping
@@ -74,6 +75,7 @@ class ServiceEndpointsApi:
         self._discovery = client.DiscoveryV1Api(api)
         self.namespace = namespace
         self.service = service
+        self._watching: Any = None  # the open watch response, so another thread can interrupt it
 
     def _list_call(self, kind: str) -> tuple[Any, dict[str, str]]:
         if kind == "endpoints":
@@ -111,12 +113,24 @@ class ServiceEndpointsApi:
             )
         except _CLIENT_ERRORS as exc:
             raise _wrap(exc, f"watch {kind}") from exc
+        self._watching = resp
         try:
             yield from _events(resp, kind)
         except _CLIENT_ERRORS as exc:
             raise _wrap(exc, f"watch {kind}") from exc
         finally:
+            self._watching = None
             resp.release_conn()
+
+    def interrupt(self) -> None:
+        """End a watch blocked on its socket (from another thread), so a stop need not wait for it."""
+        resp = self._watching
+        if resp is None:
+            return
+        # urllib3 >= 2.3 can shut the socket down under a blocked read; close() is the older fallback.
+        stop = getattr(resp, "shutdown", None) or resp.close
+        with contextlib.suppress(OSError, AttributeError):  # already closed: nothing left to interrupt
+            stop()
 
 
 def _events(resp: Any, kind: str) -> Iterator[tuple[str, Any]]:

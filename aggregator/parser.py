@@ -38,6 +38,9 @@ _KNOWN_TYPES = frozenset(
 # A head cache bigger than this is dropped: a target inventing new label sets every scrape must not grow
 # the aggregator's memory without bound.
 DEFAULT_CACHE_LIMIT = 100_000
+# Heads of series that left (deleted pods) stay cached until the cache is rebuilt: past twice the
+# latest document's samples plus this slack it starts over, so pod churn cannot fill it to the limit.
+CACHE_SLACK = 256
 
 
 class ParseError(ValueError):
@@ -97,15 +100,19 @@ class FastParser:
     def __init__(self, *, cache_limit: int = DEFAULT_CACHE_LIMIT) -> None:
         self._heads: dict[str, tuple[str, dict[str, str]]] = {}
         self._cache_limit = cache_limit
+        self._lines: dict[str, Sample] = {}  # the last document's sample lines
         self.fallbacks = 0  # documents that needed the reference parser
 
     def parse(self, text: str) -> list[Sample]:
         """All samples of `text` in document order; ParseError when it is not valid text format."""
         try:
-            return self._parse_fast(text)
+            samples = self._parse_fast(text)
         except _Fallback:
             self.fallbacks += 1
-            return parse_reference(text)
+            samples = parse_reference(text)
+        if len(self._heads) > 2 * len(samples) + CACHE_SLACK:
+            self._heads.clear()
+        return samples
 
     def _head(self, head: str) -> tuple[str, dict[str, str]]:
         cached = self._heads.get(head)
@@ -127,12 +134,30 @@ class FastParser:
         self._heads[head] = parsed
         return parsed
 
+    def _uncached(self, head: str, token: str) -> tuple[tuple[str, dict[str, str]], str, float | None]:
+        """(parsed head, value token, timestamp) of a line whose head is not cached yet."""
+        try:
+            return self._head(head), token, None
+        except _Fallback:
+            # Perhaps `head value timestamp`.
+            head, sep, value_token = head.rpartition(" ")
+            if not sep:
+                raise
+            parsed = self._head(head)
+            try:
+                return parsed, value_token, _timestamp(token)
+            except ValueError:
+                raise _Fallback from None
+
     def _parse_fast(self, text: str) -> list[Sample]:
         # The hot loop of the aggregator (~400k samples per round at 1000 nodes): cached heads, no
         # per-sample exceptions or method calls on the usual path.
         state = _Families()
         out = state.out
         heads = self._heads
+        # An exporter's next snapshot repeats about half its sample lines verbatim (capacities,
+        # requests, limits): those reuse last parse's Sample (the state machine still sees them).
+        previous, lines = self._lines, {}
         for raw in text.split("\n"):
             line = raw.strip()
             if not line:
@@ -141,25 +166,20 @@ class FastParser:
                 if "HELP" in line or "TYPE" in line:  # else a plain comment: the reference ignores it too
                     state.meta(line)
                 continue
+            seen = previous.get(line)
+            if seen is not None:
+                lines[line] = seen
+                if seen.name not in state.allowed:
+                    state.singleton()
+                out.append(seen)
+                continue
             head, sep, token = line.rpartition(" ")
             timestamp = None
             cached = heads.get(head)
             if cached is None:
                 if not sep:
                     raise _Fallback
-                try:
-                    cached = self._head(head)
-                except _Fallback:
-                    # Perhaps `head value timestamp`.
-                    head, sep, value_token = head.rpartition(" ")
-                    if not sep:
-                        raise
-                    cached = self._head(head)
-                    try:
-                        timestamp = _timestamp(token)
-                    except ValueError:
-                        raise _Fallback from None
-                    token = value_token
+                cached, token, timestamp = self._uncached(head, token)
             if "_" in token:
                 raise _Fallback
             try:
@@ -169,8 +189,11 @@ class FastParser:
             name = cached[0]
             if name not in state.allowed:
                 state.singleton()
-            out.append(Sample(name, cached[1], value, timestamp))
+            sample = Sample(name, cached[1], value, timestamp)
+            lines[line] = sample  # as parsed, before close() may rename it
+            out.append(sample)
         state.close()
+        self._lines = lines
         return out
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -200,3 +201,23 @@ def test_endpointslices_mode_from_the_start() -> None:
             wait_targets(d, {"10.0.0.1:9100": "n1"}, "slices listed")
             kube.create(objects.endpointslice("s-b", NS, service=SVC, endpoints=[("10.0.0.2", "n2", True)]))
             wait_targets(d, {"10.0.0.1:9100": "n1", "10.0.0.2:9100": "n2"}, "slice added")
+
+
+def test_stop_interrupts_an_open_watch() -> None:
+    with FakeKube() as kube:
+        kube.create(ep(("10.0.0.1", "n1")))
+        client = api_client(str(kube.kubeconfig))
+        api = ServiceEndpointsApi(client, namespace=NS, service=SVC)
+        d = KubeDiscovery(api, mode="endpoints", port_name="metrics", stats=AggregatorStats(),
+                          watch_timeout=60)
+        d.start()
+        try:
+            wait_targets(d, {"10.0.0.1:9100": "n1"}, "initial list")
+            wait_until(lambda: api._watching is not None, timeout=10, message="a watch is open")
+            t0 = time.monotonic()
+            d.stop(timeout=5)
+            assert time.monotonic() - t0 < 2, "stop waited for the watch to time out"
+            assert d._thread is not None and not d._thread.is_alive()
+        finally:
+            d.stop(timeout=1)
+            client.close()
