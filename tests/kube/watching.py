@@ -158,7 +158,8 @@ class WatchSession:
                 return [_bookmark(self.resource, self.cursor)], "more"
             if _client_gone(self.handler.connection):
                 return [], "drop"
-            waits = [_HANGUP_CHECK_S] + [t - now for t in (self.deadline, self.next_bookmark) if t]
+            due = (self.deadline, self.next_bookmark if self.bookmarks else None)
+            waits = [_HANGUP_CHECK_S] + [t - now for t in due if t is not None]
             cond.wait(timeout=min(waits))
 
     def run(self) -> None:
