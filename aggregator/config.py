@@ -107,6 +107,36 @@ class AggregatorSettings:
     ingest_token: str = option(
         "", "bearer token for the POST ingest routes; empty = ingest disabled (403)", metavar="TOKEN"
     )
+    max_body_bytes: int = option(
+        64 << 10, "largest POST ingest body accepted, bytes (larger: 413)", parse=parse_size, metavar="BYTES"
+    )
+    max_series_per_target: int = option(
+        100_000,
+        "most samples one exposition may carry; more marks the target down (reason says why)",
+        parse=parse_positive_int,
+        metavar="N",
+    )
+    max_label_length: int = option(
+        1024,
+        "longest label value accepted, characters; a pod with a longer one is dropped from the reading",
+        parse=parse_positive_int,
+        metavar="N",
+    )
+    max_labels_per_series: int = option(
+        32, "most labels one series may carry; a pod with more is dropped",
+        parse=parse_positive_int, metavar="N",
+    )
+    max_targets: int = option(
+        5000, "most targets scraped; the rest (by address order) are not scraped", parse=parse_positive_int,
+        metavar="N",
+    )
+    state_file: str = option(
+        "", "file the series are saved to and restored from; empty = no persistence", metavar="PATH"
+    )
+    snapshot_interval: float = option(
+        60.0, "seconds between state-file snapshots (one is also written on SIGTERM)",
+        parse=parse_positive_float, metavar="SECONDS",
+    )
     log_level: str = option("INFO", "debug, info, warning or error", parse=parse_log_level, metavar="LEVEL")
     log_format: str = option("text", "text or json", parse=parse_choice("text", "json"), metavar="FORMAT")
 

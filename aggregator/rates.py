@@ -51,6 +51,14 @@ class CounterTracker:
         """Forget history (the series now belongs to a different object, e.g. a new pod UID)."""
         self._previous.clear()
 
+    def export(self) -> dict[str, tuple[float, float]]:
+        """The previous reading of each counter, name -> (value, timestamp) (for snapshots)."""
+        return dict(self._previous)
+
+    def restore(self, previous: dict[str, tuple[float, float]]) -> None:
+        """Resume from exported readings, so the first rate after a restart spans the gap."""
+        self._previous = dict(previous)
+
     def update(
         self, values: dict[str, float], timestamp: float
     ) -> tuple[dict[str, float], dict[str, float], float | None]:

@@ -26,6 +26,7 @@ class Conversion:
     reading: NodeReading
     samples: int  # samples in the exposition
     dropped: int  # non-finite or unusable values left out of the reading
+    rejected: int = 0  # pods left out for breaking --max-label-length / --max-labels-per-series
 
 
 _OTHER, _TIMESTAMP, _POD, _NODE, _FILESYSTEM = range(5)
@@ -52,7 +53,10 @@ def _route(name: str) -> tuple[int, str]:
 class _Accumulator:
     """Collects one exposition's samples by kind (node, filesystem, pod, exporter timestamp)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, max_label_length: int | None = None, max_labels: int | None = None) -> None:
+        self.max_label_length = max_label_length
+        self.max_labels = max_labels
+        self.rejected: set[tuple[str, str, str]] = set()
         self.node: str | None = None
         self.timestamp: float | None = None
         self.node_values: dict[str, float] = {}
@@ -82,6 +86,10 @@ class _Accumulator:
             key = (labels.get("namespace", ""), labels.get("pod", uid), uid)
             entry = self.pods.get(key)
             if entry is None:
+                # Checked once per pod: every stored label value comes from this first sample or the key.
+                if key in self.rejected or self.too_big(labels):
+                    self.rejected.add(key)
+                    return
                 entry = self.pods[key] = (labels, {})
             entry[1][key_name] = value
         elif kind == _FILESYSTEM:
@@ -90,6 +98,13 @@ class _Accumulator:
             self.node_values[key_name] = value
         if self.node is None:
             self.node = labels.get("node")
+
+    def too_big(self, labels: dict[str, str]) -> bool:
+        """True when the labels break the configured count or value-length limit."""
+        if self.max_labels is not None and len(labels) > self.max_labels:
+            return True
+        limit = self.max_label_length
+        return limit is not None and any(len(v) > limit for v in labels.values())
 
     def root_filesystem(self) -> dict[str, float]:
         # The model keeps the root filesystem only; an exporter configured with another --rootfs reports
@@ -101,10 +116,19 @@ class _Accumulator:
 
 
 def to_reading(
-    samples: Iterable[Sample], *, node_hint: str | None = None, source: str = "scrape"
+    samples: Iterable[Sample],
+    *,
+    node_hint: str | None = None,
+    source: str = "scrape",
+    max_label_length: int | None = None,
+    max_labels: int | None = None,
 ) -> Conversion:
-    """Build the NodeReading of one exporter's exposition; ReadingError when it has no snapshot yet."""
-    acc = _Accumulator()
+    """Build the NodeReading of one exporter's exposition; ReadingError when it has no snapshot yet.
+
+    Pods whose labels break `max_labels`/`max_label_length` are left out (counted in `rejected`);
+    a node name longer than `max_label_length` makes the whole exposition unusable.
+    """
+    acc = _Accumulator(max_label_length=max_label_length, max_labels=max_labels)
     for name, labels, value, _ts in samples:
         acc.add(name, labels, value)
     if acc.timestamp is None:
@@ -112,6 +136,8 @@ def to_reading(
     node = acc.node or node_hint
     if not node:
         raise ReadingError("no node label in the exposition and no node name from discovery")
+    if max_label_length is not None and len(node) > max_label_length:
+        raise ReadingError(f"node label longer than {max_label_length} characters")
     values = dict(acc.node_values)
     values.update(acc.root_filesystem())
     pods = tuple(
@@ -127,4 +153,4 @@ def to_reading(
         for (ns, pod, uid), (labels, pod_values) in acc.pods.items()
     )
     reading = NodeReading(node=node, timestamp=acc.timestamp, values=values, pods=pods, source=source)
-    return Conversion(reading=reading, samples=acc.count, dropped=acc.dropped)
+    return Conversion(reading=reading, samples=acc.count, dropped=acc.dropped, rejected=len(acc.rejected))

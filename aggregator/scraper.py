@@ -186,9 +186,15 @@ class Scraper:
         stats: AggregatorStats,
         clock: Callable[[], float] = time.time,
         path: str = "/metrics",
+        max_series: int | None = None,
+        max_label_length: int | None = None,
+        max_labels: int | None = None,
     ) -> None:
         self._timeout = timeout
         self._max_bytes = max_response_bytes
+        self._max_series = max_series  # --max-series-per-target: more marks the target down
+        self._max_label_length = max_label_length
+        self._max_labels = max_labels
         self._stats = stats
         self._clock = clock
         self._path = path
@@ -242,11 +248,26 @@ class Scraper:
         if parser is None:
             parser = self._parsers[target] = FastParser()
         try:
-            conversion = to_reading(parser.parse(text), node_hint=node)
-        except (ParseError, ReadingError) as exc:
+            samples = parser.parse(text)
+        except ParseError as exc:
+            raise ScrapeError(f"parse error: {exc}"[:400], source="parse") from None
+        if self._max_series is not None and len(samples) > self._max_series:
+            # Down rather than truncated: a partial pod list would look like pods that vanished.
+            log.warning("target %s sent %d series, over --max-series-per-target %d; marked down",
+                        target, len(samples), self._max_series)
+            raise ScrapeError(f"too many series ({len(samples)} > {self._max_series})", source="limit_series")
+        try:
+            conversion = to_reading(samples, node_hint=node, max_label_length=self._max_label_length,
+                                    max_labels=self._max_labels)
+        except ReadingError as exc:
             raise ScrapeError(f"parse error: {exc}"[:400], source="parse") from None
         if conversion.dropped:
             self._stats.error("nonfinite", conversion.dropped)
+        if conversion.rejected:
+            self._stats.error("limit_labels", conversion.rejected)
+            log.warning("target %s: %d pod(s) dropped for labels over --max-label-length %s or "
+                        "--max-labels-per-series %s", target, conversion.rejected, self._max_label_length,
+                        self._max_labels)
         return conversion.reading, conversion.samples
 
     def _down(

@@ -86,6 +86,26 @@ class RingSeries:
             out.append((t, row))
         return out
 
+    def export(self) -> tuple[array, array]:
+        """Copies of the timestamps and the flat value columns, oldest point first (for snapshots)."""
+        if len(self._ts) < self._capacity or self._head == 0:
+            return array("d", self._ts), array("f", self._values)
+        h, w = self._head, self._width
+        return self._ts[h:] + self._ts[:h], self._values[h * w :] + self._values[: h * w]
+
+    @classmethod
+    def restore(
+        cls, capacity: int, timestamps: array, values: array, width: int = len(COLUMNS)
+    ) -> RingSeries:
+        """A series holding the newest `capacity` of the given points (oldest first, as `export` gives)."""
+        if len(values) != len(timestamps) * width:
+            raise ValueError(f"{len(timestamps)} points need {len(timestamps) * width} values")
+        series = cls(capacity, width)
+        skip = max(0, len(timestamps) - capacity)
+        series._ts = timestamps[skip:] if skip else timestamps
+        series._values = values[skip * width :] if skip else values
+        return series
+
     def nbytes(self) -> int:
         """Bytes held by the point buffers (for the bytes-per-sample figure)."""
         return self._ts.buffer_info()[1] * self._ts.itemsize + self._values.buffer_info()[1] * 4

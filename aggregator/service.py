@@ -14,6 +14,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 
 from aggregator.api.app import create_app
 from aggregator.config import AggregatorSettings
@@ -21,6 +22,7 @@ from aggregator.discovery import Discovery, KubeDiscovery, StaticDiscovery
 from aggregator.federation import FederationCache
 from aggregator.kube import ServiceEndpointsApi, api_client
 from aggregator.model import RoundResult, TargetStatus
+from aggregator.persistence import Snapshotter, restore
 from aggregator.scraper import ScrapeOutcome, Scraper
 from aggregator.stats import AggregatorStats
 from aggregator.store import Store
@@ -44,8 +46,11 @@ class ScrapeService:
         stats: AggregatorStats,
         interval: float,
         clock: Callable[[], float] = time.time,
+        max_targets: int | None = None,
     ) -> None:
         self._discovery = discovery
+        self._max_targets = max_targets
+        self._skipped: tuple[str, ...] = ()  # targets left out by --max-targets, logged once per change
         self._scraper = scraper
         self._store = store
         self._federation = federation
@@ -138,7 +143,7 @@ class ScrapeService:
     async def run_round(self) -> RoundResult:
         """Scrape every current target once, store the results and publish the round."""
         answered = self._discovery.answered()
-        targets = dict(self._discovery.targets())
+        targets = self._limit(dict(self._discovery.targets()))
         self._scraper.forget(set(targets))
         self._round_id += 1
         round_id = self._round_id
@@ -159,6 +164,21 @@ class ScrapeService:
         )
         self._finish(result, answered=answered)
         return result
+
+    def _limit(self, targets: dict[str, str | None]) -> dict[str, str | None]:
+        """At most --max-targets targets (first by address); the rest counted per round, logged on change."""
+        limit = self._max_targets
+        if limit is None or len(targets) <= limit:
+            self._skipped = ()
+            return targets
+        ordered = sorted(targets)
+        skipped = tuple(ordered[limit:])
+        self._stats.error("limit_targets", len(skipped))
+        if skipped != self._skipped:
+            log.warning("%d targets discovered, over --max-targets %d; not scraping %d of them (first: %s)",
+                        len(targets), limit, len(skipped), skipped[0])
+        self._skipped = skipped
+        return {t: targets[t] for t in ordered[:limit]}
 
     def _record(self, outcome: ScrapeOutcome, round_id: int) -> None:
         status = outcome.status
@@ -214,17 +234,30 @@ class Aggregator:
         self.started_at = time.time()
         self.store = Store(retention_points=settings.retention_points, stale_after=settings.stale_after,
                            stats=self.stats, interval=settings.scrape_interval)
+        self.snapshotter: Snapshotter | None = None
+        if settings.state_file:
+            # Restored before anything serves or scrapes, so the first answers already have history.
+            restore(self.store, Path(settings.state_file), stats=self.stats)
+            self.snapshotter = Snapshotter(store=self.store, path=Path(settings.state_file),
+                                           interval=settings.snapshot_interval, stats=self.stats)
         self.federation = FederationCache(store=self.store, stats=self.stats, version=__version__)
         self.discovery = make_discovery(settings, stats=self.stats, environ=environ)
         self.scraper = Scraper(timeout=settings.scrape_timeout,
-                               max_response_bytes=settings.max_response_bytes, stats=self.stats)
+                               max_response_bytes=settings.max_response_bytes, stats=self.stats,
+                               max_series=settings.max_series_per_target,
+                               max_label_length=settings.max_label_length,
+                               max_labels=settings.max_labels_per_series)
         self.service = ScrapeService(discovery=self.discovery, scraper=self.scraper, store=self.store,
                                      federation=self.federation, stats=self.stats,
-                                     interval=settings.scrape_interval)
+                                     interval=settings.scrape_interval, max_targets=settings.max_targets)
         app = create_app(store=self.store, status=self.service, federation=self.federation, stats=self.stats,
                          cors_origins=settings.cors_origins, ingest_token=settings.ingest_token,
-                         default_window=DEFAULT_WINDOW, started_at=self.started_at, version=__version__)
-        self.server = ServerHandle(app, host=settings.listen.host, port=settings.listen.port, threads=8)
+                         default_window=DEFAULT_WINDOW, started_at=self.started_at, version=__version__,
+                         max_body_bytes=settings.max_body_bytes)
+        # waitress buffers a whole request body before the app sees it: cap that too (the app's own
+        # JSON 413 covers bodies up to this; past it waitress answers a plain-text 413).
+        self.server = ServerHandle(app, host=settings.listen.host, port=settings.listen.port, threads=8,
+                                   max_request_body_size=max(4 * settings.max_body_bytes, 1 << 20))
 
     @property
     def url(self) -> str:
@@ -233,14 +266,18 @@ class Aggregator:
     def start(self) -> Aggregator:
         self.server.start()
         self.service.start()
+        if self.snapshotter is not None:
+            self.snapshotter.start()
         log.info("aggregator %s listening on %s (discovery: %s)", __version__, self.server.url,
                  self.discovery.mode)
         return self
 
     def stop(self) -> None:
-        """Stop scraping first, then let in-flight HTTP requests finish and close the server."""
+        """Stop scraping, let in-flight HTTP requests finish, close the server, write the last snapshot."""
         self.service.stop()
         self.server.stop()
+        if self.snapshotter is not None:
+            self.snapshotter.stop()  # after the server: a push that was in flight is in the snapshot
 
     def __enter__(self) -> Aggregator:
         return self.start()

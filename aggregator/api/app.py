@@ -18,7 +18,7 @@ import falcon.media
 from aggregator.api import errors, groups, nodes, pods, push, status
 from aggregator.api.context import ApiContext
 from aggregator.federation import FederationCache
-from aggregator.ingest import PushIngest
+from aggregator.ingest import MAX_BODY_BYTES, PushIngest
 from aggregator.model import StatusProvider
 from aggregator.stats import AggregatorStats
 from aggregator.store import Store
@@ -59,8 +59,12 @@ def _cors(origins: Sequence[str]) -> falcon.CORSMiddleware:
     return _Cors(allow_origins=allowed)
 
 
-def routes(ctx: ApiContext, *, ingest: PushIngest, auth: push.PushAuth) -> list[tuple[str, Any]]:
+def routes(
+    ctx: ApiContext, *, ingest: PushIngest, auth: push.PushAuth, max_body_bytes: int = MAX_BODY_BYTES
+) -> list[tuple[str, Any]]:
     """Every (URI template, resource) pair; the OpenAPI test compares this list with the document."""
+    node_push = push.NodePush(ingest, auth, ctx.stats, max_body_bytes=max_body_bytes)
+    pod_push = push.PodPush(ingest, auth, ctx.stats, max_body_bytes=max_body_bytes)
     return [
         ("/", status.Status(ctx)),
         ("/healthz", status.Health()),
@@ -71,7 +75,7 @@ def routes(ctx: ApiContext, *, ingest: PushIngest, auth: push.PushAuth) -> list[
         ("/api/nodes/{node}", nodes.NodeItem(ctx)),
         ("/api/nodes/{node}/pods", nodes.NodePods(ctx)),
         ("/api/nodes/{node}/timeseries", nodes.NodeTimeseries(ctx)),
-        ("/api/nodes/{node}/metrics", push.NodePush(ingest, auth, ctx.stats)),
+        ("/api/nodes/{node}/metrics", node_push),
         ("/api/pods", pods.PodList(ctx)),
         ("/api/pods/{pod}", pods.PodItem(ctx)),
         ("/api/pods/{pod}/timeseries", pods.PodTimeseries(ctx)),
@@ -79,7 +83,7 @@ def routes(ctx: ApiContext, *, ingest: PushIngest, auth: push.PushAuth) -> list[
         ("/api/namespaces/{namespace}", groups.NamespaceItem(ctx)),
         ("/api/namespaces/{namespace}/pods", groups.NamespacePods(ctx)),
         ("/api/namespaces/{namespace}/timeseries", groups.NamespaceTimeseries(ctx)),
-        ("/api/namespaces/{namespace}/pods/{pod}/metrics", push.PodPush(ingest, auth, ctx.stats)),
+        ("/api/namespaces/{namespace}/pods/{pod}/metrics", pod_push),
         ("/api/namespaces/{namespace}/deployments", groups.DeploymentList(ctx)),
         ("/api/namespaces/{namespace}/deployments/{deployment}", groups.DeploymentItem(ctx)),
         ("/api/namespaces/{namespace}/deployments/{deployment}/pods", groups.DeploymentPods(ctx)),
@@ -98,6 +102,7 @@ def create_app(
     default_window: float = 300.0,
     started_at: float,
     version: str,
+    max_body_bytes: int = MAX_BODY_BYTES,
 ) -> falcon.App:
     """The aggregator's WSGI app."""
     app = falcon.App(middleware=[_cors(cors_origins)])
@@ -116,6 +121,7 @@ def create_app(
         version=version,
     )
     ingest = PushIngest(store=store, stats=stats)
-    for template, resource in routes(ctx, ingest=ingest, auth=push.PushAuth(ingest_token, stats)):
+    auth = push.PushAuth(ingest_token, stats)
+    for template, resource in routes(ctx, ingest=ingest, auth=auth, max_body_bytes=max_body_bytes):
         app.add_route(template, resource)
     return app

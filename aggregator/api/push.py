@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hmac
 import json
-from typing import Any
+import logging
+from typing import Any, NoReturn
 
 import falcon
 
@@ -12,6 +13,8 @@ from aggregator.api import params
 from aggregator.api.errors import ApiError, BadBody
 from aggregator.ingest import MAX_BODY_BYTES, IngestError, PushIngest, StaleTimestamp
 from aggregator.stats import AggregatorStats
+
+log = logging.getLogger(__name__)
 
 
 class PushAuth:
@@ -37,19 +40,25 @@ class PushAuth:
             )
 
 
-def read_json(req: falcon.Request, stats: AggregatorStats) -> Any:
-    """The request body as JSON: 413 past MAX_BODY_BYTES, 415 unless JSON, 400 when malformed."""
+def _too_large(req: falcon.Request, stats: AggregatorStats, limit: int) -> NoReturn:
+    # Counted twice on purpose: "ingest" counts every rejected push, "limit_body" this limit's share.
+    stats.error("ingest")
+    stats.error("limit_body")
+    log.warning("push to %s refused: body over --max-body-bytes %d", req.path, limit)
+    raise ApiError(falcon.HTTP_413, error="too_large", description=f"body exceeds {limit} bytes")
+
+
+def read_json(req: falcon.Request, stats: AggregatorStats, *, limit: int = MAX_BODY_BYTES) -> Any:
+    """The body as JSON: 413 past `limit` bytes (--max-body-bytes), 415 unless JSON, 400 when malformed."""
     length = req.content_length
-    if length is not None and length > MAX_BODY_BYTES:
-        stats.error("ingest")
-        raise ApiError(falcon.HTTP_413, error="too_large", description=f"body exceeds {MAX_BODY_BYTES} bytes")
+    if length is not None and length > limit:
+        _too_large(req, stats, limit)
     if not (req.content_type or "").lower().startswith("application/json"):
         stats.error("ingest")
         raise ApiError(falcon.HTTP_415, error="unsupported_media_type", description="send application/json")
-    raw = req.bounded_stream.read(MAX_BODY_BYTES + 1)
-    if len(raw) > MAX_BODY_BYTES:
-        stats.error("ingest")
-        raise ApiError(falcon.HTTP_413, error="too_large", description=f"body exceeds {MAX_BODY_BYTES} bytes")
+    raw = req.bounded_stream.read(limit + 1)
+    if len(raw) > limit:
+        _too_large(req, stats, limit)
     try:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -73,13 +82,21 @@ def _fail(exc: IngestError) -> ApiError:
 
 
 class NodePush:
-    def __init__(self, ingest: PushIngest, auth: PushAuth, stats: AggregatorStats) -> None:
+    def __init__(
+        self,
+        ingest: PushIngest,
+        auth: PushAuth,
+        stats: AggregatorStats,
+        *,
+        max_body_bytes: int = MAX_BODY_BYTES,
+    ) -> None:
         self._ingest, self._auth, self._stats = ingest, auth, stats
+        self._max_body = max_body_bytes
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, node: str) -> None:
         self._auth.check(req)
         params.subdomain(node, "node")
-        doc = read_json(req, self._stats)
+        doc = read_json(req, self._stats, limit=self._max_body)
         try:
             _stored(resp, self._ingest.push_node(node, doc))
         except IngestError as exc:
@@ -87,14 +104,22 @@ class NodePush:
 
 
 class PodPush:
-    def __init__(self, ingest: PushIngest, auth: PushAuth, stats: AggregatorStats) -> None:
+    def __init__(
+        self,
+        ingest: PushIngest,
+        auth: PushAuth,
+        stats: AggregatorStats,
+        *,
+        max_body_bytes: int = MAX_BODY_BYTES,
+    ) -> None:
         self._ingest, self._auth, self._stats = ingest, auth, stats
+        self._max_body = max_body_bytes
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, namespace: str, pod: str) -> None:
         self._auth.check(req)
         params.label(namespace, "namespace")
         params.subdomain(pod, "pod")
-        doc = read_json(req, self._stats)
+        doc = read_json(req, self._stats, limit=self._max_body)
         try:
             _stored(resp, self._ingest.push_pod(namespace, pod, doc))
         except IngestError as exc:

@@ -1,0 +1,305 @@
+"""The state file: round trip through a real Store, atomic writes, and every way a file can be unusable."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import struct
+import threading
+import time
+import zlib
+from pathlib import Path
+
+import pytest
+
+from aggregator import persistence
+from aggregator.model import NodeReading, PodReading, RoundResult
+from aggregator.persistence import SnapshotError, Snapshotter, read_snapshot, restore, write_snapshot
+from aggregator.stats import AggregatorStats
+from aggregator.store import Store
+from tests.support import wait_until
+
+T0 = 1_764_000_000.0
+
+
+class Clock:
+    """A settable wall clock shared by the stores of one test."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _fill(store: Store, clock: Clock, *, rounds: int, pods: int = 3, start: int = 0) -> None:
+    """`rounds` scrape rounds of two nodes with `pods` pods each, 5 s apart, counters moving."""
+    for r in range(start, start + rounds):
+        clock.now = T0 + 5 * r
+        for n in ("node-a", "node-b"):
+            readings = tuple(
+                PodReading(
+                    namespace="shop" if i % 2 else "db",
+                    pod=f"{n}-p{i}",
+                    uid=f"uid-{n}-{i}",
+                    owner_kind="Deployment" if i % 2 else "StatefulSet",
+                    owner_name="web" if i % 2 else f"pg{i}",
+                    deployment="web" if i % 2 else "",
+                    values={"cpu_seconds_total": 0.1 * r * (i + 1), "memory_working_set_bytes": 1e6 * (i + 1),
+                            "network_receive_bytes_total": 1000.0 * r, "cpu_usage_cores": 0.02 * (i + 1)},
+                )
+                for i in range(pods)
+            )
+            store.ingest(NodeReading(
+                node=n, timestamp=clock.now - 0.5,
+                values={"cpu_seconds_total": 10.0 * r, "memory_used_bytes": 4e9 + r, "cpu_usage_cores": 1.5,
+                        "disk_read_bytes_total": 4096.0 * r},
+                pods=readings,
+            ))
+        store.end_round(RoundResult(round_id=r, started=clock.now, duration_seconds=0.01, targets=()))
+
+
+def _everything(store: Store) -> dict[str, object]:
+    """What the API can read from a store: listings, views and every series."""
+    out: dict[str, object] = {
+        "nodes": store.nodes(),
+        "pods": store.pods(),
+        "namespaces": store.groups(),
+        "deployments": store.groups(deployments=True),
+        "counts": store.series_counts(),
+    }
+    for n in ("node-a", "node-b"):
+        out[f"series:{n}"] = store.node_series(n, since=0)
+    for p in store.pods():
+        out[f"series:{p.namespace}/{p.pod}"] = store.pod_series(p.namespace, p.pod, since=0)
+    for g in store.groups() + store.groups(deployments=True):
+        out[f"series:{g.namespace}/{g.deployment}"] = store.group_series(g.namespace, g.deployment, since=0)
+    return out
+
+
+def _store(clock: Clock, *, points: int = 20) -> Store:
+    return Store(retention_points=points, stale_after=15, clock=clock, interval=5)
+
+
+@pytest.mark.parametrize("compress", [True, False])
+def test_round_trip_restores_listings_series_and_rate_state(tmp_path: Path, compress: bool) -> None:
+    clock = Clock(T0)
+    store = _store(clock)
+    _fill(store, clock, rounds=25)  # more rounds than points: the rings have wrapped
+    path = tmp_path / "state.bin"
+    size = write_snapshot(path, store.export_state(batch=2), compress=compress)
+    assert size == path.stat().st_size > 0
+    assert not [p for p in tmp_path.iterdir() if p != path], "temp file left behind"
+
+    restored = _store(clock)
+    result = restore(restored, path, stats=AggregatorStats())
+    assert result.outcome == "restored"
+    assert result.counts == {"node": 2, "pod": 6, "namespace": 2, "deployment": 1}
+    assert _everything(restored) == _everything(store)
+    assert len(restored.node_series("node-a", since=0) or []) == 20
+
+    # The next round after a restart: rates resume from the saved counter readings, exactly as in
+    # the store that never stopped.
+    _fill(store, clock, rounds=2, start=26)
+    _fill(restored, clock, rounds=2, start=26)
+    assert _everything(restored) == _everything(store)
+    (node,) = [n for n in restored.nodes() if n.name == "node-a"]
+    assert node.sample is not None and node.sample.rates["cpu_seconds_total"] == pytest.approx(2.0)
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 4096])
+@pytest.mark.parametrize("compress", [True, False])
+def test_reads_in_any_chunk_size(tmp_path: Path, compress: bool, chunk: int) -> None:
+    """The reader's buffering and the compressed stream's tail are right whatever the read size."""
+    path = _good_file(tmp_path, compress=compress)
+    def plain(chunk_size: int) -> list[tuple[object, ...]]:  # bytes: NaN points never compare equal
+        return [(r.kind, r.meta, r.timestamps.tobytes(), r.values.tobytes())
+                for r in read_snapshot(path, chunk=chunk_size)]
+
+    records = list(read_snapshot(path, chunk=chunk))
+    assert plain(chunk) == plain(1 << 20)
+    assert {r.kind for r in records} == {"node", "pod", "group"}
+
+
+def test_restore_drops_what_retention_would_have_expired_and_keeps_the_newest_points(tmp_path: Path) -> None:
+    clock = Clock(T0)
+    store = _store(clock)
+    _fill(store, clock, rounds=10)
+    path = tmp_path / "state.bin"
+    write_snapshot(path, store.export_state())
+
+    # Restarted with a smaller retention: the newest 4 points of each series survive.
+    small = Store(retention_points=4, stale_after=15, clock=clock, interval=5)
+    assert restore(small, path, stats=AggregatorStats()).outcome == "restored"
+    full = store.node_series("node-a", since=0)
+    assert full is not None and small.node_series("node-a", since=0) == full[-4:]
+
+    # Restarted after longer than the retention span (20 points x 5 s): nothing is current any more.
+    clock.now += 20 * 5 + 1
+    late = _store(clock)
+    result = restore(late, path, stats=AggregatorStats())
+    assert result.outcome == "restored" and sum(result.counts.values()) == 0
+    assert late.series_counts() == {"node": 0, "pod": 0, "namespace": 0, "deployment": 0}
+
+
+def test_down_node_state_survives(tmp_path: Path) -> None:
+    clock = Clock(T0)
+    store = _store(clock)
+    _fill(store, clock, rounds=3)
+    store.mark_down("node-b", reason="connection refused", when=clock.now)
+    path = tmp_path / "state.bin"
+    write_snapshot(path, store.export_state())
+    restored = _store(clock)
+    restore(restored, path, stats=AggregatorStats())
+    down = restored.node("node-b")
+    assert down is not None and down.status == "down" and down.last_error == "connection refused"
+    assert down.down_since == clock.now and down.sample == store.node("node-b").sample  # type: ignore[union-attr]
+
+
+def test_missing_file_starts_empty(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    store = _store(Clock(T0))
+    with caplog.at_level(logging.INFO, logger="aggregator.persistence"):
+        result = restore(store, tmp_path / "nope.bin", stats=AggregatorStats())
+    assert result.outcome == "missing" and store.series_counts()["node"] == 0
+    assert "does not exist yet" in caplog.text
+
+
+def _good_file(tmp_path: Path, *, compress: bool = True) -> Path:
+    clock = Clock(T0)
+    store = _store(clock)
+    _fill(store, clock, rounds=5)
+    path = tmp_path / "state.bin"
+    write_snapshot(path, store.export_state(), compress=compress)
+    return path
+
+
+def _flip(data: bytes, offset: int) -> bytes:
+    return data[:offset] + bytes([data[offset] ^ 0x40]) + data[offset + 1 :]
+
+
+def _rewrite_body(path: Path, edit: object) -> bytes:
+    """An uncompressed file whose body chunks were changed by `edit`, with a valid length and CRC."""
+    data = path.read_bytes()
+    header, body = data[:16], data[16:-20]
+    body = edit(body)  # type: ignore[operator]
+    return header + body + struct.pack("<QI8s", len(body), zlib.crc32(body), persistence.END)
+
+
+def _corruptions(path: Path) -> dict[str, bytes]:
+    data = path.read_bytes()
+    first_meta_len = struct.unpack_from("<I", data, 16)[0]
+    meta = data[24 : 24 + first_meta_len]
+    wrong_columns = json.dumps({"columns": ["cpu", "memory"], "created": T0, "byteorder": "little"}).encode()
+    other_columns = struct.pack("<II", len(wrong_columns), 0) + wrong_columns
+    return {
+        "empty": b"",
+        "truncated-header": data[:10],
+        "truncated-half": data[: len(data) // 2],
+        "truncated-one-byte": data[:-1],
+        "wrong-magic": b"PK\x03\x04" + data[4:],
+        "unknown-version": data[:8] + struct.pack("<H", 99) + data[10:],
+        "bit-flip-body": _flip(data, len(data) // 2),
+        "bit-flip-crc": _flip(data, len(data) - 9),
+        "appended-garbage": data[:-20] + b"junk" + data[-20:],
+        "schema-mismatch": _rewrite_body(path, lambda b: other_columns + b[8 + first_meta_len :]),
+        "bad-record": _rewrite_body(
+            path, lambda b: b.replace(b'"status":"up"', b'"status":"on"', 1)
+        ),
+        "not-json-meta": _rewrite_body(path, lambda b: b[:8] + b"[" + b[9:]),
+        "random": os.urandom(4096),
+        "meta-was": meta,  # just the first chunk's JSON: no header at all
+    }
+
+
+def test_every_corruption_is_detected_moved_aside_and_starts_empty(tmp_path: Path) -> None:
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "zlib").mkdir()
+    good = _good_file(tmp_path / "plain", compress=False)
+    compressed = _good_file(tmp_path / "zlib", compress=True)
+    cases = {**_corruptions(good), **{f"z-{k}": v for k, v in _corruptions(compressed).items()
+                                      if k.startswith(("truncated", "bit-flip", "appended"))}}
+    clock = Clock(T0 + 100)
+    for name, blob in cases.items():
+        directory = tmp_path / name
+        directory.mkdir()
+        path = directory / "state.bin"
+        path.write_bytes(blob)
+        stats = AggregatorStats()
+        store = _store(clock)
+        if name != "bad-record":  # a well-formed file whose record the Store refuses (StateError)
+            with pytest.raises(SnapshotError):
+                list(read_snapshot(path))
+        result = restore(store, path, stats=stats, clock=clock)
+        assert result.outcome == "corrupt", name
+        assert not path.exists(), name
+        assert result.moved_to == directory / f"state.bin.corrupt-{int(clock.now)}", name
+        assert result.moved_to.read_bytes() == blob, name
+        assert store.series_counts() == {"node": 0, "pod": 0, "namespace": 0, "deployment": 0}, name
+        assert stats.snapshot()["errors"] == {"snapshot_load": 1}, name
+
+
+def test_the_reader_really_accepts_the_rewritten_layout(tmp_path: Path) -> None:
+    """Guards the corruption cases above: an unchanged body rewritten the same way still loads."""
+    good = _good_file(tmp_path, compress=False)
+    good.write_bytes(_rewrite_body(good, lambda b: b))
+    assert restore(_store(Clock(T0)), good, stats=AggregatorStats()).outcome == "restored"
+
+
+def test_a_failed_write_keeps_the_previous_snapshot_and_leaves_no_temp_file(tmp_path: Path) -> None:
+    path = _good_file(tmp_path)
+    before = path.read_bytes()
+
+    def exploding() -> object:
+        yield []
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError):
+        write_snapshot(path, exploding())  # type: ignore[arg-type]
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.bin"]
+
+
+def test_snapshotter_writes_periodically_counts_and_reports_errors(tmp_path: Path) -> None:
+    clock = Clock(T0)
+    store = _store(clock)
+    _fill(store, clock, rounds=3)
+    stats = AggregatorStats()
+    path = tmp_path / "state.bin"
+    snap = Snapshotter(store=store, path=path, interval=0.05, stats=stats).start()
+    try:
+        wait_until(lambda: stats.snapshot()["counters"].get("snapshots", 0) >= 3, timeout=20,
+                   message="three periodic snapshots")
+    finally:
+        assert snap.stop()  # the final snapshot
+    gauges = stats.snapshot()["gauges"]
+    assert gauges["snapshot_bytes"] == path.stat().st_size
+    assert 0 < gauges["snapshot_duration_seconds"] < 20
+    restored = _store(clock)
+    assert restore(restored, path, stats=AggregatorStats()).outcome == "restored"
+    assert _everything(restored) == _everything(store)
+
+    # A directory that cannot be written: logged and counted, never raised.
+    bad = Snapshotter(store=store, path=tmp_path / "missing-dir" / "state.bin", interval=60, stats=stats)
+    assert bad.snapshot() is False
+    assert stats.snapshot()["errors"]["snapshot"] == 1
+
+
+def test_export_does_not_hold_the_lock_for_the_whole_copy(tmp_path: Path) -> None:
+    """Ingest proceeds between batches: a reading stored mid-export does not wait for the file."""
+    clock = Clock(T0)
+    store = _store(clock)
+    _fill(store, clock, rounds=3, pods=40)
+    batches = store.export_state(batch=8)
+    next(batches)  # one batch copied; the export is paused between batches
+    done = threading.Event()
+
+    def ingest() -> None:
+        store.ingest(NodeReading(node="node-c", timestamp=time.time(), values={"cpu_usage_cores": 1.0}))
+        done.set()
+
+    worker = threading.Thread(target=ingest)
+    worker.start()
+    assert done.wait(5), "ingest blocked while an export was in progress"
+    worker.join(5)
+    assert sum(len(b) for b in batches) > 0
