@@ -187,6 +187,16 @@ def render(
         "Samples stored.",
         [("", stats["counters"].get("samples_ingested", 0.0))],
     )
+    gauges, counters = stats["gauges"], stats["counters"]
+    if "snapshot_duration_seconds" in gauges:  # only with --state-file (persistence.Snapshotter)
+        for name, help_text in (
+            ("snapshot_duration_seconds", "Wall time of the last state-file snapshot."),
+            ("snapshot_bytes", "Size of the last state-file snapshot."),
+            ("snapshot_timestamp_seconds", "Unix time the last state-file snapshot was written."),
+        ):
+            _family(out, f"k8smon_aggregator_{name}", "gauge", help_text, [("", gauges.get(name, 0.0))])
+        _family(out, "k8smon_aggregator_snapshots_total", "counter", "State-file snapshots written.",
+                [("", counters.get("snapshots", 0.0))])
     _family(
         out,
         "k8smon_aggregator_series",
