@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -98,9 +98,12 @@ class FastParser:
     """Parses expositions of one target; remembers name+label heads between scrapes (targets repeat them)."""
 
     def __init__(self, *, cache_limit: int = DEFAULT_CACHE_LIMIT) -> None:
-        self._heads: dict[str, tuple[str, dict[str, str]]] = {}
+        # head -> [name, labels, last value token, last Sample]: an exporter's next snapshot repeats
+        # every head and about half the values verbatim (capacities, requests, limits), so most lines
+        # cost one dict lookup; the pod families of one pod share one labels dict.
+        self._heads: dict[str, list[Any]] = {}
+        self._bodies: dict[str, dict[str, str]] = {}
         self._cache_limit = cache_limit
-        self._lines: dict[str, Sample] = {}  # the last document's sample lines
         self.fallbacks = 0  # documents that needed the reference parser
 
     def parse(self, text: str) -> list[Sample]:
@@ -111,31 +114,36 @@ class FastParser:
             self.fallbacks += 1
             samples = parse_reference(text)
         if len(self._heads) > 2 * len(samples) + CACHE_SLACK:
-            self._heads.clear()
+            self._clear()
         return samples
 
-    def _head(self, head: str) -> tuple[str, dict[str, str]]:
+    def _clear(self) -> None:
+        self._heads.clear()
+        self._bodies.clear()
+
+    def _head(self, head: str) -> list[Any]:
         cached = self._heads.get(head)
         if cached is not None:
             return cached
         match = _HEAD_RE.fullmatch(head)
         if match is None:
             raise _Fallback
-        body = match.group(2)
-        labels: dict[str, str] = {}
-        if body:
+        body = match.group(2) or ""
+        labels = self._bodies.get(body)
+        if labels is None:
             pairs = _LABEL_RE.findall(body)
             labels = {k: _unescape(v) for k, v in pairs}
             if len(labels) != len(pairs):
                 raise _Fallback  # duplicate label name: the reference rejects it with its own message
+            self._bodies[body] = labels
         if len(self._heads) >= self._cache_limit:
-            self._heads.clear()
-        parsed = (match.group(1), labels)
-        self._heads[head] = parsed
-        return parsed
+            self._clear()
+        entry = [match.group(1), labels, None, None]
+        self._heads[head] = entry
+        return entry
 
-    def _uncached(self, head: str, token: str) -> tuple[tuple[str, dict[str, str]], str, float | None]:
-        """(parsed head, value token, timestamp) of a line whose head is not cached yet."""
+    def _uncached(self, head: str, token: str) -> tuple[list[Any], str, float | None]:
+        """(cache entry, value token, timestamp) of a line whose head is not cached yet."""
         try:
             return self._head(head), token, None
         except _Fallback:
@@ -143,9 +151,9 @@ class FastParser:
             head, sep, value_token = head.rpartition(" ")
             if not sep:
                 raise
-            parsed = self._head(head)
+            entry = self._head(head)
             try:
-                return parsed, value_token, _timestamp(token)
+                return entry, value_token, _timestamp(token)
             except ValueError:
                 raise _Fallback from None
 
@@ -155,9 +163,6 @@ class FastParser:
         state = _Families()
         out = state.out
         heads = self._heads
-        # An exporter's next snapshot repeats about half its sample lines verbatim (capacities,
-        # requests, limits): those reuse last parse's Sample (the state machine still sees them).
-        previous, lines = self._lines, {}
         for raw in text.split("\n"):
             line = raw.strip()
             if not line:
@@ -166,34 +171,33 @@ class FastParser:
                 if "HELP" in line or "TYPE" in line:  # else a plain comment: the reference ignores it too
                     state.meta(line)
                 continue
-            seen = previous.get(line)
-            if seen is not None:
-                lines[line] = seen
-                if seen.name not in state.allowed:
-                    state.singleton()
-                out.append(seen)
-                continue
             head, sep, token = line.rpartition(" ")
             timestamp = None
-            cached = heads.get(head)
-            if cached is None:
+            entry = heads.get(head)
+            if entry is None:
                 if not sep:
                     raise _Fallback
-                cached, token, timestamp = self._uncached(head, token)
+                entry, token, timestamp = self._uncached(head, token)
+            elif entry[2] == token:
+                sample = entry[3]  # the same line as last time: the same sample
+                if sample.name not in state.allowed:
+                    state.singleton()
+                out.append(sample)
+                continue
             if "_" in token:
                 raise _Fallback
             try:
                 value = float(token)
             except ValueError:
                 raise _Fallback from None
-            name = cached[0]
+            name = entry[0]
             if name not in state.allowed:
                 state.singleton()
-            sample = Sample(name, cached[1], value, timestamp)
-            lines[line] = sample  # as parsed, before close() may rename it
+            sample = Sample(name, entry[1], value, timestamp)
+            if timestamp is None:
+                entry[2], entry[3] = token, sample  # as parsed, before close() may rename it
             out.append(sample)
         state.close()
-        self._lines = lines
         return out
 
 

@@ -189,9 +189,11 @@ def measure(
         assert agg.stdout is not None and agg.stdin is not None
         url = json.loads(agg.stdout.readline())["url"]
         proc = psutil.Process(agg.pid)
+        fake_proc = psutil.Process(fakes.pid)
         durations: dict[int, tuple[float, int, int]] = {}
         deadline = time.monotonic() + (rounds + 3) * interval * 3 + 60
         cpu_start: tuple[float, float] | None = None
+        fake_start = 0.0
         while len(durations) < rounds + 1:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"only {len(durations)} rounds completed before the deadline")
@@ -201,13 +203,17 @@ def measure(
             # Steady state: every target discovered and the exporters' first (slow) renders behind us.
             if last and total == nodes and last["round_id"] >= 3 and last["round_id"] not in durations:
                 if cpu_start is None:
-                    times = proc.cpu_times()
+                    times, fake_times = proc.cpu_times(), fake_proc.cpu_times()
                     cpu_start = (time.monotonic(), times.user + times.system)
+                    fake_start = fake_times.user + fake_times.system
                 durations[last["round_id"]] = (last["duration_seconds"], up, total)
             time.sleep(min(0.5, interval / 4))
         assert cpu_start is not None
-        times = proc.cpu_times()
-        cpu = (times.user + times.system - cpu_start[1]) / (time.monotonic() - cpu_start[0])
+        times, fake_times = proc.cpu_times(), fake_proc.cpu_times()
+        window = time.monotonic() - cpu_start[0]
+        cpu = (times.user + times.system - cpu_start[1]) / window
+        fake_cpu = (fake_times.user + fake_times.system - fake_start) / window
+        load = os.getloadavg()[0]
         rss_running = proc.memory_info().rss
         first = min(durations)
         steady = [d for rid, (d, _, _) in durations.items() if rid != first]
@@ -230,6 +236,8 @@ def measure(
             "round_p99": pct(steady, 99),
             "round_max": max(steady),
             "cpu_cores": cpu,
+            "fake_cpu_cores": fake_cpu,
+            "load_average": load,
             "rss_running": rss_running,
             "rss_full_history": memory["rss"],
             "bytes_per_sample": memory["buffer_bytes"] / max(1, memory["points"]),
@@ -264,6 +272,8 @@ def report(r: dict) -> bool:
     gauges = r["stats"]["gauges"]
     print(f"  after a round: store.end_round {gauges.get('end_round_seconds', 0):.3f}s, federation rebuild "
           f"{gauges.get('federation_seconds', 0):.3f}s; errors {r['stats']['errors']}")
+    print(f"  fake cluster CPU {r['fake_cpu_cores']:.2f} cores; machine load average {r['load_average']:.1f} "
+          f"on {os.cpu_count()} CPUs")
     print(f"  aggregator CPU {r['cpu_cores']:.2f} cores;  RSS {r['rss_running'] / mib:.0f} MiB running, "
           f"{r['rss_full_history'] / mib:.0f} MiB with full history ({r['points']} points)")
     print(f"  bytes per stored sample (point buffers) {r['bytes_per_sample']:.1f}")
