@@ -105,8 +105,8 @@ def create_app(
     max_body_bytes: int = MAX_BODY_BYTES,
 ) -> falcon.App:
     """The aggregator's WSGI app."""
-    app = falcon.App(middleware=[_cors(cors_origins)])
     handler = json_handler()
+    app = falcon.App(middleware=[_cors(cors_origins), errors.RenderGuard(handler, stats)])
     app.req_options.media_handlers[falcon.MEDIA_JSON] = handler
     app.resp_options.media_handlers[falcon.MEDIA_JSON] = handler
     app.req_options.strip_url_path_trailing_slash = True

@@ -7,6 +7,7 @@ body, so a client never sees an HTML page or a stack trace.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import Sequence
@@ -86,8 +87,47 @@ def serialize_error(req: falcon.Request, resp: falcon.Response, exc: falcon.HTTP
         title = str(doc.pop("title", exc.status))
         doc["error"] = re.sub(r"[^a-z]+", "_", title.split(" ", 1)[-1].lower()).strip("_") or "error"
         doc["description"] = doc.get("description") or title
+    if isinstance(exc, falcon.HTTPMethodNotAllowed):
+        allowed = [m.strip() for m in (exc.headers or {}).get("Allow", "").split(",") if m.strip()]
+        doc["description"] = f"{req.method} is not allowed on {req.path}; allowed: {', '.join(allowed)}"
+        doc["allowed"] = allowed
     resp.media = {"error": doc.pop("error"), **doc}
     resp.content_type = falcon.MEDIA_JSON
+
+
+INTERNAL_ERROR = {
+    "error": "internal_error",
+    "description": "the server failed to answer; the error is logged",
+}
+
+
+class RenderGuard:
+    """Middleware: encodes `resp.media` itself, so a document that cannot be encoded is a JSON 500.
+
+    falcon encodes media after the responder and its error handlers have run; an encoding failure
+    there reaches the error handler too late to change the body, and the client gets a 500 with an
+    empty body. Encoding here (once, with the app's own handler) keeps every answer JSON.
+    """
+
+    def __init__(self, handler: falcon.media.BaseHandler, stats: AggregatorStats) -> None:
+        self._handler = handler
+        self._stats = stats
+
+    def process_response(
+        self, req: falcon.Request, resp: falcon.Response, resource: object, req_succeeded: bool
+    ) -> None:
+        media = resp.media
+        if media is None or resp.text is not None or resp.data is not None:
+            return
+        try:
+            resp.data = self._handler.serialize(media, falcon.MEDIA_JSON)
+        except (TypeError, ValueError, OverflowError, RecursionError):
+            self._stats.error("api")
+            log.exception("cannot encode the answer to %s %s", req.method, req.path)
+            resp.status = falcon.HTTP_500
+            resp.data = json.dumps(INTERNAL_ERROR).encode()
+        resp.content_type = falcon.MEDIA_JSON
+        resp.media = None
 
 
 def install(app: falcon.App, *, stats: AggregatorStats) -> None:
@@ -99,7 +139,7 @@ def install(app: falcon.App, *, stats: AggregatorStats) -> None:
         stats.error("api")
         log.exception("unhandled error on %s %s", req.method, req.path)
         raise falcon.HTTPInternalServerError(
-            title="internal_error", description="the server failed to answer; the error is logged"
+            title=INTERNAL_ERROR["error"], description=INTERNAL_ERROR["description"]
         ) from exc
 
     app.set_error_serializer(serialize_error)
