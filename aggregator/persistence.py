@@ -15,9 +15,10 @@ magic, the version or the column check. Any of those: an error log, the file mov
 fsynced, `os.replace`d over the old one and the directory fsynced, so a crash at any moment leaves
 either the old snapshot or the new one.
 
-zlib: measured by bench/persistence_bench.py (1000 nodes x 30 pods x 1000 points, see
-docs/operations.md), level 1 shrinks the file about 2x for about 2x the write time, so it is on
-by default; the float arrays are mostly noise to a compressor, the timestamps and JSON are not.
+zlib: supported by the reader, off by default. Measured with bench/persistence_bench.py at 1000
+nodes x 30 pods x 1000 points (plausible values; figures in docs/operations.md), level 1 saves only
+about a third of the size (the float32 columns are mostly noise to a compressor) for about 6x the
+write time, which would not fit the final snapshot into the pod's 30 s grace period.
 """
 
 from __future__ import annotations
@@ -97,7 +98,7 @@ def _chunk(body: _BodyWriter, meta: dict[str, Any], arrays: Iterable[array]) -> 
 
 
 def write_snapshot(
-    path: Path, batches: Iterable[list[EntityRecord]], *, compress: bool = True, now: float | None = None
+    path: Path, batches: Iterable[list[EntityRecord]], *, compress: bool = False, now: float | None = None
 ) -> int:
     """Write the records atomically to `path`; returns the file size. OSError on failure (no partial file)."""
     path = Path(path)
@@ -326,7 +327,7 @@ class Snapshotter:
     """Writes the store to `path` every `interval` seconds from its own thread, and once more on stop()."""
 
     def __init__(
-        self, *, store: Store, path: Path, interval: float, stats: AggregatorStats, compress: bool = True
+        self, *, store: Store, path: Path, interval: float, stats: AggregatorStats, compress: bool = False
     ) -> None:
         self._store = store
         self._path = Path(path)

@@ -358,7 +358,7 @@ class Store:
 
     # --- snapshots (persistence.py writes and reads the files) ---------------------------------------
 
-    def export_state(self, *, batch: int = 256) -> Iterator[list[state_records.EntityRecord]]:
+    def export_state(self, *, batch: int = 64) -> Iterator[list[state_records.EntityRecord]]:
         """Every entity as records, in batches copied under the lock one at a time.
 
         Copying a batch is a few memcpys per series; releasing the lock between batches keeps a
