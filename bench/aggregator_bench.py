@@ -77,9 +77,11 @@ def prefill(store: Any) -> None:
         series += [g.series for g in store._groups.values()]
         for s in series:
             missing = s.capacity - len(s)
-            if missing > 0:
-                s._ts.extend(array("d", range(missing)))
-                s._values.extend(array("f", bytes(4 * s._width * missing)))
+            if missing > 0 and len(s) and s._head == 0:
+                # Older points go in front, so the newest (real) point stays the newest.
+                oldest = s._ts[0]
+                s._ts = array("d", (oldest - store.interval * (missing - i) for i in range(missing))) + s._ts
+                s._values = array("f", bytes(4 * s._width * missing)) + s._values
 
 
 def run_aggregator(kubeconfig: str, interval: float, timeout: float) -> int:
