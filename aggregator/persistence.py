@@ -299,6 +299,10 @@ def restore(
 ) -> RestoreResult:
     """Load `path` into the store: missing = start empty, unusable = moved aside; never raises."""
     path = Path(path)
+    if not path.parent.is_dir():
+        stats.error("snapshot_load")
+        log.error("the directory of --state-file %s does not exist; snapshots will fail until it does", path)
+        return RestoreResult("missing", {}, reason="no such directory")
     if not path.exists():
         log.info("state file %s does not exist yet; starting empty", path)
         return RestoreResult("missing", {})

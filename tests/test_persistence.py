@@ -165,6 +165,14 @@ def test_missing_file_starts_empty(tmp_path: Path, caplog: pytest.LogCaptureFixt
     assert "does not exist yet" in caplog.text
 
 
+def test_missing_directory_is_an_error_log(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    stats = AggregatorStats()
+    with caplog.at_level(logging.ERROR, logger="aggregator.persistence"):
+        result = restore(_store(Clock(T0)), tmp_path / "no-such-dir" / "state.bin", stats=stats)
+    assert result.outcome == "missing" and "does not exist" in caplog.text
+    assert stats.snapshot()["errors"] == {"snapshot_load": 1}
+
+
 def _good_file(tmp_path: Path, *, compress: bool = True) -> Path:
     clock = Clock(T0)
     store = _store(clock)
