@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import falcon
 
-from aggregator.api import params
+from aggregator.api import params, views
 from aggregator.api.views import PodDocCache
 from aggregator.federation import FederationCache
 from aggregator.model import StatusProvider
+from aggregator.records import Point
 from aggregator.stats import AggregatorStats
 from aggregator.store import Store
 
@@ -28,3 +31,14 @@ class ApiContext:
     def window(self, req: falcon.Request) -> float:
         """The validated `?window=` of a timeseries request."""
         return params.window(req, default=self.default_window, maximum=self.store.retention_span)
+
+    def series_doc(
+        self, window: float, fetch: Callable[[float], Sequence[Point] | None], **ident: Any
+    ) -> dict[str, Any] | None:
+        """A timeseries document from `fetch(since)`, or None when `fetch` knows no such entity."""
+        since = self.store.now() - window
+        # Fetch from further back than the window so the first point in it still gets its rates.
+        points = fetch(since - self.store.retention_span)
+        if points is None:
+            return None
+        return {**ident, "window_seconds": window, "points": views.points_doc(points, since=since)}

@@ -54,18 +54,16 @@ class NamespaceTimeseries:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, namespace: str) -> None:
         params.label(namespace, "namespace")
-        window = self._ctx.window(req)
         store = self._ctx.store
-        since = store.now() - window
-        points = store.group_series(namespace, since=since - store.retention_span)
-        if points is None:
+        doc = self._ctx.series_doc(
+            self._ctx.window(req),
+            lambda since: store.group_series(namespace, since=since),
+            kind="namespace",
+            namespace=namespace,
+        )
+        if doc is None:
             raise NotFound("namespace", namespace)
-        resp.media = {
-            "kind": "namespace",
-            "namespace": namespace,
-            "window_seconds": window,
-            "points": views.points_doc(points, since=since),
-        }
+        resp.media = doc
 
 
 class DeploymentList:
@@ -124,12 +122,10 @@ class DeploymentTimeseries:
             raise NotFound("deployment", deployment, namespace=namespace)
         if len(candidates) > 1:
             raise Ambiguous("deployment", deployment, candidates)
-        since = store.now() - window
-        points = store.group_series(candidates[0], deployment, since=since - store.retention_span) or []
-        resp.media = {
-            "kind": "deployment",
-            "namespace": candidates[0],
-            "deployment": deployment,
-            "window_seconds": window,
-            "points": views.points_doc(points, since=since),
-        }
+        resp.media = self._ctx.series_doc(
+            window,
+            lambda since: store.group_series(candidates[0], deployment, since=since) or [],
+            kind="deployment",
+            namespace=candidates[0],
+            deployment=deployment,
+        )

@@ -49,15 +49,13 @@ class NodeTimeseries:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, node: str) -> None:
         params.subdomain(node, "node")
-        window = self._ctx.window(req)
         store = self._ctx.store
-        since = store.now() - window
-        points = store.node_series(node, since=since - store.retention_span)
-        if points is None:
+        doc = self._ctx.series_doc(
+            self._ctx.window(req),
+            lambda since: store.node_series(node, since=since),
+            kind="node",
+            node_name=node,
+        )
+        if doc is None:
             raise NotFound("node", node)
-        resp.media = {
-            "kind": "node",
-            "node_name": node,
-            "window_seconds": window,
-            "points": views.points_doc(points, since=since),
-        }
+        resp.media = doc

@@ -49,12 +49,10 @@ class PodTimeseries:
         window = self._ctx.window(req)
         view = find_one(self._ctx, req, pod, current=False)  # history outlives the listing
         store = self._ctx.store
-        since = store.now() - window
-        points = store.pod_series(view.namespace, view.pod, since=since - store.retention_span) or []
-        resp.media = {
-            "kind": "pod",
-            "namespace": view.namespace,
-            "pod_name": view.pod,
-            "window_seconds": window,
-            "points": views.points_doc(points, since=since),
-        }
+        resp.media = self._ctx.series_doc(
+            window,
+            lambda since: store.pod_series(view.namespace, view.pod, since=since) or [],
+            kind="pod",
+            namespace=view.namespace,
+            pod_name=view.pod,
+        )

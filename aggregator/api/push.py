@@ -81,7 +81,9 @@ def _fail(exc: IngestError) -> ApiError:
     return BadBody(str(exc), field=exc.field)
 
 
-class NodePush:
+class _PushResource:
+    """Both push routes: auth first, then path names, then a size-limited JSON body."""
+
     def __init__(
         self,
         ingest: PushIngest,
@@ -93,6 +95,8 @@ class NodePush:
         self._ingest, self._auth, self._stats = ingest, auth, stats
         self._max_body = max_body_bytes
 
+
+class NodePush(_PushResource):
     def on_post(self, req: falcon.Request, resp: falcon.Response, node: str) -> None:
         self._auth.check(req)
         params.subdomain(node, "node")
@@ -103,18 +107,7 @@ class NodePush:
             raise _fail(exc) from exc
 
 
-class PodPush:
-    def __init__(
-        self,
-        ingest: PushIngest,
-        auth: PushAuth,
-        stats: AggregatorStats,
-        *,
-        max_body_bytes: int = MAX_BODY_BYTES,
-    ) -> None:
-        self._ingest, self._auth, self._stats = ingest, auth, stats
-        self._max_body = max_body_bytes
-
+class PodPush(_PushResource):
     def on_post(self, req: falcon.Request, resp: falcon.Response, namespace: str, pod: str) -> None:
         self._auth.check(req)
         params.label(namespace, "namespace")
