@@ -6,6 +6,7 @@ import argparse
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -13,8 +14,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _wait_http(url: str, deadline: float) -> bool:
-    while time.monotonic() < deadline:
+def _wait_http(url: str, deadline: float, stopping: threading.Event) -> bool:
+    while time.monotonic() < deadline and not stopping.is_set():
         try:
             with urllib.request.urlopen(url, timeout=1):
                 return True
@@ -29,23 +30,32 @@ def main() -> int:
     parser.add_argument("--aggregator", default="127.0.0.1:5000", help="aggregator listen address")
     args = parser.parse_args()
     py = sys.executable
+    # Own sessions: Ctrl-C reaches only this script, which then stops both in order with SIGTERM
+    # (a terminal's SIGINT to the whole group would interrupt them mid-import with tracebacks).
     procs = [
-        subprocess.Popen([py, "-m", "exporter", "--listen", args.exporter, "--interval", "5"], cwd=ROOT),
         subprocess.Popen(
-            [py, "-m", "aggregator", "--listen", args.aggregator, "--targets", args.exporter], cwd=ROOT
+            [py, "-m", "exporter", "--listen", args.exporter, "--interval", "5"],
+            cwd=ROOT,
+            start_new_session=True,
+        ),
+        subprocess.Popen(
+            [py, "-m", "aggregator", "--listen", args.aggregator, "--targets", args.exporter],
+            cwd=ROOT,
+            start_new_session=True,
         ),
     ]
-    stopping = False
+    stopping = threading.Event()
 
     def stop(*_: object) -> None:
-        nonlocal stopping
-        stopping = True
+        stopping.set()
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     exporter_url, aggregator_url = f"http://{args.exporter}", f"http://{args.aggregator}"
     deadline = time.monotonic() + 30
-    if _wait_http(exporter_url + "/healthz", deadline) and _wait_http(aggregator_url + "/healthz", deadline):
+    if _wait_http(exporter_url + "/healthz", deadline, stopping) and _wait_http(
+        aggregator_url + "/healthz", deadline, stopping
+    ):
         print(
             "\nk8s-monitor demo is running (Ctrl-C stops both):\n"
             f"  exporter metrics:   curl {exporter_url}/metrics\n"
@@ -58,9 +68,10 @@ def main() -> int:
             flush=True,
         )
     else:
-        print("demo: a component did not come up; see its log above", file=sys.stderr)
-        stopping = True
-    while not stopping and all(p.poll() is None for p in procs):
+        if not stopping.is_set():
+            print("demo: a component did not come up; see its log above", file=sys.stderr)
+        stopping.set()
+    while not stopping.is_set() and all(p.poll() is None for p in procs):
         time.sleep(0.2)
     for p in procs:
         if p.poll() is None:
