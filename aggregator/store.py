@@ -17,10 +17,9 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from operator import itemgetter
 
 from aggregator import state as state_records
-from aggregator.entities import GroupState, NodeState, PodIdentity, PodKey, PodState, finite_values
+from aggregator.entities import GroupState, NodeState, PodKey, PodState, finite_values
 from aggregator.model import NodeReading, PodReading, RoundResult
 from aggregator.records import GroupView, NodeView, PodView, Point, make_sample, series_row
 from aggregator.rollup import GroupKey, PodContribution, group_counts, roll_up
@@ -275,22 +274,37 @@ class Store:
         out.sort(key=lambda p: (p.namespace, p.pod))
         return out
 
-    def pod_label_values(self) -> list[tuple[PodKey, PodIdentity, Mapping[str, float]]]:
-        """The pods `pods()` lists, as (key, identity, latest values), by namespace/name.
+    def pod_label_values(
+        self,
+    ) -> tuple[list[PodKey], list[str], list[PodReading], list[Mapping[str, float]]]:
+        """The pods `pods()` lists, by namespace/name, as parallel lists: key, node, reading, values.
 
-        For the federation render, which needs only label values and values: at 30k pods, `pods()`
-        (a PodView each, sorted by a Python key) measured 0.2-0.36 s a round, this 0.05-0.08 s.
+        For the federation render, which needs only label values and values. At 30k pods `pods()`
+        (a PodView each, sorted by a Python key) measured 0.2-0.36 s a round; parallel lists of
+        existing objects allocate nothing per pod, so they add no garbage collections either.
         """
         now = self._clock()
         stale_after = self.stale_after
+        keys: list[PodKey] = []
+        nodes: list[str] = []
+        readings: list[PodReading] = []
+        values: list[Mapping[str, float]] = []
         with self._lock:
-            out = [
-                (key, (p.node, *key, r.uid, r.owner_kind, r.owner_name, r.deployment), p.sample.values)
-                for key, p in self._pods.items()
-                if p.sample is not None and now - p.last_seen <= stale_after and (r := p.reading) is not None
-            ]
-        out.sort(key=itemgetter(0))  # keys are unique: the order of pods()
-        return out
+            for key, p in self._pods.items():
+                sample, reading = p.sample, p.reading
+                if sample is None or reading is None or not now - p.last_seen <= stale_after:
+                    continue
+                keys.append(key)
+                nodes.append(p.node)
+                readings.append(reading)
+                values.append(sample.values)
+        order = sorted(range(len(keys)), key=keys.__getitem__)  # keys are unique: pods() order
+        return (
+            [keys[i] for i in order],
+            [nodes[i] for i in order],
+            [readings[i] for i in order],
+            [values[i] for i in order],
+        )
 
     def find_pods(self, name: str, *, namespace: str | None = None, current: bool = True) -> list[PodView]:
         """Pods called `name` (in `namespace` if given); `current=False` adds stale ones with history."""
