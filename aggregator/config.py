@@ -95,6 +95,13 @@ class AggregatorSettings:
     retention_points: int = option(
         1000, "points kept per node and pod series", parse=parse_positive_int, metavar="N"
     )
+    liveness_timeout: float = option(
+        60.0,
+        "seconds without a completed scrape round after which /healthz answers 503, so the liveness "
+        "probe restarts an aggregator whose scrape loop hangs (> --scrape-interval)",
+        parse=parse_positive_float,
+        metavar="SECONDS",
+    )
     stale_after: float = option(
         15.0,
         "seconds after which a pod not seen leaves current listings",
@@ -151,6 +158,11 @@ class AggregatorSettings:
             yield (
                 f"--stale-after ({self.stale_after:g}s) must be at least --scrape-interval "
                 f"({self.scrape_interval:g}s), or every pod would go stale between rounds"
+            )
+        if self.liveness_timeout <= self.scrape_interval:
+            yield (
+                f"--liveness-timeout ({self.liveness_timeout:g}s) must be longer than --scrape-interval "
+                f"({self.scrape_interval:g}s), or /healthz would fail between two rounds"
             )
         if self.max_response_bytes < 1024:
             yield f"--max-response-bytes ({self.max_response_bytes}) must be at least 1024"

@@ -67,6 +67,7 @@ class ScrapeService:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._started = threading.Event()
+        self._progress: float | None = None  # time.monotonic() of the loop's start or last round
 
     # --- StatusProvider ----------------------------------------------------------------------------
 
@@ -82,6 +83,10 @@ class ScrapeService:
 
     def last_round(self) -> RoundResult | None:
         return self._last_round
+
+    def progress_age(self) -> float | None:
+        progress = self._progress
+        return None if progress is None else time.monotonic() - progress
 
     # --- lifecycle ---------------------------------------------------------------------------------
 
@@ -110,6 +115,7 @@ class ScrapeService:
     async def _main(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
+        self._progress = time.monotonic()
         self._started.set()
         stop_wait = asyncio.ensure_future(self._stop.wait())
         next_tick = time.monotonic()
@@ -224,6 +230,7 @@ class ScrapeService:
         self._step("end_round", self._store.end_round, result)
         self._step("federation", self._federation.rebuild, result)
         self._last_round = result
+        self._progress = time.monotonic()
         if answered:
             self._ready = True
         log.debug("round %d: %d targets (%d up) in %.3fs", result.round_id, len(result.targets), up,
@@ -259,7 +266,7 @@ class Aggregator:
         app = create_app(store=self.store, status=self.service, federation=self.federation, stats=self.stats,
                          cors_origins=settings.cors_origins, ingest_token=settings.ingest_token,
                          default_window=DEFAULT_WINDOW, started_at=self.started_at, version=__version__,
-                         max_body_bytes=settings.max_body_bytes)
+                         max_body_bytes=settings.max_body_bytes, liveness_timeout=settings.liveness_timeout)
         # waitress buffers a whole request body before the app sees it: cap that too (the app's own
         # JSON 413 covers bodies up to this; past it waitress answers a plain-text 413).
         self.server = ServerHandle(app, host=settings.listen.host, port=settings.listen.port, threads=8,

@@ -75,6 +75,11 @@ class ExporterSettings:
         "/", "path whose filesystem size and free space are reported", parse=_parse_dir, metavar="DIR"
     )
     interval: float = option(5.0, "sampling interval in seconds", parse=_parse_interval, metavar="SECONDS")
+    liveness_timeout: float = option(
+        60.0, "seconds without a new sample after which /healthz answers 503, so the liveness probe "
+        "restarts an exporter whose sampling hangs (> --interval)",
+        parse=parse_positive_float, metavar="SECONDS",
+    )
     kubeconfig: str = option(
         "", "kubeconfig file; empty = in-cluster config when KUBERNETES_SERVICE_HOST is set, "
         "else standalone (pods labelled by UID)",
@@ -106,6 +111,11 @@ class ExporterSettings:
                 problems.append(f"{flag}={path!r}: not a directory")
         if self.kubeconfig and not os.path.isfile(self.kubeconfig):
             problems.append(f"--kubeconfig={self.kubeconfig!r}: no such file")
+        if self.liveness_timeout <= self.interval:
+            problems.append(
+                f"--liveness-timeout ({self.liveness_timeout:g}s) must be longer than "
+                f"--interval ({self.interval:g}s), or /healthz would fail between two samples"
+            )
         return problems
 
     @property

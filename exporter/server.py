@@ -69,10 +69,21 @@ class MetricsResource:
 
 
 class HealthResource:
-    """200 once a first snapshot exists, 503 before."""
+    """200 while samples are fresh; 503 before the first one and once sampling has stalled.
 
-    def __init__(self, latest: LatestSnapshot, *, now: Callable[[], float] = time.time) -> None:
+    The liveness probe reads this, so a sampler stuck in a read (a hung mount under /proc or /sys)
+    gets the exporter restarted instead of serving the same numbers forever.
+    """
+
+    def __init__(
+        self,
+        latest: LatestSnapshot,
+        *,
+        liveness_timeout: float | None = None,
+        now: Callable[[], float] = time.time,
+    ) -> None:
         self._latest = latest
+        self._liveness_timeout = liveness_timeout
         self._now = now
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
@@ -81,7 +92,16 @@ class HealthResource:
             resp.status = falcon.HTTP_503
             resp.media = {"status": "starting", "detail": "no sample taken yet"}
             return
-        resp.media = {"status": "ok", "sample_age_seconds": round(self._now() - snapshot.timestamp, 3)}
+        age = round(self._now() - snapshot.timestamp, 3)
+        if self._liveness_timeout is not None and age > self._liveness_timeout:
+            resp.status = falcon.HTTP_503
+            resp.media = {
+                "status": "stalled",
+                "detail": f"no new sample for {age:g}s (--liveness-timeout {self._liveness_timeout:g}s)",
+                "sample_age_seconds": age,
+            }
+            return
+        resp.media = {"status": "ok", "sample_age_seconds": age}
 
 
 class StatusResource:
@@ -122,15 +142,23 @@ def _internal_error(
 
 
 def create_app(
-    *, latest: LatestSnapshot, node: str, registry: CollectorRegistry | None = None
+    *,
+    latest: LatestSnapshot,
+    node: str,
+    registry: CollectorRegistry | None = None,
+    liveness_timeout: float | None = None,
 ) -> falcon.App:
-    """Build the WSGI app over `latest()`; a private registry holding the snapshot collector by default."""
+    """Build the WSGI app over `latest()`; a private registry holding the snapshot collector by default.
+
+    `liveness_timeout`: sample age in seconds past which /healthz fails (None: fails only before the
+    first sample).
+    """
     if registry is None:
         registry = CollectorRegistry(auto_describe=False)
         registry.register(SnapshotCollector(latest))
     app = falcon.App()
     app.add_error_handler(Exception, _internal_error)
     app.add_route("/metrics", MetricsResource(registry, latest))
-    app.add_route("/healthz", HealthResource(latest))
+    app.add_route("/healthz", HealthResource(latest, liveness_timeout=liveness_timeout))
     app.add_route("/", StatusResource(latest, node=node))
     return app

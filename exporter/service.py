@@ -68,7 +68,10 @@ class ExporterService:
         )
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(SnapshotCollector(self.latest))
-        self.app = create_app(latest=self.latest, node=self.node, registry=self.registry)
+        self.app = create_app(
+            latest=self.latest, node=self.node, registry=self.registry,
+            liveness_timeout=settings.liveness_timeout,
+        )
         self.server = ServerHandle(self.app, host=settings.listen.host, port=settings.listen.port, threads=4)
 
     def latest(self) -> Snapshot | None:

@@ -22,6 +22,7 @@ def test_defaults_match_the_names_everyone_uses() -> None:
     assert (s.discovery_mode, s.discovery_namespace, s.discovery_service, s.discovery_port_name) == (
         "endpoints", "k8s-monitor", "k8s-monitor-exporter", "metrics")
     assert (s.scrape_interval, s.scrape_timeout, s.stale_after) == (5.0, 4.0, 15.0)
+    assert s.liveness_timeout == 60.0
     assert s.max_response_bytes == 16 * 1024 * 1024
     assert s.retention_points == 1000
     assert s.cors_origins == ("*",)

@@ -28,9 +28,13 @@ class FakeStatus:
     targets_: list[TargetStatus] = field(default_factory=list)
     ready_: bool = True
     last: RoundResult | None = None
+    progress: float | None = None
 
     def targets(self) -> Sequence[TargetStatus]:
         return self.targets_
+
+    def progress_age(self) -> float | None:
+        return self.progress
 
     def ready(self) -> bool:
         return self.ready_
@@ -148,6 +152,7 @@ def make_world(*, rounds: int = 3, token: str = TOKEN, cors: Sequence[str] = ("*
         ingest_token=token,
         started_at=time.time() - 90,
         version="9.9.9",
+        liveness_timeout=60.0,
     )
     return World(store, stats, status, federation, clock, app, testing.TestClient(app))
 
@@ -297,7 +302,13 @@ def test_status_health_ready_metrics_openapi(world: World) -> None:
     assert doc["targets"]["total"] == 2 and doc["targets"]["up"] == 2
     assert doc["last_round"]["round_id"] == 2 and doc["discovery_mode"] == "static"
     assert doc["last_scrape"].endswith("Z")
-    assert get(world, "/healthz") == {"status": "ok"}
+    assert get(world, "/healthz") == {"status": "ok", "last_progress_seconds": None}  # loop not started
+    world.status.progress = 59.5
+    assert get(world, "/healthz") == {"status": "ok", "last_progress_seconds": 59.5}
+    world.status.progress = 61.0
+    stalled = get(world, "/healthz", 503)
+    assert stalled["error"] == "stalled" and stalled["last_progress_seconds"] == 61.0
+    assert "--liveness-timeout 60s" in stalled["description"]
     assert get(world, "/readyz") == {"status": "ready"}
     world.status.ready_ = False
     assert get(world, "/readyz", 503)["error"] == "not_ready"

@@ -54,6 +54,9 @@ class Status:
     def last_round(self) -> RoundResult | None:
         return None
 
+    def progress_age(self) -> float | None:
+        return None
+
 
 def make_app(store: Store | None = None, *, token: str = TOKEN) -> tuple[falcon.App, AggregatorStats]:
     stats = AggregatorStats()

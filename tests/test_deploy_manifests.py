@@ -245,6 +245,9 @@ class _NotReadyYet:
     def last_round(self) -> None:
         return None
 
+    def progress_age(self) -> float | None:
+        return None
+
 
 def test_service_and_policy_selectors_match_pod_labels(objs: list[Obj]) -> None:
     for workload in (find(objs, "DaemonSet", EXPORTER), find(objs, "Deployment", AGGREGATOR)):

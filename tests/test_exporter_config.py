@@ -39,6 +39,7 @@ def values(roots: dict[str, str]) -> dict[str, tuple[str, object]]:
         "cgroup_root": (roots["cgroup"], roots["cgroup"]),
         "rootfs": (roots["rootfs"], roots["rootfs"]),
         "interval": ("2.5", 2.5),
+        "liveness_timeout": ("30", 30.0),
         "kubeconfig": (roots["kubeconfig"], roots["kubeconfig"]),
         "exclude_namespaces": ("a, b,,c", ("a", "b", "c")),
         "excluded_interfaces": ("lo,eth9*", ("lo", "eth9*")),
@@ -51,7 +52,7 @@ def test_defaults_match_the_fixed_names() -> None:
     s = load([], {})
     assert s.listen == HostPort("0.0.0.0", 9100)
     assert (s.proc_root, s.sys_root, s.cgroup_root, s.rootfs) == ("/proc", "/sys", "/sys/fs/cgroup", "/")
-    assert s.interval == 5.0
+    assert s.interval == 5.0 and s.liveness_timeout == 60.0
     assert s.kubeconfig == ""
     assert s.exclude_namespaces == ("kube-system", "kube-public")
     assert s.excluded_interfaces == DEFAULT_EXCLUDED_INTERFACES

@@ -21,19 +21,21 @@ from typing import Any
 
 import psutil
 import pytest
+import requests
 from falcon import testing
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.parser import text_string_to_metric_families
 
 from aggregator.api.app import create_app
+from aggregator.config import load
 from aggregator.discovery import KubeDiscovery
 from aggregator.federation import FederationCache
 from aggregator.kube import ServiceEndpointsApi, api_client
 from aggregator.model import RoundResult
 from aggregator.parser import CACHE_SLACK, FastParser
 from aggregator.scraper import Scraper
-from aggregator.service import ScrapeService
+from aggregator.service import Aggregator, ScrapeService
 from aggregator.stats import AggregatorStats
 from aggregator.store import Store
 from tests.aggregator_fakes import POD_LABELS, FakeExporters, FakeNode, render_exposition
@@ -480,3 +482,49 @@ def test_pod_churn_does_not_grow_the_parser_head_cache() -> None:
         sizes.append(len(parser._heads))  # the cache under test is internal
     assert max(sizes) <= 2 * len(samples) + CACHE_SLACK, max(sizes)
     assert parser.fallbacks == 0
+
+
+def test_scrape_loop_stuck_in_a_round_fails_healthz_until_it_moves_again() -> None:
+    """A round that never finishes (here end_round blocks) turns /healthz 503 after --liveness-timeout,
+    so the liveness probe restarts the aggregator; the API keeps answering meanwhile."""
+    agg = Aggregator(load(["--listen", "127.0.0.1:0", "--targets", "127.0.0.1:1", "--scrape-interval", "0.2",
+                           "--scrape-timeout", "0.1", "--liveness-timeout", "1"], {}), environ={})
+    gate = threading.Event()
+    gate.set()
+    stuck = threading.Event()
+    end_round = agg.store.end_round
+
+    def blocking_end_round(result: RoundResult) -> None:
+        if not gate.is_set():
+            stuck.set()
+            gate.wait(30)
+        end_round(result)
+
+    agg.store.end_round = blocking_end_round  # type: ignore[method-assign]
+
+    def health() -> tuple[int, dict]:
+        with requests.get(f"{agg.url}/healthz", headers={"Connection": "close"}, timeout=5) as resp:
+            return resp.status_code, resp.json()
+
+    agg.start()
+    try:
+        wait_until(lambda: agg.service.last_round() is not None, timeout=10, message="a first round")
+        code, body = health()
+        assert code == 200 and body["last_progress_seconds"] < 1
+        gate.clear()
+        assert stuck.wait(10), "a round reached the blocked end_round"
+        body = wait_until(lambda: (h := health())[0] == 503 and h[1], timeout=10,
+                          message="/healthz fails once no round has completed for --liveness-timeout")
+        assert body["error"] == "stalled" and body["last_progress_seconds"] > 1
+        with requests.get(f"{agg.url}/api/nodes", headers={"Connection": "close"}, timeout=5) as resp:
+            assert resp.status_code == 200  # the API still answers from what is stored
+        gate.set()
+        wait_until(lambda: health()[0] == 200, timeout=10, message="healthy again once rounds complete")
+    finally:
+        gate.set()
+        agg.stop()
+
+
+def test_liveness_timeout_must_exceed_the_scrape_interval() -> None:
+    with pytest.raises(ValueError, match=r"--liveness-timeout \(5s\) must be longer than --scrape-interval"):
+        load(["--targets", "127.0.0.1:1", "--liveness-timeout", "5"], {})

@@ -29,11 +29,12 @@ from exporter.cgroups import PodCgroupFinder
 from exporter.collector import SnapshotCollector
 from exporter.config import load
 from exporter.host import HostReader
-from exporter.model import PodCgroup
+from exporter.model import HostSample, PodCgroup
 from exporter.podstats import PodStatsReader
-from exporter.sampler import CountingErrors, Sampler
-from exporter.service import ExporterService
+from exporter.sampler import CountingErrors, HostSource, Sampler
+from exporter.service import ExporterService, default_readers
 from exporter.snapshot import Snapshot
+from k8smon_common.config import ConfigError
 from tests.kube import FakeKube, objects
 from tests.support import require, require_root, wait_until
 from tests.support.cgroups import copy_node_tree
@@ -161,6 +162,7 @@ _READ_AS_UNPRIVILEGED = """
 import json, sys
 from exporter.cgroups import PodCgroupFinder
 from exporter.host import HostReader
+from exporter.model import HostSample
 from exporter.podstats import PodStatsReader
 from tests.support.cgroups import RecordingErrors
 tree = sys.argv[1]
@@ -450,3 +452,54 @@ def test_unknown_node_name_matches_no_pods_and_labels_them_by_uid(kube: FakeKube
     assert service.index is not None and service.index.pods() == {}
     assert all("spec.nodeName%3Dno-such-node" in c.path or "spec.nodeName=no-such-node" in c.path
                for c in kube.calls if c.resource == "pods")
+
+
+class _GatedHost:
+    """The real host reader, except that a read blocks while the gate is closed (a hung /proc mount)."""
+
+    def __init__(self, inner: HostSource) -> None:
+        self.inner = inner
+        self.gate = threading.Event()
+        self.gate.set()
+        self.blocked = threading.Event()
+
+    def read(self) -> HostSample:
+        if not self.gate.is_set():
+            self.blocked.set()
+            self.gate.wait(30)
+        return self.inner.read()
+
+
+def test_hung_sampling_fails_healthz_until_samples_flow_again() -> None:
+    settings = load(fixture_args(NODE_A, "--liveness-timeout", "1"), {})
+    errors = CountingErrors()
+    host, cgroups, podstats = default_readers(settings, errors)
+    gated = _GatedHost(host)
+    service = ExporterService(settings, environ={}, readers=(gated, cgroups, podstats), errors=errors)
+
+    def health() -> tuple[int, dict]:
+        with requests.get(f"{service.url}/healthz", headers=CLOSE, timeout=5) as resp:
+            return resp.status_code, resp.json()
+
+    service.start()
+    try:
+        wait_until(lambda: health()[0] == 200, timeout=20, message="healthy once samples flow")
+        gated.gate.clear()
+        assert gated.blocked.wait(10), "the sampler reached the hung read"
+        body = wait_until(lambda: (h := health())[0] == 503 and h[1], timeout=10,
+                          message="/healthz fails once the latest sample is older than --liveness-timeout")
+        assert body["status"] == "stalled" and body["sample_age_seconds"] > 1
+        with requests.get(f"{service.url}/metrics", headers=CLOSE, timeout=5) as resp:
+            # the last sample is still served: Prometheus sees the stall through its timestamp
+            assert resp.status_code == 200 and "k8smon_pod_cpu_seconds" in resp.text
+        gated.gate.set()
+        wait_until(lambda: health()[0] == 200, timeout=10, message="healthy again once sampling resumes")
+    finally:
+        gated.gate.set()
+        service.stop()
+
+
+def test_liveness_timeout_must_exceed_the_interval() -> None:
+    expected = r"--liveness-timeout \(0.1s\) must be longer than --interval \(0.2s\)"
+    with pytest.raises(ConfigError, match=expected):
+        load(fixture_args(NODE_A, "--liveness-timeout", "0.1"), {})

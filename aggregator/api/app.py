@@ -67,7 +67,7 @@ def routes(
     pod_push = push.PodPush(ingest, auth, ctx.stats, max_body_bytes=max_body_bytes)
     return [
         ("/", status.Status(ctx)),
-        ("/healthz", status.Health()),
+        ("/healthz", status.Health(ctx)),
         ("/readyz", status.Ready(ctx)),
         ("/metrics", status.Metrics(ctx)),
         ("/openapi.json", status.OpenApi(openapi_document(retention_span=ctx.store.retention_span))),
@@ -103,8 +103,9 @@ def create_app(
     started_at: float,
     version: str,
     max_body_bytes: int = MAX_BODY_BYTES,
+    liveness_timeout: float | None = None,
 ) -> falcon.App:
-    """The aggregator's WSGI app."""
+    """The aggregator's WSGI app; /healthz fails after `liveness_timeout` seconds without a round."""
     handler = json_handler()
     app = falcon.App(middleware=[_cors(cors_origins), errors.RenderGuard(handler, stats)])
     app.req_options.media_handlers[falcon.MEDIA_JSON] = handler
@@ -119,6 +120,7 @@ def create_app(
         default_window=default_window,
         started_at=started_at,
         version=version,
+        liveness_timeout=liveness_timeout,
     )
     ingest = PushIngest(store=store, stats=stats)
     auth = push.PushAuth(ingest_token, stats)

@@ -26,6 +26,7 @@ class ApiContext:
     default_window: float
     started_at: float
     version: str
+    liveness_timeout: float | None = None  # see Health
     pod_docs: PodDocCache = field(default_factory=PodDocCache)
 
     def window(self, req: falcon.Request) -> float:

@@ -77,7 +77,14 @@ def build() -> Schema:
     ts = ref("Timeseries")
     paths: dict[str, Schema] = {
         "/": _get("Status: version, uptime, targets up/down, last round", ref("Status"), [], (), "status"),
-        "/healthz": _get("Liveness", obj({"status": {"type": "string"}}), [], (), "healthz"),
+        "/healthz": _get(
+            "Liveness: 503 once no scrape round has completed for --liveness-timeout seconds",
+            obj({
+                "status": {"type": "string"},
+                "last_progress_seconds": {"type": "number", "nullable": True},
+            }),
+            [], (503,), "healthz",
+        ),
         "/readyz": _get("Readiness", obj({"status": {"type": "string"}}), [], (503,), "readyz"),
         "/metrics": {
             "get": {

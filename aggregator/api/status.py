@@ -60,8 +60,26 @@ class Status:
 
 
 class Health:
+    """Liveness: fails when the scrape loop has made no progress for --liveness-timeout seconds.
+
+    Discovery or every exporter being away does not fail it (rounds still complete, and a restart
+    would not help); a loop stuck in a round does, so Kubernetes restarts the aggregator.
+    """
+
+    def __init__(self, ctx: ApiContext) -> None:
+        self._ctx = ctx
+
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        resp.media = {"status": "ok"}
+        age = self._ctx.status.progress_age()
+        limit = self._ctx.liveness_timeout
+        if age is not None and limit is not None and age > limit:
+            raise ApiError(
+                falcon.HTTP_503,
+                error="stalled",
+                description=f"no scrape round completed for {age:.0f}s (--liveness-timeout {limit:g}s)",
+                last_progress_seconds=round(age, 3),
+            )
+        resp.media = {"status": "ok", "last_progress_seconds": None if age is None else round(age, 3)}
 
 
 class Ready:
