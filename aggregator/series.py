@@ -74,17 +74,28 @@ class RingSeries:
             return None
         return self._ts[(self._head - 1) % len(self._ts)] if len(self._ts) == self._capacity else self._ts[-1]
 
-    def points(self, since: float | None = None) -> list[tuple[float, tuple[float | None, ...]]]:
-        """Copies of the points with timestamp >= `since` (all when None), oldest first."""
-        out: list[tuple[float, tuple[float | None, ...]]] = []
-        w, ts, vals = self._width, self._ts, self._values
+    def points(
+        self, since: float | None = None, *, previous: bool = False
+    ) -> list[tuple[float, tuple[float | None, ...]]]:
+        """Copies of the points with timestamp >= `since` (all when None), oldest first.
+
+        `previous` adds the newest point before `since`, which a caller needs to give the first point
+        in a window its per-second rates; only the points returned are decoded.
+        """
+        ts = self._ts
+        keep: list[int] = []
+        before: int | None = None
         for i in self._order():
-            t = ts[i]
-            if since is not None and t < since:
-                continue
-            row = tuple(None if math.isnan(v) else v for v in vals[i * w : (i + 1) * w])
-            out.append((t, row))
-        return out
+            if since is not None and ts[i] < since:
+                before = i
+            else:
+                keep.append(i)
+        if previous and before is not None:
+            keep.insert(0, before)
+        w, vals = self._width, self._values
+        return [
+            (ts[i], tuple(None if math.isnan(v) else v for v in vals[i * w : (i + 1) * w])) for i in keep
+        ]
 
     def export(self) -> tuple[array, array]:
         """Copies of the timestamps and the flat value columns, oldest point first (for snapshots)."""

@@ -23,6 +23,7 @@ from aggregator.entities import GroupState, NodeState, PodKey, PodState, finite_
 from aggregator.model import NodeReading, PodReading, RoundResult
 from aggregator.records import GroupView, NodeView, PodView, Point, make_sample, series_row
 from aggregator.rollup import GroupKey, PodContribution, group_counts, roll_up
+from aggregator.series import RingSeries
 from aggregator.stats import AggregatorStats
 
 log = logging.getLogger(__name__)
@@ -355,20 +356,25 @@ class Store:
         with self._lock:
             return (namespace, "") in self._groups or any(k[0] == namespace for k in self._pods)
 
-    def node_series(self, name: str, *, since: float) -> list[Point] | None:
+    def node_series(self, name: str, *, since: float, previous: bool = False) -> list[Point] | None:
+        """Points from `since` (plus the one before it with `previous`); None for an unknown node."""
         with self._lock:
             n = self._nodes.get(name)
-            return None if n is None else [Point(t, r) for t, r in n.series.points(since)]
+            return None if n is None else _points(n.series, since, previous)
 
-    def pod_series(self, namespace: str, pod: str, *, since: float) -> list[Point] | None:
+    def pod_series(
+        self, namespace: str, pod: str, *, since: float, previous: bool = False
+    ) -> list[Point] | None:
         with self._lock:
             p = self._pods.get((namespace, pod))
-            return None if p is None else [Point(t, r) for t, r in p.series.points(since)]
+            return None if p is None else _points(p.series, since, previous)
 
-    def group_series(self, namespace: str, deployment: str = "", *, since: float) -> list[Point] | None:
+    def group_series(
+        self, namespace: str, deployment: str = "", *, since: float, previous: bool = False
+    ) -> list[Point] | None:
         with self._lock:
             g = self._groups.get((namespace, deployment))
-            return None if g is None else [Point(t, r) for t, r in g.series.points(since)]
+            return None if g is None else _points(g.series, since, previous)
 
     def series_counts(self) -> dict[str, int]:
         """Series held in memory by kind (node, pod, namespace, deployment)."""
@@ -437,3 +443,7 @@ class Store:
             self._nodes, self._pods, self._groups, self._pending = nodes, pods, groups, {}
             namespaces, deployments = group_counts(groups)
         return {"node": len(nodes), "pod": len(pods), "namespace": namespaces, "deployment": deployments}
+
+
+def _points(series: RingSeries, since: float, previous: bool) -> list[Point]:
+    return [Point(t, r) for t, r in series.points(since, previous=previous)]

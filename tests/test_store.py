@@ -200,6 +200,9 @@ def test_ring_series_deque_semantics() -> None:
     assert len(ring) == 3 and ring.newest_timestamp() == 4.0
     assert ring.points() == [(2.0, (2.0, 1.0)), (3.0, (3.0, None)), (4.0, (4.0, 1.0))]
     assert ring.points(since=3.5) == [(4.0, (4.0, 1.0))]
+    assert ring.points(since=3.5, previous=True) == [(3.0, (3.0, None)), (4.0, (4.0, 1.0))]
+    assert ring.points(since=1.0, previous=True) == ring.points()  # nothing before the oldest kept point
+    assert ring.points(since=9.0, previous=True) == [(4.0, (4.0, 1.0))]  # the window is empty
     with pytest.raises(ValueError, match="expected 2 values"):
         ring.append(5.0, (1.0,))
 

@@ -36,10 +36,13 @@ class ApiContext:
     def series_doc(
         self, window: float, fetch: Callable[[float], Sequence[Point] | None], **ident: Any
     ) -> dict[str, Any] | None:
-        """A timeseries document from `fetch(since)`, or None when `fetch` knows no such entity."""
+        """A timeseries document from `fetch(since)`, or None when `fetch` knows no such entity.
+
+        `fetch` also returns the newest point before `since` (`previous=True` in the store), which
+        gives the first point in the window its per-second rates and is not itself served.
+        """
         since = self.store.now() - window
-        # Fetch from further back than the window so the first point in it still gets its rates.
-        points = fetch(since - self.store.retention_span)
+        points = fetch(since)
         if points is None:
             return None
         return {**ident, "window_seconds": window, "points": views.points_doc(points, since=since)}

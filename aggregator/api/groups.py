@@ -57,7 +57,7 @@ class NamespaceTimeseries:
         store = self._ctx.store
         doc = self._ctx.series_doc(
             self._ctx.window(req),
-            lambda since: store.group_series(namespace, since=since),
+            lambda since: store.group_series(namespace, since=since, previous=True),
             kind="namespace",
             namespace=namespace,
         )
@@ -124,7 +124,7 @@ class DeploymentTimeseries:
             raise Ambiguous("deployment", deployment, candidates)
         resp.media = self._ctx.series_doc(
             window,
-            lambda since: store.group_series(candidates[0], deployment, since=since) or [],
+            lambda since: store.group_series(candidates[0], deployment, since=since, previous=True) or [],
             kind="deployment",
             namespace=candidates[0],
             deployment=deployment,

@@ -52,7 +52,7 @@ class NodeTimeseries:
         store = self._ctx.store
         doc = self._ctx.series_doc(
             self._ctx.window(req),
-            lambda since: store.node_series(node, since=since),
+            lambda since: store.node_series(node, since=since, previous=True),
             kind="node",
             node_name=node,
         )

@@ -51,7 +51,7 @@ class PodTimeseries:
         store = self._ctx.store
         resp.media = self._ctx.series_doc(
             window,
-            lambda since: store.pod_series(view.namespace, view.pod, since=since) or [],
+            lambda since: store.pod_series(view.namespace, view.pod, since=since, previous=True) or [],
             kind="pod",
             namespace=view.namespace,
             pod_name=view.pod,
