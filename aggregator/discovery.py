@@ -1,7 +1,9 @@
 """Where the exporters are: static `--targets`, or a watch on the exporters' Service endpoints.
 
 `KubeDiscovery` lists then watches the Service's Endpoints object (or its EndpointSlices) in a
-background thread and keeps `targets()` = {"ip:port": nodeName} for every ready address. A 410
+background thread and keeps `targets()` = {"ip:port": nodeName} for every ready address, and
+`not_ready()` the same for addresses Kubernetes lists as not ready (so the scrape loop can show their
+nodes as down instead of letting them drop out of the listings). A 410
 relists at once; any other failure keeps the last known targets and retries with capped,
 jittered exponential backoff. An Endpoints object marked
 `endpoints.kubernetes.io/over-capacity: truncated` (over 1000 addresses) makes it switch to
@@ -30,6 +32,10 @@ class Discovery(Protocol):
 
     def targets(self) -> Mapping[str, str | None]: ...
 
+    def not_ready(self) -> Mapping[str, str | None]:
+        """Exporter addresses the Service lists as not ready (starting, failing /healthz, node NotReady)."""
+        ...
+
     def answered(self) -> bool: ...
 
     @property
@@ -55,29 +61,33 @@ def _port(ports: Iterable[Any], port_name: str) -> int | None:
     return None
 
 
-def endpoints_targets(obj: Mapping[str, Any], port_name: str) -> Targets:
-    """Ready addresses of a v1 Endpoints object (notReadyAddresses are not targets)."""
+def endpoints_targets(obj: Mapping[str, Any], port_name: str, *, ready: bool = True) -> Targets:
+    """Ready addresses of a v1 Endpoints object, or with `ready=False` its notReadyAddresses."""
     targets: Targets = {}
     for subset in obj.get("subsets") or ():
         port = _port(subset.get("ports") or (), port_name)
         if port is None:
             continue
-        for address in subset.get("addresses") or ():
+        for address in subset.get("addresses" if ready else "notReadyAddresses") or ():
             ip = address.get("ip")
             if ip:
                 targets[_address(ip, port)] = address.get("nodeName")
     return targets
 
 
-def slice_targets(obj: Mapping[str, Any], port_name: str) -> Targets:
-    """Ready endpoints of a discovery.k8s.io/v1 EndpointSlice (ready: null counts as ready)."""
+def slice_targets(obj: Mapping[str, Any], port_name: str, *, ready: bool = True) -> Targets:
+    """Ready endpoints of a discovery.k8s.io/v1 EndpointSlice (ready: null counts as ready), or with
+    `ready=False` the not-ready ones. Terminating endpoints are neither: v1 Endpoints drops them too,
+    and during a rolling update the node's new exporter pod takes over."""
     port = _port(obj.get("ports") or (), port_name)
     if port is None:
         return {}
     targets: Targets = {}
     for endpoint in obj.get("endpoints") or ():
-        ready = (endpoint.get("conditions") or {}).get("ready")
-        if ready is False:
+        conditions = endpoint.get("conditions") or {}
+        if conditions.get("terminating") is True:
+            continue
+        if (conditions.get("ready") is not False) != ready:
             continue
         for ip in endpoint.get("addresses") or ():
             targets[_address(ip, port)] = endpoint.get("nodeName")
@@ -99,6 +109,9 @@ class StaticDiscovery:
 
     def targets(self) -> Mapping[str, str | None]:
         return dict(self._targets)
+
+    def not_ready(self) -> Mapping[str, str | None]:
+        return {}
 
     def answered(self) -> bool:
         return True
@@ -139,7 +152,8 @@ class KubeDiscovery:
         self._backoff_max = backoff_max
         self._lock = threading.Lock()
         self._targets: Targets = {}
-        self._slices: dict[str, Targets] = {}
+        self._not_ready: Targets = {}
+        self._slices: dict[str, tuple[Targets, Targets]] = {}  # slice name -> (ready, not ready)
         self._answered = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -152,6 +166,10 @@ class KubeDiscovery:
     def targets(self) -> Mapping[str, str | None]:
         with self._lock:
             return self._targets
+
+    def not_ready(self) -> Mapping[str, str | None]:
+        with self._lock:
+            return self._not_ready
 
     def answered(self) -> bool:
         return self._answered.is_set()
@@ -203,12 +221,9 @@ class KubeDiscovery:
             obj = items[0] if items else {}
             if is_truncated(obj):
                 raise _SwitchToSlices
-            self._publish(endpoints_targets(obj, self._port_name))
+            self._publish_endpoints(obj)
         else:
-            self._slices = {
-                (item.get("metadata") or {}).get("name", ""): slice_targets(item, self._port_name)
-                for item in items
-            }
+            self._slices = {(item.get("metadata") or {}).get("name", ""): self._slice(item) for item in items}
             self._publish_slices()
         self._answered.set()
         return resource_version
@@ -229,29 +244,39 @@ class KubeDiscovery:
         name = (obj.get("metadata") or {}).get("name", "")
         if self._mode == "endpoints":
             if kind == "DELETED":
-                self._publish({})
+                self._publish({}, {})
             elif is_truncated(obj):
                 raise _SwitchToSlices
             else:
-                self._publish(endpoints_targets(obj, self._port_name))
+                self._publish_endpoints(obj)
             return
         if kind == "DELETED":
             self._slices.pop(name, None)
         else:
-            self._slices[name] = slice_targets(obj, self._port_name)
+            self._slices[name] = self._slice(obj)
         self._publish_slices()
+
+    def _slice(self, obj: Mapping[str, Any]) -> tuple[Targets, Targets]:
+        return slice_targets(obj, self._port_name), slice_targets(obj, self._port_name, ready=False)
+
+    def _publish_endpoints(self, obj: Mapping[str, Any]) -> None:
+        self._publish(endpoints_targets(obj, self._port_name),
+                      endpoints_targets(obj, self._port_name, ready=False))
 
     def _publish_slices(self) -> None:
         merged: Targets = {}
-        for part in self._slices.values():
-            for address, node in part.items():
-                if merged.get(address) is None:
-                    merged[address] = node
-        self._publish(merged)
+        waiting: Targets = {}
+        for ready, not_ready in self._slices.values():
+            for part, into in ((ready, merged), (not_ready, waiting)):
+                for address, node in part.items():
+                    if into.get(address) is None:
+                        into[address] = node
+        # An address ready in one slice and not in another (a slice not yet updated) counts as ready.
+        self._publish(merged, {a: n for a, n in waiting.items() if a not in merged})
 
-    def _publish(self, targets: Targets) -> None:
+    def _publish(self, targets: Targets, not_ready: Targets) -> None:
         with self._lock:
-            changed = targets != self._targets
-            self._targets = targets
+            changed = targets != self._targets or not_ready != self._not_ready
+            self._targets, self._not_ready = targets, not_ready
         if changed:
-            log.info("discovery (%s): %d targets", self._mode, len(targets))
+            log.info("discovery (%s): %d targets, %d not ready", self._mode, len(targets), len(not_ready))

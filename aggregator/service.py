@@ -31,6 +31,7 @@ from k8smon_common.http_server import ServerHandle
 
 log = logging.getLogger(__name__)
 DEFAULT_WINDOW = 300.0  # seconds of history a timeseries request without ?window= gets
+NOT_READY = "not ready in the Service's endpoints (exporter starting or failing /healthz, or node NotReady)"
 
 
 class ScrapeService:
@@ -162,14 +163,29 @@ class ScrapeService:
             return outcome.status
 
         statuses = await asyncio.gather(*(one(t, n) for t, n in targets.items()))
+        waiting = self._not_ready(targets, round_id)
         result = RoundResult(
             round_id=round_id,
             started=started,
             duration_seconds=time.perf_counter() - t0,
-            targets=tuple(statuses),
+            targets=(*statuses, *waiting),
         )
         self._finish(result, answered=answered)
         return result
+
+    def _not_ready(self, ready: Mapping[str, str | None], round_id: int) -> list[TargetStatus]:
+        """Not-ready exporters are not scraped, but a node left with no ready exporter is marked down
+        (listed with its last values and the reason) instead of silently leaving the listings."""
+        covered = {node or self._nodes.get(target) for target, node in ready.items()}
+        out: list[TargetStatus] = []
+        for target, known in sorted(self._discovery.not_ready().items()):
+            node = known or self._nodes.get(target)
+            if target in ready or node is None or node in covered:
+                continue
+            status = TargetStatus(target, node, up=False, last_error=NOT_READY)
+            self._record(ScrapeOutcome(status, None), round_id)
+            out.append(status)
+        return out
 
     def _limit(self, targets: dict[str, str | None]) -> dict[str, str | None]:
         """At most --max-targets targets (first by address); the rest counted per round, logged on change."""

@@ -31,6 +31,7 @@ def test_endpoints_ready_addresses_with_the_named_port() -> None:
                             not_ready=[("10.0.0.3", "n3")])
     assert endpoints_targets(obj, "metrics") == {"10.0.0.1:9100": "n1", "10.0.0.2:9100": "n2"}
     assert endpoints_targets(obj, "other") == {}
+    assert endpoints_targets(obj, "metrics", ready=False) == {"10.0.0.3:9100": "n3"}
     obj["subsets"][0]["ports"] = [{"name": "http", "port": 80}, {"name": "metrics", "port": 9200}]
     assert set(endpoints_targets(obj, "metrics")) == {"10.0.0.1:9200", "10.0.0.2:9200"}
     # A Service with one unnamed port.
@@ -49,6 +50,11 @@ def test_slice_ready_null_counts_as_ready() -> None:
     assert slice_targets(obj, "metrics") == {"10.0.0.1:9100": "n1", "10.0.0.4:9100": "n4",
                                              "10.0.0.5:9100": "n5"}
     assert slice_targets(obj, "nope") == {}
+    # not ready: ready false and not terminating (a terminating exporter is replaced, not waited for)
+    obj["endpoints"].append({"addresses": ["10.0.0.6"], "nodeName": "n6",
+                             "conditions": {"ready": False, "serving": False, "terminating": True}})
+    assert slice_targets(obj, "metrics", ready=False) == {"10.0.0.2:9100": "n2"}
+    assert "10.0.0.6:9100" not in slice_targets(obj, "metrics")
 
 
 def test_truncation_annotation() -> None:
@@ -106,6 +112,7 @@ def test_endpoints_added_removed_moved_and_deleted() -> None:
             wait_targets(d, {"10.0.0.1:9100": "n1", "10.0.0.2:9100": "n2"}, "address added")
             kube.update(ep(("10.0.0.2", "n2"), not_ready=(("10.0.0.1", "n1"),)))
             wait_targets(d, {"10.0.0.2:9100": "n2"}, "address moved to notReady")
+            assert dict(d.not_ready()) == {"10.0.0.1:9100": "n1"}
             kube.update(ep(("10.0.0.7", "n2")))
             wait_targets(d, {"10.0.0.7:9100": "n2"}, "pod replaced on the same node")
             kube.delete("v1", "Endpoints", SVC, NS)
@@ -186,10 +193,12 @@ def test_truncated_endpoints_switch_to_slices() -> None:
             kube.update(ep(("10.0.0.1", "n1"), truncated=True))
             wait_targets(d, {"10.0.0.1:9100": "n1", "10.0.0.2:9100": "n2"}, "merged slices")
             assert d.mode == "endpointslices"
+            assert dict(d.not_ready()) == {"10.0.0.3:9100": "n3"}
             kube.update(objects.endpointslice("s-b", NS, service=SVC,
                                               endpoints=[("10.0.0.2", "n2", True), ("10.0.0.3", "n3", True)]))
             wait_targets(d, {"10.0.0.1:9100": "n1", "10.0.0.2:9100": "n2", "10.0.0.3:9100": "n3"},
                          "slice updated")
+            assert dict(d.not_ready()) == {}
             kube.delete("discovery.k8s.io/v1", "EndpointSlice", "s-a", NS)
             wait_targets(d, {"10.0.0.2:9100": "n2", "10.0.0.3:9100": "n3"}, "slice deleted")
 

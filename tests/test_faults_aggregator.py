@@ -35,7 +35,7 @@ from aggregator.kube import ServiceEndpointsApi, api_client
 from aggregator.model import RoundResult
 from aggregator.parser import CACHE_SLACK, FastParser
 from aggregator.scraper import Scraper
-from aggregator.service import Aggregator, ScrapeService
+from aggregator.service import NOT_READY, Aggregator, ScrapeService
 from aggregator.stats import AggregatorStats
 from aggregator.store import Store
 from tests.aggregator_fakes import POD_LABELS, FakeExporters, FakeNode, render_exposition
@@ -142,9 +142,13 @@ class MutableDiscovery:
 
     def __init__(self, targets: dict[str, str | None]) -> None:
         self.current = dict(targets)
+        self.waiting: dict[str, str | None] = {}
 
     def targets(self) -> dict[str, str | None]:
         return dict(self.current)
+
+    def not_ready(self) -> dict[str, str | None]:
+        return dict(self.waiting)
 
     def answered(self) -> bool:
         return True
@@ -379,6 +383,40 @@ def test_target_flapping_every_round(rig_factory: Callable[[dict[str, str]], Rig
     assert errors.get("scrape") == rounds // 2 and {k for k, v in errors.items() if v} == {"scrape"}
     # its pods stay listed while down for less than stale_after
     assert {p["node_name"] for p in rig.api("/api/pods")["pods"]} == {"node-flap", "node-steady"}
+
+
+def test_exporter_moved_to_not_ready_leaves_its_node_listed_as_down(
+    rig_factory: Callable[[dict[str, str]], Rig],
+) -> None:
+    """Kubernetes moves a failing exporter's address to notReadyAddresses. Its node must show as down
+    with the reason and last values, not drop out of the listings once --stale-after passes."""
+    rig = rig_factory({"sick": "ok", "well": "ok"})
+    discovery = rig.service._discovery
+    assert isinstance(discovery, MutableDiscovery)
+    sick = rig.servers["sick"].target
+    rig.round()
+    rig.servers["sick"].mode = "500"  # were it scraped, the reason would read "HTTP 500"
+    discovery.waiting[sick] = discovery.current.pop(sick)  # no nodeName: learned from its expositions
+    discovery.waiting["127.0.0.1:1"] = "node-well"  # a not-ready pod beside a ready one: ignored
+    discovery.waiting["127.0.0.1:2"] = None  # never scraped, node unknown: nothing to show
+    skew = [0.0]
+    rig.store._clock = lambda: time.time() + skew[0]  # type: ignore[method-assign]
+    for _ in range(4):
+        skew[0] += 10.0  # 40 s in all: well past --stale-after (15 s)
+        rig.round()
+    status = rig.status("sick")
+    assert (status.up, status.node, status.last_error) == (False, "node-sick", NOT_READY)
+    assert {s.target for s in rig.service.targets()} == {sick, rig.servers["well"].target}
+    node = rig.api("/api/nodes/node-sick")
+    assert node["status"] == "down" and node["last_error"] == NOT_READY and node["cpu_millicores"] is not None
+    assert {n["node_name"] for n in rig.api("/api/nodes")["nodes"]} == {"node-sick", "node-well"}
+    up = {s.labels["target"]: s.value for s in rig.federated()["k8smon_target_up"].samples}
+    assert up == {sick: 0.0, rig.servers["well"].target: 1.0}
+    # ready again: scraped again
+    rig.servers["sick"].mode = "ok"
+    discovery.current[sick] = discovery.waiting.pop(sick)
+    rig.round()
+    assert rig.status("sick").up and rig.api("/api/nodes/node-sick")["status"] == "up"
 
 
 # --- endpoints churn and the API server away, through FakeKube ----------------------------------------
