@@ -412,6 +412,8 @@ def test_exporter_moved_to_not_ready_leaves_its_node_listed_as_down(
     assert {n["node_name"] for n in rig.api("/api/nodes")["nodes"]} == {"node-sick", "node-well"}
     up = {s.labels["target"]: s.value for s in rig.federated()["k8smon_target_up"].samples}
     assert up == {sick: 0.0, rig.servers["well"].target: 1.0}
+    listed = {t["target"]: t for t in rig.api("/")["targets"]["items"]}
+    assert listed[sick]["last_error"] == NOT_READY and listed[sick]["last_scrape"] is None
     # ready again: scraped again
     rig.servers["sick"].mode = "ok"
     discovery.current[sick] = discovery.waiting.pop(sick)
