@@ -21,6 +21,7 @@ from k8smon_common.config import ENV_PREFIX, env_name
 from tests.support.deploy import (
     DEPLOY,
     Obj,
+    assert_valid,
     container_port,
     containers,
     find,
@@ -75,11 +76,7 @@ def test_renders_exactly_the_expected_objects(objs: list[Obj]) -> None:
 
 @pytest.mark.parametrize("version", SCHEMA_VERSIONS)
 def test_every_object_validates_against_kubernetes_schemas(objs: list[Obj], version: str) -> None:
-    for o in objs:
-        try:
-            kubernetes_validate.validate(o, version, strict=True)
-        except kubernetes_validate.ValidationError as exc:
-            pytest.fail(f"{o['kind']}/{o['metadata']['name']} invalid for {version}: {exc.message}")
+    assert_valid(objs, version)
 
 
 def test_schema_validation_catches_a_bad_field(exporter_ds: Obj) -> None:

@@ -10,11 +10,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import kubernetes_validate
 import pytest
 
 from aggregator.config import load
-from tests.support.deploy import DEPLOY, Obj, find, pod_spec, render
+from tests.support.deploy import DEPLOY, Obj, assert_valid, find, pod_spec, render
 from tests.test_deploy_manifests import AGGREGATOR, NAMESPACE, SCHEMA_VERSIONS
 
 OVERLAY = DEPLOY / "overlays" / "persistence"
@@ -48,11 +47,7 @@ def test_overlay_adds_only_the_claim_and_changes_only_the_aggregator(objs: list[
 
 @pytest.mark.parametrize("version", SCHEMA_VERSIONS)
 def test_every_object_validates_against_kubernetes_schemas(objs: list[Obj], version: str) -> None:
-    for o in objs:
-        try:
-            kubernetes_validate.validate(o, version, strict=True)
-        except kubernetes_validate.ValidationError as exc:
-            pytest.fail(f"{o['kind']}/{o['metadata']['name']} invalid for {version}: {exc.message}")
+    assert_valid(objs, version)
 
 
 def test_state_file_lives_on_the_claim_and_the_settings_accept_it(objs: list[Obj]) -> None:

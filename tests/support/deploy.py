@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import kubernetes_validate
+import pytest
 import yaml
 
 from tests.support import require_tool
@@ -30,6 +32,15 @@ def _render_text(path: str) -> str:
 def render(path: Path | str = DEPLOY) -> list[Obj]:
     """The objects `kubectl kustomize <path>` renders (a fresh copy each call; rendering is cached)."""
     return [doc for doc in yaml.safe_load_all(_render_text(str(path))) if doc]
+
+
+def assert_valid(objs: list[Obj], version: str) -> None:
+    """Every object validates strictly against the Kubernetes `version` schemas (fails naming the bad one)."""
+    for o in objs:
+        try:
+            kubernetes_validate.validate(o, version, strict=True)
+        except kubernetes_validate.ValidationError as exc:
+            pytest.fail(f"{o['kind']}/{o['metadata']['name']} invalid for {version}: {exc.message}")
 
 
 def find(objs: list[Obj], kind: str, name: str) -> Obj:
