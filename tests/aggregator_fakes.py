@@ -3,7 +3,8 @@
 `render_exposition` writes the families of docs/metrics.md through prometheus_client (like the
 real exporter), with values that change with `seq`. `FakeExporters` serves any number of them from
 one asyncio thread, one listening socket per address (127.x.y.z), re-rendering a node's exposition
-only when its snapshot changes, like the exporter's per-snapshot cache.
+only when its snapshot changes, like the exporter's per-snapshot cache. `FakeStatus` stands in for
+the scrape service where the API is tested on its own.
 """
 
 from __future__ import annotations
@@ -12,12 +13,14 @@ import asyncio
 import gzip
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.utils import floatToGoString
+
+from aggregator.model import RoundResult, TargetStatus
 
 POD_LABELS = ["node", "namespace", "pod", "uid", "owner_kind", "owner_name", "deployment"]
 NAMESPACES = ("shop", "payments", "search", "monitoring", "default")
@@ -226,3 +229,29 @@ class FakeExporters:
             pass  # the client went away; nothing to answer
         finally:
             writer.close()
+
+
+@dataclass
+class FakeStatus:
+    """A StatusProvider the tests control."""
+
+    targets_: list[TargetStatus] = field(default_factory=list)
+    ready_: bool = True
+    mode: str = "static"
+    last: RoundResult | None = None
+    progress: float | None = None
+
+    def targets(self) -> Sequence[TargetStatus]:
+        return self.targets_
+
+    def progress_age(self) -> float | None:
+        return self.progress
+
+    def ready(self) -> bool:
+        return self.ready_
+
+    def discovery_mode(self) -> str:
+        return self.mode
+
+    def last_round(self) -> RoundResult | None:
+        return self.last

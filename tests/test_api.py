@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import falcon
 import pytest
@@ -16,34 +16,10 @@ from aggregator.federation import FederationCache
 from aggregator.model import NodeReading, PodReading, RoundResult, TargetStatus
 from aggregator.stats import AggregatorStats
 from aggregator.store import Store
+from tests.aggregator_fakes import FakeStatus
 from tests.test_store import Clock
 
 TOKEN = "s3cret-token"
-
-
-@dataclass
-class FakeStatus:
-    """A StatusProvider the tests control."""
-
-    targets_: list[TargetStatus] = field(default_factory=list)
-    ready_: bool = True
-    last: RoundResult | None = None
-    progress: float | None = None
-
-    def targets(self) -> Sequence[TargetStatus]:
-        return self.targets_
-
-    def progress_age(self) -> float | None:
-        return self.progress
-
-    def ready(self) -> bool:
-        return self.ready_
-
-    def discovery_mode(self) -> str:
-        return "static"
-
-    def last_round(self) -> RoundResult | None:
-        return self.last
 
 
 @dataclass

@@ -26,11 +26,11 @@ from aggregator.api.errors import INTERNAL_ERROR
 from aggregator.api.push import PushAuth
 from aggregator.federation import FederationCache
 from aggregator.ingest import PushIngest
-from aggregator.model import RoundResult, TargetStatus
 from aggregator.records import NodeView, PodView
 from aggregator.stats import AggregatorStats
 from aggregator.store import Store
 from k8smon_common.http_server import ServerHandle
+from tests.aggregator_fakes import FakeStatus
 
 TOKEN = "s3cret-token-value"
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
@@ -39,30 +39,11 @@ BAD_LABELS = ("has.dot", "Bad_Name", "-x", "x" * 64)
 PARAM = re.compile(r"\{(\w+)\}")
 
 
-class Status:
-    """A StatusProvider with nothing to report."""
-
-    def targets(self) -> list[TargetStatus]:
-        return []
-
-    def ready(self) -> bool:
-        return True
-
-    def discovery_mode(self) -> str:
-        return "static"
-
-    def last_round(self) -> RoundResult | None:
-        return None
-
-    def progress_age(self) -> float | None:
-        return None
-
-
 def make_app(store: Store | None = None, *, token: str = TOKEN) -> tuple[falcon.App, AggregatorStats]:
     stats = AggregatorStats()
     store = store if store is not None else Store()
     federation = FederationCache(store=store, stats=stats, version="t")
-    app = create_app(store=store, status=Status(), federation=federation, stats=stats, ingest_token=token,
+    app = create_app(store=store, status=FakeStatus(), federation=federation, stats=stats, ingest_token=token,
                      started_at=time.time(), version="t")
     return app, stats
 
@@ -71,7 +52,7 @@ def _templates() -> list[tuple[str, set[str]]]:
     """Every route template with the methods its resource answers (besides OPTIONS)."""
     store, stats = Store(), AggregatorStats()
     federation = FederationCache(store=store, stats=stats, version="t")
-    ctx = ApiContext(store=store, status=Status(), federation=federation, stats=stats, default_window=300,
+    ctx = ApiContext(store=store, status=FakeStatus(), federation=federation, stats=stats, default_window=300,
                      started_at=0, version="t")
     out = []
     ingest = PushIngest(store=store, stats=stats)

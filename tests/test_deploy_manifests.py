@@ -208,6 +208,7 @@ def test_aggregator_probes_hit_liveness_and_readiness_routes(aggregator_deploy: 
     from aggregator.federation import FederationCache
     from aggregator.stats import AggregatorStats
     from aggregator.store import Store
+    from tests.aggregator_fakes import FakeStatus
 
     probes = _probe_paths(aggregator_deploy)
     assert probes == {"livenessProbe": ("/healthz", "http"), "readinessProbe": ("/readyz", "http")}
@@ -215,7 +216,7 @@ def test_aggregator_probes_hit_liveness_and_readiness_routes(aggregator_deploy: 
     store = Store(stats=stats)
     app = create_app(
         store=store,
-        status=_NotReadyYet(),
+        status=FakeStatus(ready_=False, mode="endpoints"),  # discovery has not answered yet
         federation=FederationCache(store=store, stats=stats, version="test"),
         stats=stats,
         started_at=0.0,
@@ -225,25 +226,6 @@ def test_aggregator_probes_hit_liveness_and_readiness_routes(aggregator_deploy: 
     assert client.simulate_get("/healthz").status_code == 200
     assert client.simulate_get("/readyz").status_code == 503
     assert client.simulate_get("/no-such-route").status_code == 404
-
-
-class _NotReadyYet:
-    """A StatusProvider before discovery has answered: no targets, no round."""
-
-    def targets(self) -> list[Any]:
-        return []
-
-    def ready(self) -> bool:
-        return False
-
-    def discovery_mode(self) -> str:
-        return "endpoints"
-
-    def last_round(self) -> None:
-        return None
-
-    def progress_age(self) -> float | None:
-        return None
 
 
 def test_service_and_policy_selectors_match_pod_labels(objs: list[Obj]) -> None:
