@@ -8,7 +8,7 @@ DEMO_EXPORTER   ?= 127.0.0.1:9100
 DEMO_AGGREGATOR ?= 127.0.0.1:5000
 PYTEST_ARGS     ?=
 
-.PHONY: demo test lint venv bench soak clean
+.PHONY: demo test lint venv bench soak mutation clean
 
 venv: $(STAMP)
 
@@ -33,6 +33,12 @@ bench: $(STAMP)
 
 soak: $(STAMP)
 	K8SMON_SOAK_SECONDS=$${K8SMON_SOAK_SECONDS:-900} $(BIN)/python -m pytest -m soak tests -p no:cacheprovider
+
+# Mutation testing of the numeric core (docs/testing.md): one module at a time, one worker, nice 19.
+# MUTATION_ARGS: e.g. `--module aggregator/rates.py`, `--changed main`, `--write-docs`.
+MUTATION_ARGS ?=
+mutation: $(STAMP)
+	$(BIN)/python scripts/mutation.py --json build/mutation/results.json $(MUTATION_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

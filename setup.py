@@ -31,6 +31,7 @@ setup(
             "checkov>=3,<4",
             "ruff>=0.6,<1",
             "requests>=2.31,<3",
+            "mutmut>=3.8,<4",  # `make mutation` and the bounded mutation check in the suite
         ],
     },
     entry_points={
