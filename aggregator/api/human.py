@@ -12,6 +12,15 @@ def _ok(value: float | None) -> bool:
     return value is not None and math.isfinite(value)
 
 
+def _figures(v: float) -> str:
+    """Three significant figures, never in exponent form: 1000 KiB is "1000 KiB", not "1e+03 KiB"."""
+    if v == 0 or abs(v) >= 999.5:
+        return f"{v:.0f}"
+    decimals = 2 - math.floor(math.log10(abs(v)))
+    text = f"{v:.{decimals}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
 def size(value: float | None) -> str | None:
     """Bytes with binary units, three significant figures above 1 KiB: "2.53 GiB"."""
     if not _ok(value):
@@ -24,7 +33,7 @@ def size(value: float | None) -> str | None:
         v /= 1024
     if unit == "B":
         return f"{v:.0f} B"
-    return f"{v:.3g} {unit}"
+    return f"{_figures(v)} {unit}"
 
 
 def rate(value: float | None) -> str | None:
@@ -38,7 +47,7 @@ def cores(millicores: float | None) -> str | None:
     if not _ok(millicores):
         return None
     assert millicores is not None
-    return f"{millicores / 1000:.3g} cores"
+    return f"{_figures(millicores / 1000)} cores"
 
 
 def percent(value: float | None) -> str | None:
