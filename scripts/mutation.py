@@ -31,6 +31,7 @@ WORK = ROOT / "build" / "mutation"
 PACKAGES = ("aggregator", "exporter", "k8smon_common")
 DOC_FILES = (ROOT / "README.md", ROOT / "docs" / "testing.md")
 BEGIN, END = "<!-- mutation-scores:begin -->", "<!-- mutation-scores:end -->"
+EQ_BEGIN, EQ_END = "<!-- mutation-equivalents:begin -->", "<!-- mutation-equivalents:end -->"
 
 # mutmut's exit codes per mutant (mutmut.stats.status_by_exit_code): 1/3 a test failed, timeouts
 # (SIGXCPU) count as killed like mutmut's own score does; 0 survived; 33/5 no test reached it.
@@ -142,8 +143,9 @@ def _prepare(work: Path, module: str, tests: list[str], patterns: list[str]) -> 
 
 def _mutmut(work: Path, *args: str, timeout: float | None = None) -> subprocess.CompletedProcess[str]:
     exe = Path(sys.executable).with_name("mutmut")
-    # CI=1 loads the tests' derandomised Hypothesis profile, so a kill does not depend on luck.
-    env = {**os.environ, "CI": "1", "PYTHONDONTWRITEBYTECODE": "1"}
+    # K8SMON_MUTATION=1 loads a derandomised Hypothesis profile (tests/conftest.py), so a kill does not
+    # depend on luck, without shrinking (a failure is all a mutant needs).
+    env = {**os.environ, "K8SMON_MUTATION": "1", "PYTHONDONTWRITEBYTECODE": "1"}
     return subprocess.run(["nice", "-n", "19", str(exe), *args], cwd=work, env=env, text=True,
                           capture_output=True, timeout=timeout, check=False)
 
@@ -229,14 +231,35 @@ def table(results: list[Result], target: float) -> str:
     return "\n".join(rows)
 
 
-def write_docs(text: str) -> None:
+def equivalents_table(equivalents: list[Equivalent]) -> str:
+    def code(text: str) -> str:
+        return "`" + " ⏎ ".join(line.strip() for line in text.strip().splitlines()).replace("|", "\\|") + "`"
+
+    rows = ["| module | function | original | mutant | why it cannot change a result |",
+            "| --- | --- | --- | --- | --- |"]
+    rows += [f"| `{e.module}` | `{e.function}` | {code(e.before)} | {code(e.after)} | {e.reason} |"
+             for e in sorted(equivalents, key=lambda e: (e.module, e.function))]
+    return "\n".join(rows)
+
+
+def fill(path: Path, begin: str, end: str, text: str) -> None:
+    doc = path.read_text(encoding="utf-8")
+    head, sep, rest = doc.partition(begin)
+    _, sep2, tail = rest.partition(end)
+    if not (sep and sep2):
+        raise SystemExit(f"{path}: no {begin} ... {end} block to fill")
+    path.write_text(f"{head}{begin}\n{text}\n{end}{tail}", encoding="utf-8")
+
+
+def write_docs(scores: str, equivalents: list[Equivalent]) -> None:
+    """Replace the score table's rows for the modules just run (others keep their last figures)."""
     for path in DOC_FILES:
-        doc = path.read_text(encoding="utf-8")
-        head, sep, rest = doc.partition(BEGIN)
-        _, sep2, tail = rest.partition(END)
-        if not (sep and sep2):
-            raise SystemExit(f"{path}: no {BEGIN} ... {END} block to fill")
-        path.write_text(f"{head}{BEGIN}\n{text}\n{END}{tail}", encoding="utf-8")
+        block = path.read_text(encoding="utf-8").partition(BEGIN)[2].partition(END)[0]
+        fresh = {row.split("|")[1].strip(): row for row in scores.splitlines()[2:]}
+        rows = [ln for ln in block.strip().splitlines()[2:] if ln.split("|")[1].strip() not in fresh]
+        merged = scores.splitlines()[:2] + sorted([*rows, *fresh.values()])
+        fill(path, BEGIN, END, "\n".join(merged))
+    fill(ROOT / "docs" / "testing.md", EQ_BEGIN, EQ_END, equivalents_table(equivalents))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -247,6 +270,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="only the configured modules changed since the merge base with REF")
     parser.add_argument("--function", action="append", default=[],
                         help="only mutants of this function, e.g. CounterTracker.update (with one --module)")
+    parser.add_argument("--sample", action="store_true",
+                        help="the bounded form the suite runs: the functions listed under [sample]")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds per module before giving up")
     parser.add_argument("--write-docs", action="store_true",
                         help="write the score table into README.md and docs/testing.md")
@@ -267,6 +292,10 @@ def main(argv: list[str] | None = None) -> int:
             return 0
     if args.function and len(selected) != 1:
         parser.error("--function needs exactly one --module")
+    functions = {m: list(args.function) for m in selected}
+    if args.sample:
+        functions = {m: list(fs) for m, fs in raw["sample"].items() if m in selected}
+        selected = list(functions)
     patterns = list(raw.get("do_not_mutate_patterns", []))
 
     results: list[Result] = []
@@ -274,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
     for module in selected:
         print(f"mutation: {module} against {' '.join(modules[module])}", flush=True)
         r = run_module(module, modules[module], equivalents=equivalents, patterns=patterns,
-                       functions=args.function, timeout=args.timeout)
+                       functions=functions[module], timeout=args.timeout)
         results.append(r)
         summary = r.error or (f"{len(r.mutants)} mutants, {r.count('killed', 'timeout')} killed, "
                               f"{len(r.unexplained)} unexplained, score {100 * r.score:.1f} %")
@@ -292,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
             {"module": r.module, "seconds": round(r.seconds, 1), "score": r.score, "error": r.error,
              "mutants": [vars(m) for m in r.mutants]} for r in results], indent=1, ensure_ascii=False))
     if args.write_docs:
-        write_docs(text)
+        write_docs(text, equivalents)
     failed = [r for r in results if r.error or r.score < target or r.unexplained]
     return 1 if failed else 0
 

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import os
 
-from hypothesis import settings
+from hypothesis import Phase, settings
 
 # CI replays the same examples on every run so a red build always means a change broke something;
 # developers' runs keep drawing fresh examples (and keep failures in .hypothesis/) to explore.
 settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
-if os.environ.get("CI"):
+# Mutation testing (scripts/mutation.py) replays CI's examples but only needs to see a failure:
+# shrinking it would cost minutes per mutant and change nothing about the verdict.
+settings.register_profile("mutation", settings.get_profile("ci"),
+                          phases=(Phase.explicit, Phase.reuse, Phase.generate))
+if os.environ.get("K8SMON_MUTATION"):
+    settings.load_profile("mutation")
+elif os.environ.get("CI"):
     settings.load_profile("ci")
