@@ -150,11 +150,33 @@ def _mutmut(work: Path, *args: str, timeout: float | None = None) -> subprocess.
                           capture_output=True, timeout=timeout, check=False)
 
 
-def _diff(work: Path, name: str) -> tuple[str, str]:
-    shown = _mutmut(work, "show", name).stdout.splitlines()
-    before = [ln[1:] for ln in shown if ln.startswith("-") and not ln.startswith("---")]
-    after = [ln[1:] for ln in shown if ln.startswith("+") and not ln.startswith("+++")]
-    return _normalise("\n".join(before)), _normalise("\n".join(after))
+# One process for all of a module's diffs: `mutmut show` per mutant costs a start-up each.
+_DIFFS = """
+import json, sys
+from pathlib import Path
+from mutmut.mutation.diff_apply import get_diff_for_mutant
+print(json.dumps({n: get_diff_for_mutant(n, path=Path(sys.argv[1])) for n in sys.argv[2:]}))
+"""
+
+
+def _diffs(work: Path, module: str, names: list[str]) -> dict[str, tuple[str, str]]:
+    """(removed lines, added lines) of each mutant, whitespace-normalised."""
+    if not names:
+        return {}
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    proc = subprocess.run(["nice", "-n", "19", sys.executable, "-c", _DIFFS, module, *names], cwd=work,
+                          env=env, text=True, capture_output=True, check=False)
+    if proc.returncode == 0:
+        shown = json.loads(proc.stdout.strip().splitlines()[-1])
+    else:  # mutmut moved its internals: fall back to the public command, one mutant at a time
+        shown = {n: _mutmut(work, "show", n).stdout for n in names}
+    out = {}
+    for name, diff in shown.items():
+        lines = diff.splitlines()
+        before = [ln[1:] for ln in lines if ln.startswith("-") and not ln.startswith("---")]
+        after = [ln[1:] for ln in lines if ln.startswith("+") and not ln.startswith("+++")]
+        out[name] = _normalise("\n".join(before)), _normalise("\n".join(after))
+    return out
 
 
 def run_module(module: str, tests: list[str], *, equivalents: list[Equivalent], patterns: list[str],
@@ -178,10 +200,11 @@ def run_module(module: str, tests: list[str], *, equivalents: list[Equivalent], 
         codes = {k: v for k, v in codes.items() if any(_matches(k, s) for s in selectors)}
     result = Result(module, 0.0)
     listed = [e for e in equivalents if e.module == module]
+    diffs = _diffs(work, module, [n for n, c in codes.items() if status_of(c) not in ("killed", "timeout")])
     for name, code in sorted(codes.items(), key=lambda kv: _natural(kv[0])):
         mutant = Mutant(name, function_of(name, module), status_of(code))
-        if mutant.status not in ("killed", "timeout"):
-            mutant.before, mutant.after = _diff(work, name)
+        if name in diffs:
+            mutant.before, mutant.after = diffs[name]
             for e in listed:
                 if (e.function == mutant.function and _normalise(e.before) == mutant.before
                         and _normalise(e.after) == mutant.after):

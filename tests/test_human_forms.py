@@ -18,10 +18,14 @@ KiB, MiB, GiB, TiB, PiB = (1024.0**n for n in range(1, 6))
         (1, "1 B"),
         (1023, "1023 B"),
         (1023.4, "1023 B"),  # bytes are whole
+        (1.5, "2 B"),
+        (0.4, "0 B"),
         (1024, "1 KiB"),
         (1536, "1.5 KiB"),
         (1025, "1 KiB"),  # three significant figures: 1.0009765625 KiB
         (10.5 * KiB, "10.5 KiB"),
+        (100 * KiB, "100 KiB"),  # whole numbers keep their zeros
+        (120 * KiB, "120 KiB"),
         (999 * KiB, "999 KiB"),
         (1000 * KiB, "1000 KiB"),  # was "1e+03 KiB": three figures of a four-digit number
         (1023 * KiB, "1023 KiB"),
@@ -55,6 +59,7 @@ def test_rate_is_size_per_second() -> None:
     assert human.rate(0) == "0 B/s"
     assert human.rate(1.2 * MiB) == "1.2 MiB/s"
     assert human.rate(1000 * KiB) == "1000 KiB/s"
+    assert human.rate(0.4) == "0 B/s"
 
 
 @pytest.mark.parametrize(
