@@ -46,8 +46,13 @@ class Equivalent:
     module: str
     function: str
     before: str
-    after: str
+    after: str | list[str]  # several mutants of one line can be equivalent for one reason
     reason: str
+
+    def matches(self, function: str, before: str, after: str) -> bool:
+        afters = [self.after] if isinstance(self.after, str) else self.after
+        return (self.function == function and _normalise(self.before) == before
+                and any(_normalise(a) == after for a in afters))
 
 
 @dataclass
@@ -86,8 +91,12 @@ class Result:
 
 
 def load_config(path: Path = CONFIG) -> tuple[float, dict[str, list[str]], list[Equivalent], dict]:
+    """(target, module -> pytest arguments selecting its tests, equivalents, the raw table)."""
     data = tomllib.loads(path.read_text(encoding="utf-8"))
-    modules = {name: list(spec["tests"]) for name, spec in data["modules"].items()}
+    modules = {
+        name: [*spec["tests"], *(arg for test in spec.get("deselect", []) for arg in ("--deselect", test))]
+        for name, spec in data["modules"].items()
+    }
     equivalents = [Equivalent(**e) for e in data.get("equivalent", [])]
     return float(data["target"]), modules, equivalents, data
 
@@ -206,8 +215,7 @@ def run_module(module: str, tests: list[str], *, equivalents: list[Equivalent], 
         if name in diffs:
             mutant.before, mutant.after = diffs[name]
             for e in listed:
-                if (e.function == mutant.function and _normalise(e.before) == mutant.before
-                        and _normalise(e.after) == mutant.after):
+                if e.matches(mutant.function, mutant.before, mutant.after):
                     mutant.equivalent = e.reason
                     break
         result.mutants.append(mutant)
@@ -260,8 +268,10 @@ def equivalents_table(equivalents: list[Equivalent]) -> str:
 
     rows = ["| module | function | original | mutant | why it cannot change a result |",
             "| --- | --- | --- | --- | --- |"]
-    rows += [f"| `{e.module}` | `{e.function}` | {code(e.before)} | {code(e.after)} | {e.reason} |"
-             for e in sorted(equivalents, key=lambda e: (e.module, e.function))]
+    for e in sorted(equivalents, key=lambda e: (e.module, e.function)):
+        afters = [e.after] if isinstance(e.after, str) else e.after
+        mutants = "<br>".join(code(a) for a in afters)
+        rows.append(f"| `{e.module}` | `{e.function}` | {code(e.before)} | {mutants} | {e.reason} |")
     return "\n".join(rows)
 
 

@@ -1,0 +1,142 @@
+"""The federated /metrics text, byte for byte, for a small store that has one of everything.
+
+tests/test_federation.py proves the text parses back like prometheus_client's own rendering (values,
+types, labels); this pins the rest a Prometheus user sees: HELP text, family order, what a down node,
+a target without a node, an empty or hostile label value and the optional state-file families look
+like. The expected text is tests/fixtures/federation_golden.prom; after an intended change, rewrite it
+with `K8SMON_UPDATE_GOLDEN=1 pytest tests/test_federation_values.py` and review the diff.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+from pathlib import Path
+
+import pytest
+
+from aggregator import federation
+from aggregator.federation import FederationCache
+from aggregator.model import NodeReading, PodReading, RoundResult, TargetStatus
+from aggregator.stats import AggregatorStats
+from aggregator.store import Store
+from tests.test_store import Clock
+
+GOLDEN = Path(__file__).resolve().parent / "fixtures" / "federation_golden.prom"
+NODE_VALUES = {
+    "cpu_usage_cores": 1.25,
+    "cpu_capacity_cores": 8.0,
+    "cpu_seconds_total": 12345.5,
+    "memory_used_bytes": 3e9,
+    "memory_available_bytes": 5e9,
+    "memory_total_bytes": 8e9,
+    "disk_read_bytes_total": 1e9,
+    "disk_written_bytes_total": 2e9,
+    "network_receive_bytes_total": 7e9,
+    "network_transmit_bytes_total": 6e9,
+    "filesystem_size_bytes": 1e11,
+    "filesystem_avail_bytes": 5e10,
+}
+
+
+def world(*, with_snapshots: bool = True) -> tuple[Store, RoundResult, AggregatorStats]:
+    clock = Clock(1_700_000_000.0)
+    stats = AggregatorStats()
+    store = Store(clock=clock, stats=stats)
+    web = PodReading("shop", "web-1", "uid-web-1", "ReplicaSet", "web-5d4", "web", {
+        "cpu_usage_cores": 0.25, "cpu_seconds_total": 30.0, "memory_working_set_bytes": 2e8,
+        "memory_usage_bytes": 3e8, "disk_read_bytes_total": 4096.0, "disk_written_bytes_total": 8192.0,
+        "network_receive_bytes_total": 1000.0, "network_transmit_bytes_total": 2000.0, "host_network": 0.0,
+        "cpu_request_cores": 0.1, "cpu_limit_cores": 0.5, "memory_request_bytes": 1.5e8,
+        "memory_limit_bytes": 2.5e8,
+    })
+    # One special character each: the escaping must catch every one of them on its own.
+    odd = [
+        PodReading("odd", "back\\slash", "uid-b", "", "", "", {"cpu_usage_cores": 0.5}),
+        PodReading("odd", 'quo"te', "uid-q", "", "", "", {"cpu_usage_cores": 0.75}),
+        PodReading("odd", "new\nline", "uid-n", "", "", "", {"memory_working_set_bytes": 1.0}),
+    ]
+    db = PodReading("shop", "db-0", "uid-db", "StatefulSet", "db", "", {
+        "cpu_usage_cores": 1.0, "memory_working_set_bytes": 1e9, "host_network": 1.0,
+    })
+    store.ingest(NodeReading("n1", clock.now, NODE_VALUES, (web, db, *odd)))
+    # n2 was up, then went down: its last values are kept for the API but never federated.
+    store.ingest(NodeReading("n2", clock.now, {"cpu_usage_cores": 9.0}, ()))
+    store.mark_down("n2", reason="connection refused", when=clock.now)
+    stats.error("scrape", 2)
+    stats.error('par"se', 1)
+    stats.incr("samples_ingested", 42)
+    if with_snapshots:
+        stats.set("snapshot_duration_seconds", 0.25)  # the other two gauges not set yet: 0
+        stats.incr("snapshots", 3)
+    result = RoundResult(7, clock.now, 0.5, (
+        TargetStatus("127.0.0.2:9100", "n1", True, duration_seconds=0.125, samples=120),
+        TargetStatus("127.0.0.3:9100", None, False, "connection refused"),
+    ))
+    store.end_round(result)
+    return store, result, stats
+
+
+def rendered(*, with_snapshots: bool = True, rebuilds: int = 1) -> str:
+    store, result, stats = world(with_snapshots=with_snapshots)
+    cache = FederationCache(store=store, stats=stats, version='1.2.3-"rc"')
+    for _ in range(rebuilds):
+        cache.rebuild(result)
+    return cache.body().decode("utf-8")
+
+
+def test_exposition_matches_the_golden_text() -> None:
+    text = rendered()
+    if os.environ.get("K8SMON_UPDATE_GOLDEN"):
+        GOLDEN.write_text(text, encoding="utf-8")
+    assert text == GOLDEN.read_text(encoding="utf-8")
+
+
+def test_state_file_families_only_with_a_state_file() -> None:
+    without = rendered(with_snapshots=False)
+    assert "k8smon_aggregator_snapshot" not in without
+    assert without.count("\n") == rendered().count("\n") - 4 * 3  # four families, three lines each
+
+
+def test_rounds_count_rebuilds_with_a_result() -> None:
+    assert "\nk8smon_aggregator_rounds_total 3.0\n" in rendered(rebuilds=3)
+    store, result, stats = world()
+    cache = FederationCache(store=store, stats=stats, version="v")
+    cache.rebuild(None)  # a render between rounds (first request) is not a round
+    cache.rebuild(result)
+    cache.rebuild(None)
+    assert "\nk8smon_aggregator_rounds_total 1.0\n" in cache.body().decode()
+
+
+def test_gzip_body_is_the_body_compressed_once_per_round() -> None:
+    store, result, stats = world()
+    cache = FederationCache(store=store, stats=stats, version="v")
+    packed = cache.body_gzip()  # before any round: rendered on demand
+    assert gzip.decompress(packed) == cache.body()
+    assert cache.body_gzip() is cache.body_gzip()  # compressed once, then served from the cache
+    cache.rebuild(result)
+    assert gzip.decompress(cache.body_gzip()) == cache.body()
+    assert b"k8smon_aggregator_rounds_total 1.0" in gzip.decompress(cache.body_gzip())
+
+
+def test_escape() -> None:
+    assert federation.escape("plain") == "plain"
+    assert federation.escape("a\\b") == "a\\\\b"
+    assert federation.escape('a"b') == 'a\\"b'
+    assert federation.escape("a\nb") == "a\\nb"
+    assert federation.escape('\\"\n') == '\\\\\\"\\n'
+
+
+def test_pod_labels_need_every_label() -> None:
+    identity = ("n1", "ns", "p", "u", "ReplicaSet", "web-5d4", "web")
+    assert federation.pod_labels(identity) == (
+        'node="n1",namespace="ns",pod="p",uid="u",owner_kind="ReplicaSet",owner_name="web-5d4",'
+        'deployment="web"'
+    )
+    with pytest.raises(ValueError, match="zip"):  # one missing would shift every label after it
+        federation.pod_labels(identity[:-1])
+
+
+def test_pod_lines_need_one_values_row_per_pod() -> None:
+    with pytest.raises(ValueError, match="zip"):
+        federation._pod_lines([], ['node="n1"} ', 'node="n2"} '], [{"cpu_usage_cores": 1.0}])
