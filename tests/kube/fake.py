@@ -168,6 +168,11 @@ class FakeKube:
         with self.state.lock:
             self.state.faults.append(Fault(n, status, path_contains))
 
+    def limit_watches(self, seconds: float | None) -> None:
+        """Every watch that starts from now on ends after `seconds` (0: at once, as a misbehaving proxy or
+        server may end them); None lifts the limit."""
+        self.state.watch_limit = seconds
+
     def compact(self) -> int:
         """Forget the event history; watches resuming from an older version get 410 Expired."""
         return self.state.store.compact()

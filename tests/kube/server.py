@@ -6,6 +6,7 @@ import json
 import logging
 import socket
 import sys
+import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import NamedTuple
@@ -177,6 +178,7 @@ class Handler(BaseHTTPRequestHandler):
             status=status,
             path=self.path,
             user=self._user,
+            at=time.monotonic(),
         ))
 
     def send_json(self, status: int, body: dict | list) -> None:

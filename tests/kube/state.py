@@ -24,6 +24,7 @@ class Call(NamedTuple):
     status: int
     path: str = ""
     user: str = ""  # "tester" with the kubeconfig's token, "system:anonymous" without one (kubectl)
+    at: float = 0.0  # time.monotonic() when answered: request rates in the load tests
 
 
 @dataclass
@@ -51,6 +52,8 @@ class ServerState:
     drop_epoch: int = 0
     # watch id -> drop epoch it started in; drop_watches waits for the old ones to end.
     watches: dict[int, int] = field(default_factory=dict)
+    # Fault: every watch ends this many seconds after it starts (0: at once, after its initial events).
+    watch_limit: float | None = None
 
     def record(self, call: Call) -> None:
         with self.lock:
