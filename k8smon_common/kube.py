@@ -291,6 +291,10 @@ class ListWatch:
                 if self._watched() >= self._healthy():
                     attempt = 0  # a long, healthy watch that broke: start the backoff over
                 self._on_error(exc)
+            except Exception as exc:  # a bug in a callback must not end the watch for good: log, count, retry
+                log.exception("%s: list/watch callback failed", self.what)
+                self.resource_version = None  # the caller's state may be half-applied: start from a list
+                self._on_error(KubeError(f"{self.what}: callback failed: {exc!r}"[:300]))
             delay = backoff_delay(attempt, initial=self._backoff_initial, cap=self._backoff_max,
                                   rng=self._rng)
             attempt += 1

@@ -28,6 +28,7 @@ from aggregator.kube import ServiceEndpointsApi, api_client
 from aggregator.stats import AggregatorStats
 from exporter.podindex import PodIndex, api_client_from
 from exporter.sampler import CountingErrors
+from k8smon_common.kube import KubeError, ListWatch
 from tests.kube import FakeKube, objects
 from tests.support import wait_until
 
@@ -127,6 +128,35 @@ def test_a_long_healthy_watch_is_followed_at_once_and_a_410_relists_at_once() ->
         finally:
             discovery.stop(timeout=5)
             client.close()
+
+
+def test_a_callback_that_raises_is_reported_and_the_loop_lists_again() -> None:
+    with FakeKube() as kube:
+        kube.create(objects.endpoints(SVC, NS, addresses=[("10.0.0.1", NODE)]))
+        client = api_client(str(kube.kubeconfig))
+        errors: list[KubeError] = []
+        lists: list[int] = []
+
+        def on_list(items: list[dict]) -> None:
+            lists.append(len(items))
+            if len(lists) == 1:
+                raise RuntimeError("bug in the caller")
+
+        loop = ListWatch(client, what="endpoints", request=lambda: (f"/api/v1/namespaces/{NS}/endpoints", []),
+                         on_list=on_list, on_event=lambda kind, obj: None, on_error=errors.append,
+                         backoff_initial=0.05)
+        thread = threading.Thread(target=loop.run, daemon=True)
+        thread.start()
+        try:
+            wait_until(lambda: len(lists) >= 2 and kube.open_watches == 1, timeout=10,
+                       message="listed again and watching after the callback failed")
+            assert [str(e) for e in errors] == [
+                "endpoints: callback failed: RuntimeError('bug in the caller')"]
+        finally:
+            loop.stop()
+            thread.join(5)
+            client.close()
+        assert not thread.is_alive()
 
 
 def test_only_the_shared_module_imports_kubernetes() -> None:
