@@ -15,7 +15,8 @@ with `from`:
 delivered an object event or stayed open `min_watch` seconds (or nearly the timeout it asked for);
 anything else (an error, a stream that
 ends at once with nothing in it, a 410 straight after another unproductive cycle) waits a capped,
-jittered exponential backoff before the next request, and only a productive watch resets that backoff
+jittered exponential backoff (at least the `Retry-After` a 429/503 asks for, up to the cap) before the
+next request, and only a productive watch resets that backoff
 (a successful list does not: a server whose watches always fail would otherwise be relisted at the
 initial delay forever). With the defaults (0.5 s initial, 30 s cap) a misbehaving API server sees at most
 ~4 requests in the first 5 s and then one per 15-30 s.
@@ -51,9 +52,10 @@ LIST_TIMEOUT = 30.0
 class KubeError(Exception):
     """A Kubernetes API call failed."""
 
-    def __init__(self, message: str, status: int = 0) -> None:
+    def __init__(self, message: str, status: int = 0, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.retry_after = retry_after  # seconds the server asked us to wait (Retry-After), if any
 
 
 class KubeGone(KubeError):
@@ -72,13 +74,22 @@ class Relist(Exception):
     """Raised by a ListWatch callback to list again now (e.g. after switching to another resource)."""
 
 
-def error_for_status(status: int, message: str) -> KubeError:
+def error_for_status(status: int, message: str, retry_after: float | None = None) -> KubeError:
     """The KubeError subclass for an HTTP (or watch ERROR event) status."""
     if status == 410:
         return KubeGone(message, status)
     if status in (0, 429) or status >= 500:
-        return KubeUnavailable(message, status)
-    return KubeApiError(message, status)
+        return KubeUnavailable(message, status, retry_after)
+    return KubeApiError(message, status, retry_after)
+
+
+def _retry_after(headers: Any) -> float | None:
+    """Seconds from a Retry-After header (the API server sends whole seconds; dates are not used)."""
+    try:
+        value = float(headers.get("Retry-After")) if headers is not None else None
+    except (TypeError, ValueError):
+        return None
+    return value if value is not None and value >= 0 else None
 
 
 def api_client(kubeconfig: str, environ: Mapping[str, str] | None = None) -> kclient.ApiClient | None:
@@ -111,8 +122,8 @@ def http_get(api: kclient.ApiClient, path: str, query: Query, *, timeout: tuple[
             resp.read()
             raise ApiException.from_response(http_resp=resp, body=None, data=None)
     except ApiException as exc:
-        raise error_for_status(exc.status or 0, f"GET {path}: HTTP {exc.status} {exc.reason or ''}".strip()) \
-            from exc
+        message = f"GET {path}: HTTP {exc.status} {exc.reason or ''}".strip()
+        raise error_for_status(exc.status or 0, message, _retry_after(exc.headers)) from exc
     except (urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
         raise KubeUnavailable(f"GET {path}: {type(exc).__name__}: {exc}"[:300]) from exc
     return resp.response
@@ -266,6 +277,7 @@ class ListWatch:
         attempt = 0
         while not self._stop.is_set():
             self._opened = None
+            asked: float = 0.0  # a pause the server asked for (Retry-After)
             try:
                 if self.resource_version is None:
                     self.list_now()
@@ -276,30 +288,30 @@ class ListWatch:
                 log.debug("%s: the watch ended after %.2fs with no events", self.what, self._watched())
             except (KubeGone, Relist) as exc:
                 self.resource_version = None
-                if self._stop.is_set():
-                    return
                 log.info("%s: %s; listing again", self.what, str(exc) or type(exc).__name__)
-                if self._watched() >= self._healthy():
-                    attempt = 0
-                if attempt == 0:  # the first relist in a row goes at once
+                attempt = 0 if self._watched() >= self._healthy() else attempt
+                if attempt == 0 and not self._stop.is_set():  # the first relist in a row goes at once
                     attempt = 1
                     continue
             except KubeError as exc:
                 if self._stop.is_set():
                     return
                 self.connected = False
-                if self._watched() >= self._healthy():
-                    attempt = 0  # a long, healthy watch that broke: start the backoff over
+                # A long, healthy watch that broke starts the backoff over.
+                attempt = 0 if self._watched() >= self._healthy() else attempt
+                asked = exc.retry_after or 0.0
                 self._on_error(exc)
             except Exception as exc:  # a bug in a callback must not end the watch for good: log, count, retry
                 log.exception("%s: list/watch callback failed", self.what)
                 self.resource_version = None  # the caller's state may be half-applied: start from a list
                 self._on_error(KubeError(f"{self.what}: callback failed: {exc!r}"[:300]))
-            delay = backoff_delay(attempt, initial=self._backoff_initial, cap=self._backoff_max,
-                                  rng=self._rng)
+            delay = min(self._backoff_max, max(asked, self._delay(attempt)))
             attempt += 1
             if self._stop.wait(delay):
                 return
+
+    def _delay(self, attempt: int) -> float:
+        return backoff_delay(attempt, initial=self._backoff_initial, cap=self._backoff_max, rng=self._rng)
 
     def _healthy(self) -> float:
         """How long a watch must have stayed open to count as productive: `min_watch`, or nearly the

@@ -8,7 +8,7 @@ components watching, all four scenarios at once on their own fake servers:
   requests in 5 s);
 - every watch request answers 500 while lists succeed (before: the aggregator's backoff reset after each
   successful list, so it listed and watched again every 0.25-0.5 s);
-- every request answers 429, or 500.
+- every request answers 429, or 500, or 429 with `Retry-After: 2` (then no request comes sooner).
 The schedule allows at most MAX_REQUESTS per component in the window: the list, then one request after
 each backoff delay of at least 0.25, 0.5, 1 and 2 s (3.75 s in all; the next comes after 7.75 s).
 A loaded machine can only make fewer. The figures are printed (`pytest -s`).
@@ -42,6 +42,7 @@ FAULTS: dict[str, Callable[[FakeKube], None]] = {
     "watch answers 500 forever": lambda kube: kube.fail_next(10**9, 500, path_contains="watch=true"),
     "every request 429": lambda kube: kube.fail_next(10**9, 429),
     "every request 500": lambda kube: kube.fail_next(10**9, 500),
+    "every request 429, Retry-After 2": lambda kube: kube.fail_next(10**9, 429, retry_after=2),
 }
 
 
@@ -72,6 +73,8 @@ def run_scenario(name: str, fault: Callable[[FakeKube], None], out: dict[str, di
         out[name] = {
             "aggregator": [c.verb for c in calls if c.resource == "endpoints"],
             "exporter": [c.verb for c in calls if c.resource == "pods"],
+            "aggregator_at": [c.at for c in calls if c.resource == "endpoints"],
+            "exporter_at": [c.at for c in calls if c.resource == "pods"],
             "targets": dict(discovery.targets()),
             "pods": len(index.pods()),
         }
@@ -90,9 +93,14 @@ def test_a_misbehaving_api_server_sees_a_bounded_request_rate() -> None:
         for component in ("aggregator", "exporter"):
             verbs = got[component]
             assert isinstance(verbs, list)
-            print(f"{name:28} {component:10} {len(verbs):3} requests in {WINDOW:.0f} s "
+            print(f"{name:34} {component:10} {len(verbs):3} requests in {WINDOW:.0f} s "
                   f"({len(verbs) / WINDOW:.1f}/s): {', '.join(verbs)}")
             assert 1 <= len(verbs) <= MAX_REQUESTS, f"{name}: {component} sent {verbs}"
+    # Retry-After is honoured: never sooner than the server asked (the first request is the first list).
+    for component in ("aggregator", "exporter"):
+        at = out["every request 429, Retry-After 2"][f"{component}_at"]
+        assert isinstance(at, list) and len(at) <= 3
+        assert min(b - a for a, b in itertools.pairwise(at)) >= 1.95, at
     # Where lists succeed, both still did their job.
     for name in ("watch ends at once", "watch answers 500 forever"):
         assert out[name]["targets"] == {"10.0.0.1:9100": NODE}

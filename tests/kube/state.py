@@ -29,11 +29,13 @@ class Call(NamedTuple):
 
 @dataclass
 class Fault:
-    """`remaining` more requests whose path contains `path_contains` answer `status`."""
+    """`remaining` more requests whose path contains `path_contains` answer `status` (with a
+    `Retry-After: retry_after` header when set, as the API server's priority and fairness sends with 429)."""
 
     remaining: int
     status: int
     path_contains: str | None
+    retry_after: int | None = None
 
 
 @dataclass
@@ -59,15 +61,15 @@ class ServerState:
         with self.lock:
             self.calls.append(call)
 
-    def take_fault(self, path: str) -> int | None:
-        """The status code to fail this request with, consuming one use of the first matching fault."""
+    def take_fault(self, path: str) -> Fault | None:
+        """The fault to fail this request with, consuming one use of the first matching one."""
         with self.lock:
             for fault in self.faults:
                 if fault.path_contains is None or fault.path_contains in path:
                     fault.remaining -= 1
                     if fault.remaining <= 0:
                         self.faults.remove(fault)
-                    return fault.status
+                    return fault
         return None
 
     def track(self, conn: socket.socket) -> None:
