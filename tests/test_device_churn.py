@@ -8,8 +8,12 @@ in PromQL would, instead of dropping to the survivors' sum (a counter reset to P
 
 from __future__ import annotations
 
+import random
+import subprocess
+import sys
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, generate_latest
@@ -19,12 +23,14 @@ from exporter.cgroups import PodCgroupFinder
 from exporter.collector import SnapshotCollector
 from exporter.counters import MonotonicTotal
 from exporter.host import HostReader
-from exporter.model import DiskCounters, NetCounters
+from exporter.model import DiskCounters, NetCounters, PodCgroup
 from exporter.podstats import PodStatsReader
 from exporter.sampler import CountingErrors, Sampler
 from exporter.snapshot import Snapshot
 from tests.fixtures.nodes.make_trees import net_dev
-from tests.support.cgroups import copy_node_tree
+from tests.support import require, require_root
+from tests.support.cgroups import FakeKubelet, cgroups_writable, copy_node_tree
+from tests.support.netns import netns_pair
 
 A_G = "1f3a9c2e-5b7d-4e21-9a0b-6c8d7e5f4a31"  # node-a's guaranteed pod: io.stat on 8:0 and 259:0
 SECTOR = 512
@@ -154,3 +160,81 @@ def test_monotonic_total_never_decreases_and_adds_every_increase(seq: list[dict[
         assert got == tuple(expected)
         last = got
     assert total.update(seq[0]) >= last  # whatever comes next
+
+
+# In the pod's network namespace: on each stdin line "<n> <address>", send n bytes as 1000-byte UDP datagrams
+# to <address>:9 (out of an extra veth whose peer, in the other namespace, drops them).
+SENDER = """
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for line in sys.stdin:
+    n, dst = line.split()
+    for _ in range(int(n) // 1000):
+        s.sendto(b"x" * 1000, (dst, 9))
+    print("sent", flush=True)
+"""
+
+
+class _OnePod:
+    """The real cgroup finder, narrowed to the test's pod (other suites' pods may exist meanwhile)."""
+
+    def __init__(self, uid: str) -> None:
+        self._finder = PodCgroupFinder(cgroup_root="/sys/fs/cgroup")
+        self._uid = uid
+
+    def find(self) -> list[PodCgroup]:
+        return [cg for cg in self._finder.find() if cg.uid == self._uid]
+
+
+@pytest.mark.root
+def test_real_pod_interface_deleted_and_added_keeps_the_total_growing() -> None:
+    """Real kernel, real sampler: a pod's interface carries traffic, is deleted, another is added."""
+    require_root()
+    ok, why = cgroups_writable()
+    require(ok, f"cgroups not writable here: {why}")
+    net = random.randint(1, 254)
+
+    def ip(pair_ns: str, *args: str) -> None:
+        subprocess.run(["ip", "-n", pair_ns, *args], check=True, capture_output=True, timeout=20)
+
+    with FakeKubelet(tag="i10b") as kubelet, netns_pair("i10b") as pair:
+
+        def add_interface(name: str, subnet: str) -> None:
+            """An extra veth in the pod's namespace (peer in the other one), with a fixed neighbour so
+            datagrams to <subnet>.2 leave through it without ARP."""
+            ip(pair.a, "link", "add", name, "type", "veth", "peer", "name", name + "p", "netns", pair.b)
+            ip(pair.b, "link", "set", name + "p", "up")
+            ip(pair.a, "addr", "add", f"{subnet}.1/24", "dev", name)
+            ip(pair.a, "link", "set", name, "up")
+            ip(pair.a, "neigh", "add", f"{subnet}.2", "lladdr", "02:00:00:00:00:01", "dev", name,
+               "nud", "permanent")
+
+        add_interface("kmx1", f"198.18.{net}")
+        pod = kubelet.create_pod("burstable")
+        sender = kubelet.start(pair.exec_argv(pair.a, [sys.executable, "-c", SENDER]), pod=pod)
+        assert sender.stdin is not None and sender.stdout is not None
+        errors = CountingErrors()
+        sampler = Sampler(node="real", host_reader=HostReader(errors=errors), cgroup_finder=_OnePod(pod.uid),
+                          pod_reader=PodStatsReader(errors=errors), errors=errors)
+
+        def send(n: int, dst: str) -> None:
+            sender.stdin.write(f"{n} {dst}\n".encode())  # type: ignore[union-attr]
+            sender.stdin.flush()  # type: ignore[union-attr]
+            assert sender.stdout.readline() == b"sent\n"  # type: ignore[union-attr]
+
+        def tx() -> int:
+            pods = sampler.cycle().pods
+            assert len(pods) == 1 and pods[0].usage.network is not None, pods
+            return pods[0].usage.network.transmit_bytes
+
+        start = tx()
+        send(200_000, f"198.18.{net}.2")
+        sent = tx()
+        assert sent >= start + 200 * 1028  # 200 datagrams of 1000 bytes + UDP/IP headers
+        ip(pair.a, "link", "del", "kmx1")  # the interface goes, with its 205,600+ transmitted bytes
+        after_delete = tx()
+        assert sent <= after_delete < sent + 10_000  # kept (stray IPv6 neighbour packets on the veth aside)
+        add_interface("kmx2", f"198.19.{net}")
+        send(50_000, f"198.19.{net}.2")
+        assert tx() >= after_delete + 50 * 1028
+        assert errors.counts() == {}
