@@ -219,10 +219,6 @@ class ListWatch:
         self.connected = False  # the last list or watch request was answered
         self.relists = 0  # lists done, the first one included
 
-    @property
-    def stopping(self) -> bool:
-        return self._stop.is_set()
-
     def set_backoff(self, *, initial: float, cap: float) -> None:
         """Change the backoff (tests make faults play out quickly); takes effect at the next delay."""
         self._backoff_initial, self._backoff_max = initial, cap
