@@ -1,9 +1,11 @@
-"""One counter rule, two copies: `counter_delta` and `CounterTracker.update`'s inlined loop.
+"""One counter rule, three copies: `counter_delta`, `CounterTracker.update`'s inlined loop (aggregator)
+and the exporter's per-device `MonotonicTotal`.
 
-The tracker inlines `counter_delta` because it runs for every pod of every round; the same cases
-drive both, so the copies cannot drift. Mutation testing found the gap this closes: `value >=
-before` turned into `value > before` in the tracker alone (an unchanged counter read as a reset, so
-an idle pod's lifetime bytes reported as moved in the last 5 s) passed the whole suite.
+The tracker inlines `counter_delta` because it runs for every pod of every round, and the exporter
+folds per-device counters into monotonic totals by the same rule; the same cases drive all three,
+so the copies cannot drift. Mutation testing found the gap this closes: `value >= before` turned
+into `value > before` in the tracker alone (an unchanged counter read as a reset, so an idle pod's
+lifetime bytes reported as moved in the last 5 s) passed the whole suite.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import NamedTuple
 import pytest
 
 from aggregator.rates import COUNTERS, CounterTracker, counter_delta
+from exporter.counters import MonotonicTotal
 
 T0 = 1_000.0  # every interval below is exact in binary, so T0 + s - T0 == s
 
@@ -60,13 +63,46 @@ def via_tracker(case: Case, name: str) -> tuple[float, float] | None:
     return deltas[name], rates[name]
 
 
-@pytest.mark.parametrize("rule", [via_counter_delta, via_tracker], ids=["counter_delta", "tracker"])
-@pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
-def test_both_copies_of_the_counter_rule_agree(
+def via_monotonic_total(case: Case, name: str) -> tuple[float, float] | None:
+    """The exporter's copy has no clock (the sampler's interval is the scrape's): the delta is what the
+    total grew by; both halves of a device's pair follow the rule on their own."""
+    m = MonotonicTotal()
+    first = m.update({name: (case.previous, case.now)})
+    assert first == (case.previous, case.now)  # the first reading starts at the kernel's figure
+    m.update({name: (case.previous, case.now)})  # unchanged: the total stays
+    assert m.total == first
+    after = m.update({name: (case.now, case.previous)})
+    grown = (after[0] - first[0], after[1] - first[1])
+    back = case.previous - case.now if case.previous >= case.now else case.previous  # the mirror case
+    assert grown[1] == back
+    return grown[0], grown[0] / case.seconds
+
+
+RULES = {"counter_delta": via_counter_delta, "tracker": via_tracker, "monotonic_total": via_monotonic_total}
+PARAMS = [
+    pytest.param(rule, case, id=f"{rule_id}-{case_id}")
+    for rule_id, rule in RULES.items()
+    for case_id, case in CASES.items()
+    if rule is not via_monotonic_total or case.seconds > 0  # time rules are the aggregator's alone
+]
+
+
+@pytest.mark.parametrize(("rule", "case"), PARAMS)
+def test_every_copy_of_the_counter_rule_agrees(
     rule: Callable[[Case, str], tuple[float, float] | None], case: Case
 ) -> None:
-    for name in COUNTERS:  # the tracker keeps each counter apart; every one follows the rule
+    for name in COUNTERS:  # each counter (device) is kept apart; every one follows the rule
         assert rule(case, name) == case.expected, name
+
+
+def test_monotonic_total_keeps_what_a_device_that_left_contributed() -> None:
+    m = MonotonicTotal()
+    assert m.update({"sda": (100, 10), "sdb": (50, 5)}) == (150, 15)
+    assert m.update({"sda": (100, 10), "sdb": (80, 9)}) == (180, 19)
+    assert m.update({"sda": (130, 10)}) == (210, 19)  # sdb detached: its bytes stay counted
+    assert m.update({"sda": (130, 10), "sdb": (7, 1)}) == (217, 20)  # back, counting from 0 again
+    assert m.update({}) == (217, 20)
+    assert m.total == (217, 20)
 
 
 def test_counter_delta_keeps_the_interval() -> None:
