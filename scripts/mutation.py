@@ -138,6 +138,9 @@ def _prepare(work: Path, module: str, tests: list[str], patterns: list[str]) -> 
     # ns/net links; a copy that keeps links as links is what the tests expect anyway.
     shutil.copytree(ROOT / "tests", work / "mutants" / "tests", symlinks=True,
                     ignore=shutil.ignore_patterns("__pycache__", ".hypothesis"))
+    for name in ("docs", "deploy", "README.md", "setup.py"):  # read by some tests (tables, manifests)
+        if (ROOT / name).exists():
+            (work / "mutants" / name).symlink_to(ROOT / name)
     settings = {
         "source_paths": list(PACKAGES),
         "only_mutate": [module],
@@ -220,6 +223,9 @@ def run_module(module: str, tests: list[str], *, equivalents: list[Equivalent], 
                     break
         result.mutants.append(mutant)
     result.seconds = time.monotonic() - started
+    if not any(m.status in ("killed", "timeout", "survived", "no tests") for m in result.mutants):
+        # mutmut gave up before testing anything (the clean run failed, say): that is no score.
+        result.error = "no mutant was tested: " + (proc.stdout + proc.stderr).strip()[-1500:]
     return result
 
 
