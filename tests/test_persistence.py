@@ -114,7 +114,7 @@ def test_reads_in_any_chunk_size(tmp_path: Path, compress: bool, chunk: int) -> 
     """The reader's buffering and the compressed stream's tail are right whatever the read size."""
     path = _good_file(tmp_path, compress=compress)
     def plain(chunk_size: int) -> list[tuple[object, ...]]:  # bytes: NaN points never compare equal
-        return [(r.kind, r.meta, r.timestamps.tobytes(), r.values.tobytes())
+        return [(r.kind, r.meta, r.timestamps.tobytes(), [c.tobytes() for c in r.columns])
                 for r in read_snapshot(path, chunk=chunk_size)]
 
     records = list(read_snapshot(path, chunk=chunk))
