@@ -18,8 +18,9 @@ no interval I/O: its bytes were counted with the snapshot that brought them, so 
 equals the sum of its pods' I/O points over any drift between the two schedules.
 
 Node status: `up` (fresh sample), `down` (its exporter could not be scraped or is not ready),
-`gone` (its target left discovery), `stale` (nothing reported for --stale-after: a pusher that
-stopped; such a node has left the listings and only `node()` still shows it).
+`gone` (its target left discovery; its pods leave the current listings with it), `stale` (nothing
+reported for --stale-after: a pusher that stopped; such a node has left the listings and only
+`node()` still shows it).
 """
 
 from __future__ import annotations
@@ -99,6 +100,7 @@ class Store:
         self._pods: dict[PodKey, PodState] = {}
         self._groups: dict[GroupKey, GroupState] = {}
         self._pending: dict[PodKey, _Pending] = {}  # pods reported since the last end_round
+        self._gone: set[str] = set()  # nodes whose target left discovery: their pods leave listings too
 
     @property
     def retention_span(self) -> float:
@@ -129,6 +131,7 @@ class Store:
             if node is None:
                 node = self._nodes[reading.node] = NodeState(reading.node, self.retention_points)
             node.status, node.last_error, node.down_since = "up", None, None
+            self._gone.discard(node.name)
             node.source = reading.source
             node.last_seen = node.last_report = now
             if node.sample is not None and ts <= node.sample_time:
@@ -223,6 +226,10 @@ class Store:
             if state.status == "up" or state.down_since is None:
                 state.down_since = when
             state.status, state.last_error, state.last_report = status, reason, now
+            if status == "gone":
+                self._gone.add(node)
+            else:
+                self._gone.discard(node)
 
     def end_round(self, result: RoundResult) -> None:
         """Roll up the pods reported since the previous round; drop expired history."""
@@ -257,6 +264,7 @@ class Store:
             del self._pods[pod_key]
         for name in [n for n, s in self._nodes.items() if max(s.last_seen, s.last_report) < horizon]:
             del self._nodes[name]
+            self._gone.discard(name)
         for group_key in [k for k, g in self._groups.items() if g.last_seen < horizon]:
             del self._groups[group_key]
 
@@ -269,7 +277,7 @@ class Store:
     def _node_view(self, node: NodeState, pod_count: int, now: float) -> NodeView:
         status, last_error = node.status, node.last_error
         silent = now - node.last_report
-        if silent > self.stale_after:
+        if silent > self.stale_after and status == "up":
             # Nothing reported for --stale-after (a pusher that stopped): never `up` any more.
             status = "stale"
             last_error = f"nothing reported for {silent:.0f}s (--stale-after {self.stale_after:g}s)"
@@ -294,6 +302,7 @@ class Store:
             and pod.sample is not None
             and now - pod.last_seen <= self.stale_after
             and (node is None or pod.node == node)
+            and pod.node not in self._gone
         )
 
     @staticmethod
@@ -365,9 +374,12 @@ class Store:
         readings: list[PodReading] = []
         values: list[Mapping[str, float]] = []
         with self._lock:
+            gone = self._gone
             for key, p in self._pods.items():
                 sample, reading = p.sample, p.reading
                 if sample is None or reading is None or not now - p.last_seen <= stale_after:
+                    continue
+                if gone and p.node in gone:
                     continue
                 keys.append(key)
                 nodes.append(p.node)
@@ -515,6 +527,7 @@ class Store:
                 raise state_records.StateError(f"unknown record kind {record.kind!r}")
         with self._lock:
             self._nodes, self._pods, self._groups, self._pending = nodes, pods, groups, {}
+            self._gone = {name for name, n in nodes.items() if n.status == "gone"}
             namespaces, deployments = group_counts(groups)
         return {"node": len(nodes), "pod": len(pods), "namespace": namespaces, "deployment": deployments}
 

@@ -12,7 +12,11 @@ import asyncio
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
+from falcon import testing
+
+from aggregator.api.app import create_app
 from aggregator.discovery import Discovery, StaticDiscovery
 from aggregator.federation import FederationCache
 from aggregator.model import RoundResult
@@ -92,6 +96,19 @@ class DrivenService:
             interval=1.0,
             clock=clock,
         )
+        self.client = testing.TestClient(create_app(
+            store=self.store, status=self.service, federation=self.federation, stats=self.stats,
+            started_at=0.0, version="test", ingest_token="t0ken",
+        ))
 
     def round(self) -> RoundResult:
         return asyncio.run(self.service.run_round())
+
+    def get(self, path: str, status: int = 200) -> Any:
+        """GET a JSON route of the API over this service's store."""
+        r = self.client.simulate_get(path)
+        assert r.status_code == status, r.text
+        return r.json
+
+    def metrics(self) -> str:
+        return self.client.simulate_get("/metrics").text
