@@ -277,8 +277,8 @@ def report(r: dict) -> bool:
     print(f"N = {r['nodes']} nodes x {r['pods_per_node']} pods, interval {r['interval']:g}s, "
           f"{r['rounds_measured']} rounds measured; series {r['series']}")
     print(f"  scrape round   median {r['round_p50']:.3f}s  max {r['round_max']:.3f}s of "
-          f"{r['rounds_measured']} measured; rounds skipped over the whole run: {r['rounds_skipped']:.0f} "
-          f"(of {r['rounds_total']:.0f} rounds)"
+          f"{r['rounds_measured']} measured; ticks skipped by overrunning rounds over the whole run: "
+          f"{r['rounds_skipped']:.0f} ({r['rounds_total']:.0f} rounds completed)"
           f"  (fewest targets up in a round: {r['targets_up_min']}/{r['nodes']})")
     gauges = r["stats"]["gauges"]
     print(f"  after a round: store.end_round {gauges.get('end_round_seconds', 0):.3f}s, federation rebuild "

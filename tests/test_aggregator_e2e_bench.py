@@ -34,5 +34,5 @@ def test_verdict_counts_rounds_skipped_over_the_whole_run(capsys) -> None:  # ty
     assert "targets (" in capsys.readouterr().out
     assert not aggregator_bench.report(_figures(rounds_skipped=9))
     out = capsys.readouterr().out
-    assert "MISSED" in out and "rounds skipped over the whole run: 9" in out
+    assert "MISSED" in out and "skipped by overrunning rounds over the whole run: 9" in out
     assert "median 3.000s  max 4.500s of 6 measured" in out  # the largest of 6 is called max, not p99
