@@ -53,7 +53,6 @@ log = logging.getLogger(__name__)
 
 NODE_MEMORY = "memory_used_bytes"
 POD_MEMORY = "memory_working_set_bytes"
-STATUSES = ("up", "down", "gone", "stale")
 GONE_REASON = "target left discovery"
 
 
