@@ -1,6 +1,6 @@
 """Store memory per stored sample, measured (tracemalloc, and RSS for the record), with a bound.
 
-The suite runs a short form (30 nodes x 30 pods x 200 points). The full benchmark shape
+The suite runs a short form (20 nodes x 30 pods x 200 points). The full benchmark shape
 (1000 nodes x 30 pods x 1000 points, target RSS <= 2 GB) runs with K8SMON_STORE_BENCH=1:
     K8SMON_STORE_BENCH=1 .venv/bin/python -m pytest -q -s tests/test_store_memory.py
 Two rounds go through the real ingest path (entities, caches, rates); the rest of the history is
@@ -70,7 +70,7 @@ def _store(nodes: int, pods: int, points: int) -> Store:
 
 
 def test_store_memory_per_sample() -> None:
-    nodes, pods, points = (1000, 30, 1000) if FULL else (30, 30, 200)
+    nodes, pods, points = (1000, 30, 1000) if FULL else (20, 30, 200)
     proc = psutil.Process()
     store = _store(nodes, pods, points)
     everything = [n.series for n in store._nodes.values()] + [p.series for p in store._pods.values()]
