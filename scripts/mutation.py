@@ -192,8 +192,8 @@ def _diffs(work: Path, module: str, names: list[str]) -> dict[str, tuple[str, st
 
 
 def run_module(module: str, tests: list[str], *, equivalents: list[Equivalent], patterns: list[str],
-               functions: list[str], timeout: float) -> Result:
-    work = WORK / module.removesuffix(".py").replace("/", ".")
+               functions: list[str], timeout: float, root: Path = WORK) -> Result:
+    work = root / module.removesuffix(".py").replace("/", ".")
     started = time.monotonic()
     _prepare(work, module, tests, patterns)
     dotted = module.removesuffix(".py").replace("/", ".")
@@ -315,6 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write-docs", action="store_true",
                         help="write the score table into README.md and docs/testing.md")
     parser.add_argument("--json", type=Path, help="also write the results here as JSON")
+    parser.add_argument("--work", type=Path, default=WORK, help="scratch trees (default build/mutation)")
     args = parser.parse_args(argv)
 
     target, modules, equivalents, raw = load_config()
@@ -342,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
     for module in selected:
         print(f"mutation: {module} against {' '.join(modules[module])}", flush=True)
         r = run_module(module, modules[module], equivalents=equivalents, patterns=patterns,
-                       functions=functions[module], timeout=args.timeout)
+                       functions=functions[module], timeout=args.timeout, root=args.work)
         results.append(r)
         summary = r.error or (f"{len(r.mutants)} mutants, {r.count('killed', 'timeout')} killed, "
                               f"{len(r.unexplained)} unexplained, score {100 * r.score:.1f} %")

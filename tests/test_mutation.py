@@ -94,7 +94,8 @@ def test_sample_mutants_are_all_killed(tmp_path: Path) -> None:
     """The bounded form: every mutant of the sampled functions is killed or a listed equivalent."""
     out = tmp_path / "sample.json"
     proc = subprocess.run(
-        [sys.executable, str(SCRIPT), "--sample", "--timeout", "240", "--json", str(out)],
+        [sys.executable, str(SCRIPT), "--sample", "--timeout", "240", "--json", str(out),
+         "--work", str(tmp_path / "work")],
         cwd=ROOT, text=True, capture_output=True, timeout=280, check=False,
     )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
