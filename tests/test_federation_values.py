@@ -140,3 +140,55 @@ def test_pod_labels_need_every_label() -> None:
 def test_pod_lines_need_one_values_row_per_pod() -> None:
     with pytest.raises(ValueError, match="zip"):
         federation._pod_lines([], ['node="n1"} ', 'node="n2"} '], [{"cpu_usage_cores": 1.0}])
+
+
+WEB = PodReading("shop", "web-1", "uid-web-1", "ReplicaSet", "web-5d4", "web", {"cpu_usage_cores": 0.25})
+
+
+# Each change alone, and each to a value another label held before: a cache that compared the wrong
+# field, or needed two fields to change, would serve the old labels.
+@pytest.mark.parametrize(
+    ("node", "changed"),
+    [
+        ("uid-web-1", WEB),  # moved to a node named like its old uid
+        ("n1", PodReading("shop", "web-1", "ReplicaSet", "ReplicaSet", "web-5d4", "web", WEB.values)),
+        ("n1", PodReading("shop", "web-1", "uid-web-1", "web-5d4", "web-5d4", "web", WEB.values)),
+        ("n1", PodReading("shop", "web-1", "uid-web-1", "ReplicaSet", "web", "web", WEB.values)),
+        ("n1", PodReading("shop", "web-1", "uid-web-1", "ReplicaSet", "web-5d4", "web-2", WEB.values)),
+    ],
+    ids=["node", "uid", "owner_kind", "owner_name", "deployment"],
+)
+def test_label_cache_serves_a_changed_pod_with_its_new_labels(node: str, changed: PodReading) -> None:
+    clock = Clock(1_700_000_000.0)
+    stats = AggregatorStats()
+    store = Store(clock=clock, stats=stats)
+    store.ingest(NodeReading("n1", clock.now, {"cpu_usage_cores": 1.0}, (WEB,)))
+    cache = FederationCache(store=store, stats=stats, version="v")
+    cache.rebuild(RoundResult(1, clock.now, 0.1, ()))
+    assert 'pod="web-1",uid="uid-web-1",owner_kind="ReplicaSet",owner_name="web-5d4",deployment="web"}' in (
+        cache.body().decode())
+    clock.now += 5.0
+    store.ingest(NodeReading(node, clock.now, {"cpu_usage_cores": 1.0}, (changed,)))
+    if node != "n1":
+        store.ingest(NodeReading("n1", clock.now, {"cpu_usage_cores": 1.0}, ()))
+    result = RoundResult(2, clock.now, 0.1, ())
+    cache.rebuild(result)
+    fresh = FederationCache(store=store, stats=stats, version="v")  # no labels remembered
+    fresh.rebuild(result)
+    want = (f'k8smon_pod_cpu_usage_cores{{node="{node}",namespace="shop",pod="web-1",uid="{changed.uid}",'
+            f'owner_kind="{changed.owner_kind}",owner_name="{changed.owner_name}",'
+            f'deployment="{changed.deployment}"}} 0.25\n')
+    assert want in fresh.body().decode()
+    pod_lines = [ln for ln in cache.body().decode().splitlines() if ln.startswith("k8smon_pod_")]
+    assert pod_lines == [ln for ln in fresh.body().decode().splitlines() if ln.startswith("k8smon_pod_")]
+
+
+def test_self_metrics_of_an_empty_aggregator_are_zero_not_absent() -> None:
+    stats = AggregatorStats()
+    stats.set("snapshot_duration_seconds", 0.5)  # a state file, but no snapshot counted yet
+    cache = FederationCache(store=Store(clock=Clock()), stats=stats, version="v")
+    body = cache.body().decode()
+    for line in ("k8smon_aggregator_samples_ingested_total 0.0", "k8smon_aggregator_snapshots_total 0.0",
+                 "k8smon_aggregator_snapshot_bytes 0.0", "k8smon_aggregator_rounds_total 0.0",
+                 'k8smon_aggregator_targets{state="up"} 0.0', 'k8smon_aggregator_targets{state="down"} 0.0'):
+        assert f"\n{line}\n" in body, line
