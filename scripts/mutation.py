@@ -245,6 +245,24 @@ def _natural(name: str) -> tuple[str, int]:
     return stem, int(number) if number.isdigit() else 0
 
 
+def rescore(paths: list[Path], equivalents: list[Equivalent]) -> list[Result]:
+    """Results saved with --json, survivors matched again (equivalents listed since the run count);
+    a module found in several files keeps its last result."""
+    by_module: dict[str, Result] = {}
+    for path in paths:
+        for saved in json.loads(path.read_text(encoding="utf-8")):
+            r = Result(saved["module"], saved["seconds"], error=saved["error"])
+            listed = [e for e in equivalents if e.module == r.module]
+            for m in saved["mutants"]:
+                mutant = Mutant(**{**m, "equivalent": ""})
+                if mutant.status not in ("killed", "timeout"):
+                    key = (mutant.function, mutant.before, mutant.after)
+                    mutant.equivalent = next((e.reason for e in listed if e.matches(*key)), "")
+                r.mutants.append(mutant)
+            by_module[r.module] = r
+    return list(by_module.values())
+
+
 def changed_modules(base: str, modules: list[str]) -> list[str]:
     """Configured modules a change touched: committed since the merge base with `base`, or uncommitted."""
     names: set[str] = set()
@@ -315,6 +333,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write-docs", action="store_true",
                         help="write the score table into README.md and docs/testing.md")
     parser.add_argument("--json", type=Path, help="also write the results here as JSON")
+    parser.add_argument("--rescore", type=Path, action="append", default=[], metavar="JSON",
+                        help="run nothing: score earlier --json results against today's equivalents")
     parser.add_argument("--work", type=Path, default=WORK, help="scratch trees (default build/mutation)")
     args = parser.parse_args(argv)
 
@@ -340,6 +360,9 @@ def main(argv: list[str] | None = None) -> int:
 
     results: list[Result] = []
     started = time.monotonic()
+    if args.rescore:
+        results = rescore(args.rescore, equivalents)
+        selected = []
     for module in selected:
         print(f"mutation: {module} against {' '.join(modules[module])}", flush=True)
         r = run_module(module, modules[module], equivalents=equivalents, patterns=patterns,
