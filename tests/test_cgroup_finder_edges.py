@@ -179,3 +179,32 @@ def test_the_search_goes_on_past_a_directory_removed_meanwhile(tmp_path: Path,
 
     monkeypatch.setattr(cgroups.os, "scandir", scandir)
     assert cgroups._search_kubepods(str(top)) == [str(top / "e" / "kubepods")]
+
+
+def test_a_unified_directory_that_is_not_a_cgroup2_mount_is_not_a_hierarchy(tmp_path: Path) -> None:
+    root = tmp_path / "cgroup"
+    for ctrl in ("cpu,cpuacct", "memory", "unified"):  # unified: a plain directory, no cgroup.controllers
+        (root / ctrl / "kubepods" / f"pod{UIDS[0]}").mkdir(parents=True)
+    (pod,) = PodCgroupFinder(cgroup_root=str(root)).find()
+    assert sorted(pod.paths) == ["cpuacct", "memory"]
+    assert pod.version == 1
+    (root / "unified" / "cgroup.controllers").write_text("\n")  # now it is one (hybrid node)
+    (pod,) = PodCgroupFinder(cgroup_root=str(root)).find()
+    assert sorted(pod.paths) == ["cpuacct", "memory", "unified"]
+
+
+def test_a_hierarchy_that_cannot_be_searched_is_reported(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    root = v2_root(tmp_path)
+    real = os.scandir
+
+    def scandir(path: str) -> os.ScandirIterator:  # type: ignore[type-arg]
+        if str(path) == str(root):
+            raise PermissionError(13, "Permission denied", path)
+        return real(path)
+
+    monkeypatch.setattr(cgroups.os, "scandir", scandir)
+    errors = RecordingErrors()
+    assert PodCgroupFinder(cgroup_root=str(root), errors=errors).find() == []
+    source, detail, exc = errors.records[0]
+    assert (source, detail, type(exc)) == ("cgroup", f"searching {root} for kubepods failed", PermissionError)
