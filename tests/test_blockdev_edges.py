@@ -21,7 +21,8 @@ def indexed(root: Path, ma: int, mi: int, name: str, *, slaves: bool = True) -> 
 
 def test_a_device_missing_from_the_kernels_index_is_counted(tmp_path: Path) -> None:
     indexed(tmp_path, 8, 0, "sda")
-    os.symlink(tmp_path / "nowhere", tmp_path / "sys" / "dev" / "block" / "8:16")  # removed meanwhile
+    # Removed meanwhile: the link names a dm device that is gone, which must not decide anything.
+    os.symlink(tmp_path / "sys/devices/virtual/block/dm-9", tmp_path / "sys" / "dev" / "block" / "8:16")
     b = BlockDevices(sys_root=str(tmp_path / "sys"), proc_root=str(tmp_path / "proc"))
     assert b.is_whole_disk("8:0") is True
     assert b.is_whole_disk("8:16") is True  # nothing says it is a copy
