@@ -99,7 +99,7 @@ def test_pid_index_reclassifies_everything_after_a_minute_by_default(tmp_path: P
     now = [100.0]
     pod_line = f"0::/kubepods/burstable/pod{UID}/ctr\n"
     proc_tree(tmp_path, {10: "0::/system.slice/runc-init\n"})  # not yet moved into the container
-    index = PidIndex(proc_root=str(tmp_path), clock=lambda: now[0], max_age=1.0)
+    index = PidIndex(proc_root=str(tmp_path), clock=lambda: now[0], max_age=0.25)
     assert index.pids(UID) == []
     proc_tree(tmp_path, {10: pod_line})  # joined its container cgroup after being classified
     now[0] += 60.0  # exactly a minute: known pids are not classified again yet
