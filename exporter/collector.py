@@ -11,6 +11,17 @@ from prometheus_client.registry import Collector
 from exporter.snapshot import PodSample, Snapshot
 
 POD_LABELS = ("node", "namespace", "pod", "uid", "owner_kind", "owner_name", "deployment")
+CONTAINER_LABELS = ("node", "namespace", "pod", "uid", "container")
+# (family without the k8smon_container_ prefix, help); all gauges but cpu_seconds.
+CONTAINER_FAMILIES = (
+    ("cpu_usage_cores", "CPU the container used over the last sampling interval."),
+    ("cpu_seconds", "Cumulative CPU time of the container; continues across restarts of the same name."),
+    ("memory_working_set_bytes", "Container memory usage minus inactive file, floored at 0."),
+    ("cpu_request_cores", "The container's CPU request."),
+    ("cpu_limit_cores", "The container's CPU limit (absent when unlimited)."),
+    ("memory_request_bytes", "The container's memory request."),
+    ("memory_limit_bytes", "The container's memory limit (absent when unlimited)."),
+)
 
 
 def package_version() -> str:
@@ -33,9 +44,11 @@ def pod_labels(node: str, pod: PodSample) -> list[str]:
 class SnapshotCollector(Collector):
     """A prometheus_client collector over whatever snapshot `latest()` returns at scrape time."""
 
-    def __init__(self, latest: Callable[[], Snapshot | None], *, version: str | None = None) -> None:
+    def __init__(self, latest: Callable[[], Snapshot | None], *, version: str | None = None,
+                 containers: bool = True) -> None:
         self._latest = latest
         self._version = version if version is not None else package_version()
+        self._containers = containers  # False: no k8smon_container_* families (--container-metrics)
 
     def describe(self) -> Iterator[Metric]:
         # Returning nothing keeps registration from calling collect() (no snapshot exists yet).
@@ -52,6 +65,8 @@ class SnapshotCollector(Collector):
         yield from self._self_metrics(snapshot)
         yield from self._node_metrics(snapshot)
         yield from self._pod_metrics(snapshot)
+        if self._containers:
+            yield from self._container_metrics(snapshot)
 
     @staticmethod
     def _self_metrics(s: Snapshot) -> Iterator[Metric]:
@@ -78,6 +93,8 @@ class SnapshotCollector(Collector):
             errors.add_metric([s.node, source], count)
         yield errors
         yield gauge("k8smon_exporter_pods_tracked", "Pods in the served snapshot.", len(s.pods))
+        yield gauge("k8smon_exporter_containers_tracked", "Containers reported in the served snapshot.",
+                    sum(len(p.containers) for p in s.pods))
         yield gauge("k8smon_exporter_kube_connected",
                     "1 while the pod index is synced with the API server.", 1 if s.kube_connected else 0)
 
@@ -185,3 +202,31 @@ class SnapshotCollector(Collector):
                  "memory_limit_bytes")
         for name in order:
             yield g[name] if name in g else c[name]
+
+    @staticmethod
+    def _container_metrics(s: Snapshot) -> Iterator[Metric]:
+        labels = list(CONTAINER_LABELS)
+        families: dict[str, GaugeMetricFamily | CounterMetricFamily] = {
+            name: (CounterMetricFamily if name == "cpu_seconds" else GaugeMetricFamily)(
+                f"k8smon_container_{name}", doc, labels=labels)
+            for name, doc in CONTAINER_FAMILIES
+        }
+        for pod in s.pods:
+            if not pod.containers:
+                continue
+            pod_values = pod_labels(s.node, pod)[:4]  # node, namespace, pod, uid
+            for c in pod.containers:
+                values = [*pod_values, c.name]
+                m = c.meta
+                for name, value in (
+                    ("cpu_usage_cores", c.cpu_usage_cores),
+                    ("cpu_seconds", c.cpu_seconds),
+                    ("memory_working_set_bytes", c.memory_working_set_bytes),
+                    ("cpu_request_cores", m.cpu_request_cores if m else None),
+                    ("cpu_limit_cores", m.cpu_limit_cores if m else None),
+                    ("memory_request_bytes", m.memory_request_bytes if m else None),
+                    ("memory_limit_bytes", m.memory_limit_bytes if m else None),
+                ):
+                    if value is not None:
+                        families[name].add_metric(values, value)
+        yield from families.values()  # announced even when empty, like the pod families
