@@ -67,10 +67,10 @@ class ContainerSource(Protocol):
 class _NameState:
     """A container name's counter across restarts: the id behind it, its last CPU reading, the offset."""
 
-    __slots__ = ("cid", "last", "offset")
+    __slots__ = ("cid", "last", "named", "offset")
 
-    def __init__(self, cid: str, last: float) -> None:
-        self.cid, self.last, self.offset = cid, last, 0.0
+    def __init__(self, cid: str, last: float, *, named: bool) -> None:
+        self.cid, self.last, self.offset, self.named = cid, last, 0.0, named
 
 
 class PodLookup(Protocol):
@@ -231,9 +231,10 @@ class Sampler:
             rate, total = self._container_cpu(c, states, name, seen)
             out[name] = ContainerSample(name=name, id=c.id, cpu_seconds=total, cpu_usage_cores=rate,
                                         memory_working_set_bytes=c.memory_working_set_bytes, meta=cmeta)
-        names = {m.name for m in named.values()}
-        for stale in [n for n in states if n not in out and n not in names]:
-            del states[stale]  # short-id names that went away; named ones keep their counter
+        # Short-id names that went away are forgotten; a named container keeps its counter while its pod
+        # lives (between a crash and the restart its status may name no container id at all).
+        for stale in [n for n, st in states.items() if n not in out and not st.named]:
+            del states[stale]
         return tuple(out[n] for n in sorted(out))
 
     def _container_cpu(self, c: ContainerUsage, states: dict[str, _NameState], name: str,
@@ -251,7 +252,7 @@ class Sampler:
         seen[c.id] = (c.cpu_seconds, stamp)
         state = states.get(name)
         if state is None:
-            state = states[name] = _NameState(c.id, c.cpu_seconds)
+            state = states[name] = _NameState(c.id, c.cpu_seconds, named=name != c.id[:12])
         elif state.cid != c.id or c.cpu_seconds < state.last:
             state.offset += state.last  # restarted: the new container's counter starts again at 0
             state.cid = c.id
