@@ -35,9 +35,10 @@ class NetnsPair:
 
 
 @contextlib.contextmanager
-def netns_pair() -> Iterator[NetnsPair]:
-    """Create the pair; on exit (also after failures) delete both namespaces, which removes the veths."""
-    tag = uuid.uuid4().hex[:8]
+def netns_pair(owner: str = "") -> Iterator[NetnsPair]:
+    """Create the pair; on exit (also after failures) delete both namespaces, which removes the veths.
+    `owner` (a short tag, e.g. an engineer's) goes into every name."""
+    tag = owner + uuid.uuid4().hex[: 8 - len(owner) if len(owner) < 4 else 4]
     third, fourth = random.randint(1, 254), random.randrange(0, 252, 4)
     pair = NetnsPair(a=f"k8smon-a-{tag}", b=f"k8smon-b-{tag}", veth_a=f"km{tag}a", veth_b=f"km{tag}b",
                      addr_a=f"169.254.{third}.{fourth + 1}", addr_b=f"169.254.{third}.{fourth + 2}")
