@@ -34,7 +34,7 @@ from exporter.podstats import stat_value
 from exporter.service import ExporterService
 from tests.kube import FakeKube, objects
 from tests.support import require, require_root, require_tool, wait_until
-from tests.support.containerd import BUSYBOX, Containerd, TestCgroupRoot
+from tests.support.containerd import BUSYBOX, Containerd, TestCgroupRoot, is_static
 from tests.support.netns import netns_pair
 
 pytestmark = pytest.mark.root
@@ -80,7 +80,8 @@ def real_pod() -> Iterator[RealPod]:
     require_root()
     for tool in ("containerd", "ctr", "runc", "ip"):
         require_tool(tool)
-    require(os.path.exists(BUSYBOX), f"{BUSYBOX} missing (Debian package busybox-static)")
+    require(os.path.exists(BUSYBOX) and is_static(BUSYBOX),
+            f"{BUSYBOX} missing or not statically linked (Debian package busybox-static)")
     cg = "/sys/fs/cgroup"
     hybrid = os.path.exists(f"{cg}/unified/cgroup.controllers") and os.path.isdir(f"{cg}/memory")
     require(hybrid, "needs the hybrid cgroup layout (v1 controllers + cgroup2 at /sys/fs/cgroup/unified)")

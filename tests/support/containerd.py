@@ -33,6 +33,18 @@ APPLETS = ("sh", "sleep", "dd", "head", "nc", "cat", "true")
 CGROUP_ROOT = "/sys/fs/cgroup"
 
 
+def is_static(path: str) -> bool:
+    """True for an ELF executable without a program interpreter (runs alone in an empty image)."""
+    data = Path(path).read_bytes()
+    if data[:4] != b"\x7fELF" or data[4] != 2:  # 64-bit ELF only
+        return False
+    phoff = int.from_bytes(data[32:40], "little")
+    phentsize, phnum = int.from_bytes(data[54:56], "little"), int.from_bytes(data[56:58], "little")
+    types = (int.from_bytes(data[phoff + i * phentsize:phoff + i * phentsize + 4], "little")
+             for i in range(phnum))
+    return 3 not in types  # PT_INTERP
+
+
 def _digest(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
