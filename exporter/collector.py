@@ -8,7 +8,7 @@ from importlib import metadata
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from exporter.snapshot import PodSample, Snapshot
+from exporter.snapshot import ContainerSample, PodSample, Snapshot
 
 POD_LABELS = ("node", "namespace", "pod", "uid", "owner_kind", "owner_name", "deployment")
 CONTAINER_LABELS = ("node", "namespace", "pod", "uid", "container")
@@ -205,28 +205,26 @@ class SnapshotCollector(Collector):
 
     @staticmethod
     def _container_metrics(s: Snapshot) -> Iterator[Metric]:
+        # One family at a time: generate_latest renders each before the next is built, so only one
+        # family's samples (one per container) are alive at once; that keeps the peak RSS down.
+        rows = [(pod_labels(s.node, pod)[:4], c) for pod in s.pods for c in pod.containers]
         labels = list(CONTAINER_LABELS)
-        families: dict[str, GaugeMetricFamily | CounterMetricFamily] = {
-            name: (CounterMetricFamily if name == "cpu_seconds" else GaugeMetricFamily)(
-                f"k8smon_container_{name}", doc, labels=labels)
-            for name, doc in CONTAINER_FAMILIES
+        getters: dict[str, Callable[[ContainerSample], float | None]] = {
+            "cpu_usage_cores": lambda c: c.cpu_usage_cores,
+            "cpu_seconds": lambda c: c.cpu_seconds,
+            "memory_working_set_bytes": lambda c: c.memory_working_set_bytes,
+            "cpu_request_cores": lambda c: c.meta.cpu_request_cores if c.meta else None,
+            "cpu_limit_cores": lambda c: c.meta.cpu_limit_cores if c.meta else None,
+            "memory_request_bytes": lambda c: c.meta.memory_request_bytes if c.meta else None,
+            "memory_limit_bytes": lambda c: c.meta.memory_limit_bytes if c.meta else None,
         }
-        for pod in s.pods:
-            if not pod.containers:
-                continue
-            pod_values = pod_labels(s.node, pod)[:4]  # node, namespace, pod, uid
-            for c in pod.containers:
-                values = [*pod_values, c.name]
-                m = c.meta
-                for name, value in (
-                    ("cpu_usage_cores", c.cpu_usage_cores),
-                    ("cpu_seconds", c.cpu_seconds),
-                    ("memory_working_set_bytes", c.memory_working_set_bytes),
-                    ("cpu_request_cores", m.cpu_request_cores if m else None),
-                    ("cpu_limit_cores", m.cpu_limit_cores if m else None),
-                    ("memory_request_bytes", m.memory_request_bytes if m else None),
-                    ("memory_limit_bytes", m.memory_limit_bytes if m else None),
-                ):
-                    if value is not None:
-                        families[name].add_metric(values, value)
-        yield from families.values()  # announced even when empty, like the pod families
+        for name, doc in CONTAINER_FAMILIES:
+            cls = CounterMetricFamily if name == "cpu_seconds" else GaugeMetricFamily
+            family = cls(f"k8smon_container_{name}", doc, labels=labels)
+            get = getters[name]
+            for pod_values, c in rows:
+                value = get(c)
+                if value is not None:
+                    family.add_metric([*pod_values, c.name], value)
+            yield family  # announced even when empty, like the pod families
+            del family
