@@ -8,6 +8,9 @@ namespace the test made (veth to a peer namespace it also owns). One container b
 containerStatuses carrying the same ids; a real exporter (its --cgroup-root a view of the test's tree
 only, so other engineers' cgroups never meet it) is scraped over HTTP.
 
+At the end the burner restarts as kubelet does it (old container removed, a new id started, then the
+status updated): its name's CPU counter never goes back and the new id shows by its short id until named.
+
 The test tree also holds a stale `kubepods` in the unified hierarchy only, shallower than the real one,
 as a runtime leaves it on this hybrid host: the finder must still read the pod's unified half.
 """
@@ -256,12 +259,56 @@ def test_real_containers_named_measured_and_summed(real_pod: RealPod, kube: Fake
                 sink.wait()
             if sink.stdout is not None:
                 sink.stdout.close()
-        _ts3, m3 = next_snapshot(url, ts2)
+        ts3, m3 = next_snapshot(url, ts2)
         tx = (one(m3, "k8smon_pod_network_transmit_bytes_total", uid=pod.uid)
               - one(m2, "k8smon_pod_network_transmit_bytes_total", uid=pod.uid))
         # K payload plus TCP/IP/Ethernet headers (~5% at this MSS), the handshake and ARP
         assert SENT <= tx < SENT * 1.10 + 64 * 1024, f"{tx} bytes counted for {SENT} sent"
+        restart_burner(pod, kube, url, ts3)
         print(f"figures: cpu {measured:.3f} s measured / {burnt:.3f} s burnt over {ts1 - ts0:.1f} s; "
               f"working set {held / MIB:.2f} MiB for {HELD / MIB:.0f} MiB held; pod cpu {pod_cpu:.3f} = "
               f"{containers_cpu:.3f} + sandbox {sandbox_cpu:.3f}; pod ws {pod_ws / MIB:.2f} MiB = "
               f"{containers_ws / MIB:.2f} + {sandbox_ws / MIB:.2f}; tx {tx} B for {SENT} B sent")
+
+
+def restart_burner(pod: RealPod, kube: FakeKube, url: str, after: float) -> None:
+    """The burner restarts as kubelet would do it: the old container goes, a new id starts in the same pod,
+    and only then does the status name the new id (lastState names the old). Its name's counter never
+    goes back, the new container shows by its short id until named, and no rate is negative."""
+    old, new = pod.burner, secrets.token_hex(32)
+    counters: list[float] = []
+    seen_short = False
+
+    def observe(m: dict) -> set[str]:
+        nonlocal seen_short
+        names = {dict(k)["container"]: v for k, v in m["k8smon_container_cpu_seconds_total"].items()
+                 if dict(k)["uid"] == pod.uid}
+        if "burner" in names:
+            counters.append(names["burner"])
+        seen_short = seen_short or new[:12] in names
+        rates = [v for k, v in m["k8smon_container_cpu_usage_cores"].items() if dict(k)["uid"] == pod.uid]
+        assert all(r >= 0 for r in rates), rates
+        return set(names)
+
+    ts, m = next_snapshot(url, after)
+    observe(m)
+    pod.ctd.remove(old)
+    pod.ctd.run(new, ["sh", "-c", "while :; do :; done"], cgroup=f"/{pod.root.name}/{pod.rel}/{new}",
+                extra=["--cpu-quota", "50000", "--cpu-period", "100000"])
+    pod.burner = new
+    deadline = time.monotonic() + 20
+    while not seen_short:  # the exporter sees the new cgroup before the API names it
+        ts, m = next_snapshot(url, ts)
+        assert observe(m) <= {"burner", "holder", new[:12]}
+        assert time.monotonic() < deadline, "the new container never showed by its short id"
+    obj = kube.get("v1", "Pod", "load-7c9d", "work")
+    assert obj is not None
+    status = next(s for s in obj["status"]["containerStatuses"] if s["name"] == "burner")
+    status.update(containerID=f"containerd://{new}", restartCount=1,
+                  lastState={"terminated": {"containerID": f"containerd://{old}", "exitCode": 137}})
+    kube.update(obj)
+    for _ in range(4):
+        ts, m = next_snapshot(url, ts)
+        names = observe(m)
+    assert names == {"burner", "holder"}  # the short id went; the name carries on
+    assert counters == sorted(counters) and counters[-1] > counters[0], counters

@@ -153,6 +153,17 @@ class Containerd:
         self._containers.append(container_id)
         self.ctr(*args, *extra, IMAGE, container_id, *argv)
 
+    def remove(self, container_id: str, timeout: float = 20.0) -> None:
+        """Kill a container's task and delete task and container (runc removes its cgroups)."""
+        self.ctr("tasks", "kill", "--signal", "SIGKILL", container_id, check=False)
+        deadline = time.monotonic() + timeout
+        while self.ctr("tasks", "delete", container_id, check=False).returncode != 0:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"task {container_id} not deleted within {timeout}s")
+            time.sleep(0.05)
+        self.ctr("containers", "delete", container_id)
+        self._containers.remove(container_id)
+
     def exec(self, container_id: str, argv: Sequence[str], *, timeout: float = 60.0) -> str:
         """Run a process in a running container and wait for it; its stdout."""
         return self.ctr("tasks", "exec", "--exec-id", f"x{uuid.uuid4().hex[:12]}", "--fifo-dir",
