@@ -70,6 +70,7 @@ class RealPod:
     root: TestCgroupRoot
     ctd: Containerd
     peer: tuple[str, str]  # (namespace, address) of the veth's other end
+    netns: str  # the pod's network namespace (path), which every container joins
 
     def cgroup(self, hierarchy: str, container: str = "") -> str:
         return self.root.path(hierarchy, f"{self.rel}/{container}" if container else self.rel)
@@ -103,8 +104,8 @@ def real_pod() -> Iterator[RealPod]:
             uid = str(uuid.uuid4())
             pod = RealPod(uid=uid, sandbox=secrets.token_hex(32), burner=secrets.token_hex(32),
                           holder=secrets.token_hex(32), rel=f"node/kubepods/burstable/pod{uid}", root=root,
-                          ctd=ctd, peer=(pair.b, pair.addr_b))
-            netns = f"/var/run/netns/{pair.a}"
+                          ctd=ctd, peer=(pair.b, pair.addr_b), netns=f"/var/run/netns/{pair.a}")
+            netns = pod.netns
             base = f"/{root.name}/{pod.rel}"
             ctd.run(pod.sandbox, ["sh", "-c", "exec -a sleep /pause 1000000"], cgroup=f"{base}/{pod.sandbox}",
                     netns=netns)
@@ -294,7 +295,7 @@ def restart_burner(pod: RealPod, kube: FakeKube, url: str, after: float) -> None
     observe(m)
     pod.ctd.remove(old)
     pod.ctd.run(new, ["sh", "-c", "while :; do :; done"], cgroup=f"/{pod.root.name}/{pod.rel}/{new}",
-                extra=["--cpu-quota", "50000", "--cpu-period", "100000"])
+                netns=pod.netns, extra=["--cpu-quota", "50000", "--cpu-period", "100000"])
     pod.burner = new
     deadline = time.monotonic() + 20
     while not seen_short:  # the exporter sees the new cgroup before the API names it
