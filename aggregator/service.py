@@ -21,6 +21,7 @@ from aggregator.config import AggregatorSettings
 from aggregator.discovery import Discovery, KubeDiscovery, StaticDiscovery
 from aggregator.federation import FederationCache
 from aggregator.kube import ServiceEndpointsApi, api_client
+from aggregator.metricsapi.service import MetricsApi
 from aggregator.model import RoundResult, TargetStatus
 from aggregator.persistence import Snapshotter, restore
 from aggregator.scraper import ScrapeOutcome, Scraper
@@ -287,6 +288,8 @@ class Aggregator:
         # JSON 413 covers bodies up to this; past it waitress answers a plain-text 413).
         self.server = ServerHandle(app, host=settings.listen.host, port=settings.listen.port, threads=8,
                                    max_request_body_size=max(4 * settings.max_body_bytes, 1 << 20))
+        self.metrics_api = (MetricsApi(settings, store=self.store, stats=self.stats, ready=self.service.ready,
+                                       environ=environ) if settings.metrics_api_listen else None)
 
     @property
     def url(self) -> str:
@@ -295,6 +298,8 @@ class Aggregator:
     def start(self) -> Aggregator:
         self.server.start()
         self.service.start()
+        if self.metrics_api is not None:
+            self.metrics_api.start()
         if self.snapshotter is not None:
             self.snapshotter.start()
         log.info("aggregator %s listening on %s (discovery: %s)", __version__, self.server.url,
@@ -304,6 +309,8 @@ class Aggregator:
     def stop(self) -> None:
         """Stop scraping, let in-flight HTTP requests finish, close the server, write the last snapshot."""
         self.service.stop()
+        if self.metrics_api is not None:
+            self.metrics_api.stop()
         self.server.stop()
         if self.snapshotter is not None:
             self.snapshotter.stop()  # after the server: a push that was in flight is in the snapshot
