@@ -161,6 +161,13 @@ class AggregatorSettings:
         metavar="PATH",
     )
     tls_private_key_file: str = option("", "PEM private key of --tls-cert-file", metavar="PATH")
+    metrics_api_auth: str = option(
+        "delegated",
+        "who may read the metrics API: delegated (front-proxy request headers, TokenReview and "
+        "SubjectAccessReview through the API server, as metrics-server) or none (anyone; local demo only)",
+        parse=parse_choice("delegated", "none"),
+        metavar="MODE",
+    )
     log_level: str = option("INFO", "debug, info, warning or error", parse=parse_log_level, metavar="LEVEL")
     log_format: str = option("text", "text or json", parse=parse_choice("text", "json"), metavar="FORMAT")
 

@@ -146,6 +146,29 @@ def get_json(api: kclient.ApiClient, path: str, query: Query, *,
     return doc
 
 
+def post_json(api: kclient.ApiClient, path: str, body: Json, *,
+              timeout: tuple[float, float] = (CONNECT_TIMEOUT, LIST_TIMEOUT)) -> Json:
+    """POST a JSON object (TokenReview, SubjectAccessReview) and decode the JSON object answered."""
+    try:
+        request = api.param_serialize(method="POST", resource_path=path, body=body,
+                                      header_params={"Accept": "application/json",
+                                                     "Content-Type": "application/json"},
+                                      auth_settings=["BearerToken"])
+        resp = api.call_api(*request, _request_timeout=timeout)
+        data = resp.read()
+        if not 200 <= resp.status <= 299:
+            raise ApiException.from_response(http_resp=resp, body=None, data=None)
+        doc = json.loads(data)
+    except ApiException as exc:
+        message = f"POST {path}: HTTP {exc.status} {exc.reason or ''}".strip()
+        raise error_for_status(exc.status or 0, message, _retry_after(exc.headers)) from exc
+    except (urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
+        raise KubeUnavailable(f"POST {path}: {type(exc).__name__}: {exc}"[:300]) from exc
+    if not isinstance(doc, dict):
+        raise KubeApiError(f"POST {path}: the answer is not a JSON object")
+    return doc
+
+
 def watch_events(resp: Any, what: str) -> Iterator[Json]:
     """Events of a watch response, one JSON object per line; an ERROR event raises its KubeError."""
     buffer = b""

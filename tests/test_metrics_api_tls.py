@@ -26,7 +26,7 @@ def _get(url: str, cafile: bytes) -> tuple[int, dict]:
 
 def _aggregator(*flags: str) -> Aggregator:
     settings = load(["--listen", "127.0.0.1:0", "--targets", "127.0.0.1:9", "--metrics-api-listen",
-                     "127.0.0.1:0", *flags], environ={})
+                     "127.0.0.1:0", "--metrics-api-auth", "none", *flags], environ={})
     return Aggregator(settings, environ={})
 
 

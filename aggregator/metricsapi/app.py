@@ -52,7 +52,7 @@ def routes(ctx: resources.MetricsContext, *, ready: Callable[[], bool]) -> list[
 
 def create_metrics_app(*, store: Store, labels: Labels, stats: AggregatorStats, default_window: float,
                        clock: Callable[[], float], ready: Callable[[], bool] = lambda: True,
-                       middleware: list[Any] | None = None) -> falcon.App:
+                       middleware: list[object] | None = None) -> falcon.App:
     """The metrics.k8s.io app; `middleware` (authentication/authorization) runs before every resource."""
     handler = json_handler()
     app = falcon.App(middleware=middleware or [])

@@ -146,6 +146,7 @@ def metrics_cluster(tag: str, *, auth_flags: tuple[str, ...] = ()) -> Iterator[M
                 kube.create(objects.node(node, labels={"zone": node[-1]}))
             for ns in ("shop", "kube-system"):
                 kube.create(objects.namespace(ns))
+            kube.create(kube.aggregation.authentication_configmap())
             for root in roots.values():
                 for h in HIERARCHIES:
                     root.mkdir(h, "kubepods/besteffort")
