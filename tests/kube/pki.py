@@ -33,8 +33,9 @@ def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
                              serialization.NoEncryption())
 
 
-def _builder(subject: str, issuer: x509.Name, public_key: object, days: int) -> x509.CertificateBuilder:
-    now = datetime.datetime.now(datetime.UTC)
+def _builder(subject: str, issuer: x509.Name, public_key: object, days: int, *,
+             expired: bool = False) -> x509.CertificateBuilder:
+    now = datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=days + 2 if expired else 0)
     return (x509.CertificateBuilder()
             .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
             .issuer_name(issuer).public_key(public_key)  # type: ignore[arg-type]
@@ -62,10 +63,7 @@ class CertificateAuthority:
               days: int = 30, expired: bool = False) -> KeyPair:
         key = ec.generate_private_key(ec.SECP256R1())
         usage = ExtendedKeyUsageOID.CLIENT_AUTH if client else ExtendedKeyUsageOID.SERVER_AUTH
-        builder = _builder(common_name, self.name, key.public_key(), days)
-        if expired:
-            past = datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=2)
-            builder = builder.not_valid_before(past - datetime.timedelta(days=1)).not_valid_after(past)
+        builder = _builder(common_name, self.name, key.public_key(), days, expired=expired)
         builder = builder.add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
         if hosts:
             sans: list[x509.GeneralName] = []
