@@ -168,6 +168,15 @@ class AggregatorSettings:
         parse=parse_choice("delegated", "none"),
         metavar="MODE",
     )
+    auth: str = option(
+        "none",
+        "who may read the HTTP listener (JSON API, /metrics, dashboard): none (anyone who reaches the "
+        "port reads every pod name, namespace and usage figure) or kubernetes (a bearer token checked "
+        "by TokenReview, then a SubjectAccessReview for get on the path, as kube-rbac-proxy; /healthz "
+        "and /readyz stay open); POST ingest keeps its own token",
+        parse=parse_choice("none", "kubernetes"),
+        metavar="MODE",
+    )
     log_level: str = option("INFO", "debug, info, warning or error", parse=parse_log_level, metavar="LEVEL")
     log_format: str = option("text", "text or json", parse=parse_choice("text", "json"), metavar="FORMAT")
 

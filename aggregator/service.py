@@ -27,8 +27,9 @@ from aggregator.persistence import Snapshotter, restore
 from aggregator.scraper import ScrapeOutcome, Scraper
 from aggregator.stats import AggregatorStats
 from aggregator.store import Store
-from k8smon_common import __version__
+from k8smon_common import __version__, kube
 from k8smon_common.http_server import ServerHandle
+from k8smon_common.kubeauth import protect
 
 log = logging.getLogger(__name__)
 DEFAULT_WINDOW = 300.0  # seconds of history a timeseries request without ?window= gets
@@ -284,6 +285,11 @@ class Aggregator:
                          cors_origins=settings.cors_origins, ingest_token=settings.ingest_token,
                          default_window=DEFAULT_WINDOW, started_at=self.started_at, version=__version__,
                          max_body_bytes=settings.max_body_bytes, liveness_timeout=settings.liveness_timeout)
+        if settings.auth == "kubernetes":
+            # POST ingest checks its own token; a CORS preflight never carries credentials.
+            app = protect(app, kube.api_client(settings.kubeconfig, environ),
+                          bypass=lambda env: env.get("REQUEST_METHOD") in ("POST", "OPTIONS"),
+                          on_reject=lambda code: self.stats.error(f"auth_{code}"))
         # waitress buffers a whole request body before the app sees it: cap that too (the app's own
         # JSON 413 covers bodies up to this; past it waitress answers a plain-text 413).
         self.server = ServerHandle(app, host=settings.listen.host, port=settings.listen.port, threads=8,

@@ -16,15 +16,13 @@ is a 503 Status (never cached, never a pass).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any
 
 import falcon
 from cryptography import x509
@@ -32,7 +30,18 @@ from cryptography.x509.oid import NameOID
 
 from aggregator.metricsapi.status import StatusError
 from aggregator.stats import AggregatorStats
-from k8smon_common.kube import KubeError, get_json, post_json
+from k8smon_common.kube import KubeError, get_json
+from k8smon_common.kubeauth import (
+    KubeReviewer,
+    Reviewer,
+    Reviews,
+    ReviewUnavailable,
+    User,
+    bearer_token,
+    review_spec,
+)
+
+__all__ = ["DelegatedAuth", "KubeReviewer", "RequestHeaderConfig", "User", "load_requestheader"]
 
 log = logging.getLogger(__name__)
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/livez"})
@@ -83,68 +92,6 @@ def load_requestheader(api: Any) -> RequestHeaderConfig:
         raise KubeError(f"kube-system/extension-apiserver-authentication: {exc}") from exc
 
 
-@dataclass(frozen=True)
-class User:
-    name: str
-    groups: tuple[str, ...] = ()
-    extra: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-    uid: str = ""
-
-
-class Reviewer(Protocol):
-    def token_review(self, token: str) -> User | None: ...
-
-    def access_review(self, spec: dict[str, Any]) -> tuple[bool, str]: ...
-
-
-class KubeReviewer:
-    """TokenReview and SubjectAccessReview through the API server (`system:auth-delegator` allows both)."""
-
-    def __init__(self, api: Any) -> None:
-        self._api = api
-
-    def token_review(self, token: str) -> User | None:
-        doc = post_json(self._api, "/apis/authentication.k8s.io/v1/tokenreviews",
-                        {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
-                         "spec": {"token": token}})
-        status = doc.get("status") or {}
-        if not status.get("authenticated"):
-            return None
-        user = status.get("user") or {}
-        extra = {str(k): tuple(v) for k, v in (user.get("extra") or {}).items() if isinstance(v, list)}
-        return User(str(user.get("username", "")), tuple(user.get("groups") or ()), extra,
-                    str(user.get("uid", "")))
-
-    def access_review(self, spec: dict[str, Any]) -> tuple[bool, str]:
-        doc = post_json(self._api, "/apis/authorization.k8s.io/v1/subjectaccessreviews",
-                        {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
-                         "spec": spec})
-        status = doc.get("status") or {}
-        return bool(status.get("allowed")) and not status.get("denied"), str(status.get("reason", ""))
-
-
-class TtlCache:
-    """key -> value for `ttl` seconds, at most `size` entries (the oldest go first)."""
-
-    def __init__(self, ttl: float, *, size: int = 4096, clock: Callable[[], float] = time.monotonic) -> None:
-        self._ttl, self._size, self._clock = ttl, size, clock
-        self._lock = threading.Lock()
-        self._items: dict[str, tuple[float, Any]] = {}
-
-    def get(self, key: str) -> tuple[bool, Any]:
-        with self._lock:
-            hit = self._items.get(key)
-            if hit is None or hit[0] <= self._clock():
-                return False, None
-            return True, hit[1]
-
-    def put(self, key: str, value: Any) -> None:
-        with self._lock:
-            if len(self._items) >= self._size:
-                self._items.pop(next(iter(self._items)))
-            self._items[key] = (self._clock() + self._ttl, value)
-
-
 def attributes(path: str) -> dict[str, Any]:
     """The SubjectAccessReview attributes of a GET: resourceAttributes for nodes/pods, else non-resource."""
     parts = [p for p in path.split("/") if p]
@@ -190,22 +137,23 @@ class DelegatedAuth:
     def __init__(self, config: RequestHeaderConfig, reviewer: Reviewer, *, stats: AggregatorStats,
                  ttl: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
         self.config = config
-        self._reviewer = reviewer
+        self._reviews = Reviews(reviewer, ttl=ttl, clock=clock)
         self._stats = stats
-        self._tokens = TtlCache(ttl, clock=clock)
-        self._access = TtlCache(ttl, clock=clock)
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
         if req.path in OPEN_PATHS:
             return
-        user = self.authenticate(req)
-        if user is None:
-            self._stats.error("metrics_api_unauthorized")
-            raise StatusError(401, "Unauthorized", headers={"WWW-Authenticate": 'Bearer realm="k8s-monitor"'})
-        attrs = attributes(req.path)
-        spec = {"user": user.name, "groups": list(user.groups),
-                "extra": {k: list(v) for k, v in user.extra.items()}, "uid": user.uid, **attrs}
-        allowed, reason = self._review_access(spec)
+        try:
+            user = self.authenticate(req)
+            if user is None:
+                self._stats.error("metrics_api_unauthorized")
+                raise StatusError(401, "Unauthorized",
+                                  headers={"WWW-Authenticate": 'Bearer realm="k8s-monitor"'})
+            attrs = attributes(req.path)
+            allowed, reason = self._reviews.allowed(review_spec(user, attrs))
+        except ReviewUnavailable as exc:
+            self._stats.error("metrics_api_review")
+            raise StatusError(503, f"cannot check the request's credentials: {exc} failed") from exc
         if not allowed:
             self._stats.error("metrics_api_forbidden")
             message = forbidden_message(user, attrs) + (f": {reason}" if reason else "")
@@ -216,11 +164,8 @@ class DelegatedAuth:
         user = self._from_headers(req)
         if user is not None:
             return user
-        header = req.get_header("Authorization") or ""
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            return None
-        return self._review_token(token.strip())
+        token = bearer_token(req.get_header("Authorization"))
+        return self._reviews.user(token) if token else None
 
     def _from_headers(self, req: falcon.Request) -> User | None:
         env = req.env
@@ -242,32 +187,3 @@ class DelegatedAuth:
                     key = urllib.parse.unquote(header[len(prefix):]).lower()
                     extra[key] = tuple(v.strip() for v in value.split(","))
         return User(username, groups, extra)
-
-    def _review_token(self, token: str) -> User | None:
-        key = hashlib.sha256(token.encode()).hexdigest()
-        hit, user = self._tokens.get(key)
-        if hit:
-            return user
-        try:
-            user = self._reviewer.token_review(token)
-        except KubeError as exc:
-            raise self._unavailable("TokenReview", exc) from exc
-        self._tokens.put(key, user)
-        return user
-
-    def _review_access(self, spec: dict[str, Any]) -> tuple[bool, str]:
-        key = json.dumps(spec, sort_keys=True)
-        hit, answer = self._access.get(key)
-        if hit:
-            return answer
-        try:
-            answer = self._reviewer.access_review(spec)
-        except KubeError as exc:
-            raise self._unavailable("SubjectAccessReview", exc) from exc
-        self._access.put(key, answer)
-        return answer
-
-    def _unavailable(self, what: str, exc: KubeError) -> StatusError:
-        self._stats.error("metrics_api_review")
-        log.warning("metrics API: %s failed: %s", what, exc)
-        return StatusError(503, f"cannot check the request's credentials: {what} failed")
