@@ -225,3 +225,16 @@ def test_label_index_follows_list_and_events() -> None:
     assert index.get("ns", "p") == {"app": "api"}
     index.apply("DELETED", {"metadata": {"name": "p", "namespace": "ns"}})
     assert index.get("ns", "p") == {}
+
+
+def test_rendered_containers_follow_each_new_reading(store: Store, client: falcon.testing.TestClient) -> None:
+    """The per-reading cache of rendered containers never serves a previous scrape's figures."""
+    first = client.simulate_get(f"{V1B1}/namespaces/shop/pods/web-2").json["containers"]
+    assert client.simulate_get(f"{V1B1}/pods").json["items"][3]["containers"] == first  # cached, same
+    store.ingest(NodeReading(node="node-a", timestamp=NOW - 1, values={"cpu_usage_cores": 1.0,
+                                                                         "memory_used_bytes": 1 << 30},
+                             pods=(_pod("shop", "web-2", _container("app", 0.75, 50 << 20)),)))
+    assert client.simulate_get(f"{V1B1}/namespaces/shop/pods/web-2").json["containers"] == [
+        {"name": "app", "usage": {"cpu": "750m", "memory": "50Mi"}}]
+    items = {p["metadata"]["name"]: p for p in client.simulate_get(f"{V1B1}/pods").json["items"]}
+    assert items["web-2"]["containers"][0]["usage"]["cpu"] == "750m"

@@ -16,10 +16,12 @@ A node that is down, or a pod with no containers or any container without both f
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from typing import Any
 
 from aggregator.metricsapi.quantity import cpu_quantity, go_duration, memory_quantity, rfc3339
+from aggregator.model import ContainerReading
 from aggregator.records import NodeView, PodView, Sample
 
 NODE_CPU, NODE_MEMORY = "cpu_usage_cores", "memory_used_bytes"
@@ -54,17 +56,60 @@ def node_metrics(view: NodeView, labels: Mapping[str, str], *, now: float, defau
             "usage": {"cpu": cpu_quantity(cpu), "memory": memory_quantity(memory)}}
 
 
-def pod_metrics(view: PodView, labels: Mapping[str, str], *, now: float, default_window: float,
-                version: str) -> dict[str, Any] | None:
-    if not view.namespace or not view.containers:
-        return None  # unnamed pods have no object to name; no containers: no complete sample yet
-    containers = []
-    for container in view.containers:
+def containers_doc(containers: tuple[ContainerReading, ...]) -> list[dict[str, Any]] | None:
+    """`containers` of a PodMetrics; None when any container lacks CPU or memory (or there are none)."""
+    out = []
+    for container in containers:
         cpu, memory = container.values.get(CONTAINER_CPU), container.values.get(CONTAINER_MEMORY)
         if cpu is None or memory is None:
             return None
-        containers.append({"name": container.name,
-                           "usage": {"cpu": cpu_quantity(cpu), "memory": memory_quantity(memory)}})
+        out.append({"name": container.name,
+                    "usage": {"cpu": cpu_quantity(cpu), "memory": memory_quantity(memory)}})
+    return out or None
+
+
+class ContainerDocs:
+    """Rendered `containers` per reading: a reading's container tuple lives until the next scrape of its
+    node, so a list asked again within the interval (HPAs, kubectl, dashboards) renders each pod once.
+
+    Keyed by the tuple's identity, the tuple kept in the entry so its id cannot be reused while cached;
+    `sweep()` (after an all-pods list) keeps only the tuples that list used. Never mutate what it returns.
+    """
+
+    def __init__(self, limit: int = 200_000) -> None:
+        self._lock = threading.Lock()
+        self._docs: dict[int, tuple[tuple[ContainerReading, ...], list[dict[str, Any]] | None]] = {}
+        self._used: set[int] = set()
+        self._limit = limit
+
+    def get(self, containers: tuple[ContainerReading, ...]) -> list[dict[str, Any]] | None:
+        key = id(containers)
+        with self._lock:
+            hit = self._docs.get(key)
+            self._used.add(key)
+        if hit is not None and hit[0] is containers:
+            return hit[1]
+        doc = containers_doc(containers)
+        with self._lock:
+            if len(self._docs) >= self._limit:
+                self._docs.clear()
+            self._docs[key] = (containers, doc)
+        return doc
+
+    def sweep(self) -> None:
+        """Forget every entry not asked for since the last sweep."""
+        with self._lock:
+            self._docs = {k: v for k, v in self._docs.items() if k in self._used}
+            self._used = set()
+
+
+def pod_metrics(view: PodView, labels: Mapping[str, str], *, now: float, default_window: float,
+                version: str, cache: ContainerDocs | None = None) -> dict[str, Any] | None:
+    if not view.namespace or not view.containers:
+        return None  # unnamed pods have no object to name; no containers: no complete sample yet
+    containers = containers_doc(view.containers) if cache is None else cache.get(view.containers)
+    if containers is None:
+        return None
     return {"kind": "PodMetrics", "apiVersion": version,
             "metadata": _meta(view.pod, labels, now, namespace=view.namespace),
             **_timing(view.sample, default_window), "containers": containers}

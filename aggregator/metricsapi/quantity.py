@@ -8,6 +8,7 @@ zeros come off in steps of 1000, so 1500000n prints as `1500u` and 2000000n as `
 
 from __future__ import annotations
 
+import functools
 import math
 from datetime import UTC, datetime
 
@@ -19,19 +20,19 @@ def decimal_quantity(value: int, scale: int) -> str:
     """`value` x 10**`scale` in canonical DecimalSI form (exponent a multiple of 3)."""
     if value == 0:
         return "0"
-    exponent = scale
-    while value % 10 == 0:
-        value //= 10
-        exponent += 1
+    # On the decimal digits (30k pods x 3 containers per list: the loop on integers cost 3x more).
+    digits = str(value)
+    mantissa = digits.rstrip("0")
+    exponent = scale + len(digits) - len(mantissa)
     shift = exponent % 3  # Python's % is non-negative: bring the exponent down to a multiple of 3
-    value *= 10**shift
+    mantissa += "0" * shift
     exponent -= shift
     if exponent > 18:
-        value *= 10 ** (exponent - 18)
+        mantissa += "0" * (exponent - 18)
         exponent = 18
     if exponent < -9:  # cannot happen from nanocores; kept exact rather than rounded
-        raise ValueError(f"{value}e{exponent} is finer than nano")
-    return f"{value}{_DECIMAL_SUFFIXES[exponent]}"
+        raise ValueError(f"{value}e{scale} is finer than nano")
+    return mantissa + _DECIMAL_SUFFIXES[exponent]
 
 
 def binary_quantity(value: int) -> str:
@@ -55,6 +56,7 @@ def memory_quantity(bytes_: float) -> str:
     return binary_quantity(round(bytes_))
 
 
+@functools.lru_cache(maxsize=1024)  # a handful of distinct windows per cluster
 def go_duration(seconds: float) -> str:
     """A duration as Go's `time.Duration.String()` (and so `metav1.Duration`) writes it: `15s`,
     `10.5s`, `1m0.5s`, `1h2m3s`, `0s`, `250ms`."""
@@ -89,4 +91,9 @@ def rfc3339(timestamp: float) -> str:
     """A Unix time as `metav1.Time` serialises it: RFC 3339, whole seconds, UTC `Z`."""
     if not math.isfinite(timestamp):
         raise ValueError(f"not a time: {timestamp!r}")
-    return datetime.fromtimestamp(int(timestamp), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return _rfc3339(int(timestamp))
+
+
+@functools.lru_cache(maxsize=8192)  # one sample time per node and round: a list repeats them
+def _rfc3339(seconds: int) -> str:
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

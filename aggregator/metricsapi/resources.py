@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import falcon
@@ -23,6 +23,7 @@ class MetricsContext:
     labels: Labels
     clock: Callable[[], float]
     default_window: float  # window when the sample does not say (the scrape interval)
+    containers: objects.ContainerDocs = field(default_factory=objects.ContainerDocs)
 
 
 def _selectors(req: falcon.Request) -> tuple[selectors.LabelSelector | None, selectors.FieldSelector | None]:
@@ -44,7 +45,8 @@ class _Base:
 
     def pod_doc(self, view: PodView) -> dict[str, Any] | None:
         return objects.pod_metrics(view, self.ctx.labels.pod(view.namespace, view.pod), now=self.ctx.clock(),
-                                   default_window=self.ctx.default_window, version=self.api_version)
+                                   default_window=self.ctx.default_window, version=self.api_version,
+                                   cache=self.ctx.containers)
 
 
 class NodeList(_Base):
@@ -79,6 +81,8 @@ class PodList(_Base):
         resp.media = objects.metrics_list("PodMetricsList", self.api_version,
                                           list(self._docs(self.ctx.store.pods(namespace=namespace),
                                                           label_sel, field_sel)))
+        if namespace is None and label_sel is None and field_sel is None:
+            self.ctx.containers.sweep()  # every current pod was asked for: the rest are gone
 
     def _docs(self, views: Iterable[PodView], label_sel: selectors.LabelSelector | None,
               field_sel: selectors.FieldSelector | None) -> Iterable[dict[str, Any]]:
