@@ -95,3 +95,7 @@ def test_exporter_metrics_behind_auth(kube: FakeKube) -> None:
         denied = requests.get(f"{url}/metrics", headers={"Authorization": "Bearer nobody"}, timeout=10)
         assert denied.status_code == 403
     assert ("system:serviceaccount:monitoring:prometheus", "/metrics") in _sar_paths(kube)
+    # what deploy/overlays/auth binds (system:auth-delegator) is what is used
+    reviews = {(c.verb, c.group, c.resource) for c in kube.calls if c.resource.endswith("reviews")}
+    assert reviews == {("create", "authentication.k8s.io", "tokenreviews"),
+                       ("create", "authorization.k8s.io", "subjectaccessreviews")}
