@@ -144,6 +144,9 @@ def cluster() -> db.Dashboard:
         .with_panel(series("Network by namespace", "Bps",
                            _io("namespace:k8smon_pod_{fam}:rate1m", NET, "{{namespace}} "),
                            "Pod network bytes per second summed per namespace (host-network pods excluded)."))
+        .with_panel(series("Disk I/O by namespace", "Bps",
+                           _io("namespace:k8smon_pod_{fam}:rate1m", DISK, "{{namespace}} "),
+                           "Pod block I/O bytes per second summed per namespace."))
         .with_panel(series("Root filesystem used by node", "percentunit",
                            [Query("1 - " + fill(NODE_ALL, "filesystem_avail_bytes") + " / "
                                   + fill(NODE_ALL, "filesystem_size_bytes"), "{{node}}")],
