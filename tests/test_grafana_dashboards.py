@@ -208,3 +208,10 @@ def test_generator_prunes_and_writes(tmp_path: Path, monkeypatch: pytest.MonkeyP
     (tmp_path / "k8s-monitor-gone.json").write_text("{}")  # a dashboard since removed from generate.py
     assert gen.main() == 0
     assert sorted(p.name for p in tmp_path.glob("*.json")) == [f.name for f in FILES]
+
+
+def test_readme_lists_every_dashboard_with_its_panel_count() -> None:
+    text = (GRAFANA / "README.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| `dashboards/([\w.-]+)`[^|]*\| `([\w-]+)` \| (\d+) \|", text, flags=re.MULTILINE)
+    listed = {f: (uid, int(n)) for f, uid, n in rows}
+    assert listed == {name: (d["uid"], len(d["panels"])) for name, d in _dashboards().items()}
