@@ -97,6 +97,10 @@ def base(uid: str, title: str, description: str) -> db.Dashboard:
         .link(db.DashboardLink("k8s-monitor").type(dm.DashboardLinkType.DASHBOARDS).tags(TAGS)
               .as_dropdown(True).include_vars(True).keep_time(True))
         .with_variable(db.DatasourceVariable("datasource").label("Data source").type("prometheus"))
+        # What Grafana itself writes into every dashboard it saves: its built-in annotations.
+        .annotation(db.AnnotationQuery().name("Annotations & Alerts").type("dashboard").built_in(1)
+                    .datasource(dm.DataSourceRef(type_val="grafana", uid="-- Grafana --"))
+                    .enable(True).hide(True).icon_color("rgba(0, 211, 255, 1)"))
     )
 
 
