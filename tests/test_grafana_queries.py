@@ -1,15 +1,16 @@
 """Every query of every dashboard in deploy/grafana/, and every recording rule, proven against a real
-Prometheus in both scrape modes.
+Prometheus in each scrape mode.
 
 Three real exporters read live copies of the recorded node trees (counters growing, tests/support/
 live_tree.py) and name their pods through the fake API server; a real aggregator scrapes them and
-takes a few pushed pods (POST /api/namespaces/.../metrics) besides. Two Debian `prometheus` processes
-scrape at 1 s with deploy/prometheus/rules.yml loaded: one scrapes the exporters directly, the other
-the aggregator's federated /metrics with honor_labels: true. For each, every dashboard's variables
-are resolved through the label-values API the way Grafana does, and every target of every panel is
-evaluated for every combination of values: it must parse, return values in its panel unit's
-plausible range, and, over the combinations, return at least one series and one value above zero
-(a stat that can be 0, like "Host network", excepted). Every recorded series must exist too.
+takes a few pushed pods (POST /api/namespaces/.../metrics) besides. Three Debian `prometheus`
+processes scrape at 1 s with deploy/prometheus/rules.yml loaded and honor_labels: true: one the
+exporters directly, one the aggregator's federated /metrics, one both at once. For each, every
+dashboard's variables are resolved through the label-values API the way Grafana does, and every
+target of every panel is evaluated for every combination of values: it must parse, return values in
+its panel unit's plausible range, and, over the combinations, return at least one series and one
+value above zero (a stat that can be 0, like "Host network", excepted). Every recorded series must
+exist too, and a pod scraped both ways must count once.
 """
 
 from __future__ import annotations
@@ -61,6 +62,8 @@ RANGES: dict[str, tuple[float, float]] = {
     "bool_yes_no": (0.0, 1.0),
 }
 MAY_BE_ZERO = {"bool_yes_no"}
+# Prometheus scraping the exporters, the aggregator's federated /metrics, or both at once.
+MODES = ("direct", "federated", "both")
 
 
 def fixture_uids(node: str) -> list[str]:
@@ -213,13 +216,18 @@ class Prometheus:
         return sorted(v for v in doc["data"] if v)
 
 
-def _start_prometheus(tmp: Path, mode: str, job: str, targets: list[str]) -> Prometheus:
+EXPORTER_JOB, AGGREGATOR_JOB = "k8s-monitor-exporter", "k8s-monitor-aggregator"
+
+
+def _start_prometheus(tmp: Path, mode: str, jobs: dict[str, list[str]]) -> Prometheus:
+    """Prometheus scraping each job's targets every second with honor_labels, rules.yml loaded."""
     binary = require_tool("prometheus")
     port = free_port()
     config = {
         "global": {"scrape_interval": "1s", "scrape_timeout": "900ms", "evaluation_interval": "1s"},
         "rule_files": [str(RULES)],
-        "scrape_configs": [{"job_name": job, "honor_labels": True, "static_configs": [{"targets": targets}]}],
+        "scrape_configs": [{"job_name": job, "honor_labels": True, "static_configs": [{"targets": targets}]}
+                           for job, targets in jobs.items()],
     }
     path = tmp / f"prometheus-{mode}.yml"
     path.write_text(yaml.safe_dump(config))
@@ -234,11 +242,12 @@ def _start_prometheus(tmp: Path, mode: str, job: str, targets: list[str]) -> Pro
 @pytest.fixture(scope="module")
 def proms(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Prometheus]]:
     tmp = tmp_path_factory.mktemp("prometheus")
-    started = {
-        "direct": _start_prometheus(tmp, "direct", "k8s-monitor-exporter", cluster.exporter_targets),
-        "federated": _start_prometheus(tmp, "federated", "k8s-monitor-aggregator",
-                                       [f"127.0.0.1:{cluster.aggregator.server.port}"]),
-    }
+    aggregator = [f"127.0.0.1:{cluster.aggregator.server.port}"]
+    started = {mode: _start_prometheus(tmp, mode, jobs) for mode, jobs in (
+        ("direct", {EXPORTER_JOB: cluster.exporter_targets}),
+        ("federated", {AGGREGATOR_JOB: aggregator}),
+        ("both", {EXPORTER_JOB: cluster.exporter_targets, AGGREGATOR_JOB: aggregator}),
+    )}
     try:
         yield started
     finally:
@@ -346,7 +355,7 @@ def _check_dashboards(prom: Prometheus) -> dict[str, int]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("mode", ["direct", "federated"])
+@pytest.mark.parametrize("mode", MODES)
 def test_every_dashboard_query_returns_plausible_data(proms: dict[str, Prometheus], cluster: Cluster,
                                                       mode: str) -> None:
     prom = proms[mode]
@@ -359,12 +368,11 @@ def test_every_dashboard_query_returns_plausible_data(proms: dict[str, Prometheu
     assert cluster.pusher.pushes > 0 and not cluster.pusher.failures, cluster.pusher.failures[:3]
     # The mode really is what it says: only its own job, and pushed pods only through the aggregator.
     jobs = {r["metric"]["job"] for r in prom.query("count by (job) (k8smon_pod_memory_working_set_bytes)")}
-    assert jobs == {"k8s-monitor-exporter" if mode == "direct" else "k8s-monitor-aggregator"}
+    both = {EXPORTER_JOB, AGGREGATOR_JOB}
+    assert jobs == {"direct": {EXPORTER_JOB}, "federated": {AGGREGATOR_JOB}, "both": both}[mode]
     pushed = prom.query('k8smon_pod_memory_working_set_bytes{namespace="checkout"}')
     assert len(pushed) == (0 if mode == "direct" else len(PUSHED))
-    # Roll-ups: the aggregator's namespace figures are what the recording rule shows when federated.
-    rolled = prom.query("k8smon_namespace_pods")
-    assert bool(rolled) == (mode == "federated")
+    assert bool(prom.query("k8smon_namespace_pods")) == (mode != "direct")  # the aggregator's roll-ups
 
 
 def _record_unit(record: str) -> str:
@@ -377,7 +385,7 @@ def _record_unit(record: str) -> str:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("mode", ["direct", "federated"])
+@pytest.mark.parametrize("mode", MODES)
 def test_every_recording_rule_has_plausible_output(proms: dict[str, Prometheus], mode: str) -> None:
     prom = proms[mode]
     wait_until(lambda: _ready(prom), timeout=45, interval=0.5, message=f"[{mode}] recorded series present")
@@ -392,19 +400,39 @@ def test_every_recording_rule_has_plausible_output(proms: dict[str, Prometheus],
         assert all("job" not in r["metric"] and "instance" not in r["metric"] for r in result), record
 
 
+def _stat(name: str, title: str) -> str:
+    """The expression of the stat panel `title` in dashboard file `name`."""
+    dash = json.loads((DEPLOY / "grafana" / "dashboards" / name).read_text())
+    (panel,) = [p for p in dash["panels"] if p["title"] == title]
+    (target,) = panel["targets"]
+    return str(target["expr"])
+
+
 @pytest.mark.slow
-def test_namespace_sums_agree_between_the_modes(proms: dict[str, Prometheus]) -> None:
-    """The same pods give the same namespace memory either way (memory is a gauge read from the same
-    recorded files; CPU and rates differ by sampling moments, so they are not compared)."""
+def test_each_pod_counts_once_whichever_way_prometheus_scrapes(proms: dict[str, Prometheus]) -> None:
+    """A pod scraped through both jobs counts once in the dashboards and the recording rules, and the
+    same pods give the same namespace memory (a gauge read from the same recorded files; CPU and
+    rates differ by sampling moments, so they are not compared)."""
     for prom in proms.values():
         wait_until(lambda p=prom: _ready(p), timeout=45, interval=0.5, message=f"[{prom.mode}] ready")
+    fixture_pods = sum(len(fixture_uids(node)) for node in HOSTS)
+    everything = fixture_pods + len(PUSHED)
+    expected = {"direct": fixture_pods, "federated": everything, "both": everything}
+    pods = _stat("k8s-monitor-cluster.json", "Pods")
+    for mode, prom in proms.items():
+        (count,) = prom.query(pods)
+        assert float(count["value"][1]) == expected[mode], mode
 
-    def by_ns(prom: Prometheus) -> dict[str, float]:
-        return {r["metric"]["namespace"]: float(r["value"][1])
-                for r in prom.query("namespace:k8smon_pod_memory_working_set_bytes:sum")}
+    def by_ns(prom: Prometheus, record: str) -> dict[str, float]:
+        return {r["metric"]["namespace"]: float(r["value"][1]) for r in prom.query(record)}
 
-    direct, federated = by_ns(proms["direct"]), by_ns(proms["federated"])
-    assert set(direct) == {"shop", "search"}
-    assert set(federated) == {"shop", "search", "checkout"}  # checkout exists only as pushed pods
-    for ns, value in direct.items():
-        assert federated[ns] == pytest.approx(value), ns
+    record = "namespace:k8smon_pod_memory_working_set_bytes:sum"
+    memory = {m: by_ns(prom, record) for m, prom in proms.items()}
+    assert set(memory["direct"]) == {"shop", "search"}
+    assert set(memory["federated"]) == set(memory["both"]) == {"shop", "search", "checkout"}  # pushed
+    for ns, value in memory["direct"].items():
+        assert memory["federated"][ns] == pytest.approx(value), ns
+        assert memory["both"][ns] == pytest.approx(value), ns
+    counts = {mode: by_ns(prom, "namespace:k8smon_pods:count") for mode, prom in proms.items()}
+    assert counts["both"] == counts["federated"]
+    assert sum(counts["direct"].values()) == fixture_pods
