@@ -215,3 +215,18 @@ def test_readme_lists_every_dashboard_with_its_panel_count() -> None:
     rows = re.findall(r"^\| `dashboards/([\w.-]+)`[^|]*\| `([\w-]+)` \| (\d+) \|", text, flags=re.MULTILINE)
     listed = {f: (uid, int(n)) for f, uid, n in rows}
     assert listed == {name: (d["uid"], len(d["panels"])) for name, d in _dashboards().items()}
+
+
+def _expand(pattern: str) -> set[str]:
+    """`a_{b,c}_d` -> {a_b_d, a_c_d} (the shorthand of the README's recorded-series table)."""
+    m = re.search(r"\{([^{}]*)\}", pattern)
+    if m is None:
+        return {pattern}
+    head, tail = pattern[: m.start()], pattern[m.end():]
+    return {s for alt in m.group(1).split(",") for s in _expand(head + alt + tail)}
+
+
+def test_readme_lists_every_recorded_series() -> None:
+    text = (GRAFANA / "README.md").read_text(encoding="utf-8")
+    listed = {s for cell in re.findall(r"`([a-z_]+:k8smon_[^`]+)`", text) for s in _expand(cell)}
+    assert listed == _recorded()
