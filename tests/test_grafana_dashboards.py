@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.support import require
 from tests.support.deploy import DEPLOY, REPO, Obj, assert_valid, render
 from tests.test_deploy_manifests import NAMESPACE, SCHEMA_VERSIONS
 
@@ -30,6 +31,8 @@ MIN_SCHEMA_VERSION = 41
 
 
 def _generator() -> ModuleType:
+    require(importlib.util.find_spec("grafana_foundation_sdk") is not None,
+            "grafana-foundation-sdk is not installed (pip install -e '.[test]', or make venv)")
     spec = importlib.util.spec_from_file_location("k8smon_grafana_generate", GRAFANA / "generate.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
