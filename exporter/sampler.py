@@ -3,29 +3,33 @@
 Readers return cumulative figures; the sampler keeps the previous reading per pod and for the host
 so it can turn two readings into CPU cores. A counter that goes backwards (a cgroup recreated under
 the same pod UID, a host reboot seen through a remounted /proc) starts a new baseline instead of
-producing a negative rate.
+producing a negative rate. Disk and network totals are rebuilt from per-device deltas
+(exporter/counters.py) so they never decrease when a device or interface goes away.
 
 Containers (when a container reader is given) are named from the pod's statuses; the sandbox and
 containers that cannot be told apart from it are left out (they stay in the pod's figures), other
 unnamed ones are labelled by their id's first 12 digits. CPU rates are kept per container id, so a
 restarted container (new id, same name) has no rate until its second reading; its name's counter
-continues from the previous container's last value instead of dropping to the new one's.
+continues from the value last served under the name instead of dropping to the new one's.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Callable, Collection
-from typing import Protocol
+from collections.abc import Callable, Collection, Mapping
+from typing import Protocol, TypeVar
 
 from exporter.containers import ContainerCgroup, ContainerUsage
-from exporter.model import CpuTimes, HostSample, PodCgroup, PodUsage
+from exporter.counters import MonotonicTotal
+from exporter.model import CpuTimes, DiskCounters, HostSample, NetCounters, PodCgroup, PodUsage
 from exporter.snapshot import ContainerSample, PodMeta, PodSample, Snapshot
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], float]
+S = TypeVar("S", HostSample, PodUsage)
 
 
 class CountingErrors:
@@ -119,6 +123,8 @@ class Sampler:
         self._prev_pods: dict[str, tuple[float, float]] = {}  # uid -> (cpu seconds, monotonic time)
         self._prev_containers: dict[str, tuple[float, float]] = {}  # container id -> the same
         self._names: dict[str, dict[str, _NameState]] = {}  # pod uid -> container name -> its counter
+        self._host_io = _IoTotals()
+        self._pod_io: dict[str, _IoTotals] = {}  # uid -> its disk and network totals
         self._cycles = 0
         self._latest: Snapshot | None = None
         self._stop = threading.Event()
@@ -134,7 +140,7 @@ class Sampler:
         started_wall = self._now()
         started_mono = self._monotonic()
         started_cpu = self._cpu_clock()
-        host = self._host_reader.read()
+        host = self._host_io.fold(self._host_reader.read())
         host_cores = self._host_rate(host)
         pods = self._read_pods()
         self._cycles += 1
@@ -174,6 +180,8 @@ class Sampler:
         samples: list[PodSample] = []
         seen: dict[str, tuple[float, float]] = {}
         seen_containers: dict[str, tuple[float, float]] = {}
+        # A pod keeps its disk/network totals while its cgroup exists (a failed read costs no reset).
+        self._pod_io = {cg.uid: self._pod_io.get(cg.uid) or _IoTotals() for cg in cgroups}
         for cgroup in cgroups:
             meta = self._pods.get(cgroup.uid) if self._pods is not None else None
             if meta is not None and meta.namespace in self._exclude:
@@ -185,6 +193,7 @@ class Sampler:
                 continue
             if usage is None:
                 continue  # the reader already counted why
+            usage = self._pod_io[cgroup.uid].fold(usage)
             rate = None
             if usage.cpu_seconds is not None:
                 stamp = self._monotonic()
@@ -198,7 +207,8 @@ class Sampler:
             samples.append(PodSample(usage=usage, cpu_usage_cores=rate, meta=meta, containers=containers))
         self._prev_pods = seen  # pods that left drop their baseline with them
         self._prev_containers = seen_containers
-        self._names = {uid: names for uid, names in self._names.items() if uid in seen}
+        present = {cg.uid for cg in cgroups}  # a pod keeps its containers' counters while its cgroup exists
+        self._names = {uid: names for uid, names in self._names.items() if uid in present}
         samples.sort(key=lambda s: s.usage.uid)
         return tuple(samples)
 
@@ -297,3 +307,30 @@ class Sampler:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
+
+
+class _IoTotals:
+    """Monotonic disk and network totals of the host or of one pod."""
+
+    __slots__ = ("disk", "network")
+
+    def __init__(self) -> None:
+        self.disk = MonotonicTotal()
+        self.network = MonotonicTotal()
+
+    def fold(self, sample: S) -> S:
+        """`sample` with its disk/network totals replaced by the monotonic ones (None stays None)."""
+        disk = net = None
+        if sample.disk is not None:
+            disk = DiskCounters(*self.disk.update(_pairs(sample.disk_devices, sample.disk)))
+        if sample.network is not None:
+            net = NetCounters(*self.network.update(_pairs(sample.network_interfaces, sample.network)))
+        return dataclasses.replace(sample, disk=disk, network=net)
+
+
+def _pairs(devices: Mapping[str, DiskCounters] | Mapping[str, NetCounters] | None,
+           total: DiskCounters | NetCounters) -> dict[str, tuple[int, int]]:
+    # A reader that gives no per-device figures (a test double) is one device.
+    items = devices.items() if devices is not None else (("", total),)
+    return {name: (c.read_bytes, c.written_bytes) if isinstance(c, DiskCounters)
+            else (c.receive_bytes, c.transmit_bytes) for name, c in items}
