@@ -1,4 +1,5 @@
-"""Per-round store work: `Store.end_round` and `FederationCache.rebuild` on N nodes x P pods, in-process.
+"""Per-round store work: `Store.end_round` and `FederationCache.rebuild` on N nodes x P pods, in-process;
+first the CPU time to parse and convert one exporter exposition of P pods (and C containers each).
 
 The scrape service runs both on the scrape-loop thread after every round, so their time comes out
 of the interval. Synthetic readings (the fake exporters' pod identities and values) are ingested
@@ -140,6 +141,27 @@ def measure(
     return times
 
 
+def measure_parse(pods: int, containers: int, *, expositions: int = 200, repeats: int = 5) -> list[float]:
+    """CPU seconds to parse and convert one exporter exposition (FastParser with a warm per-target
+    cache, then to_reading), per repeat over `expositions` distinct nodes."""
+    from aggregator.parser import FastParser
+    from aggregator.readings import to_reading
+    from tests.aggregator_fakes import render_exposition
+
+    texts = [render_exposition(f"node-{n:04d}", pods=pods, seq=1, timestamp=1.7e9, containers=containers)
+             .decode() for n in range(expositions)]
+    parsers = [FastParser() for _ in texts]
+    for parser, text in zip(parsers, texts, strict=True):
+        to_reading(parser.parse(text))  # warm the per-target head caches, as after the first round
+    out = []
+    for _ in range(repeats):
+        c0 = time.process_time()
+        for parser, text in zip(parsers, texts, strict=True):
+            to_reading(parser.parse(text))
+        out.append((time.process_time() - c0) / expositions)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     """Print end_round and rebuild medians (and min/max), wall and CPU seconds, per N."""
     sys.path.insert(0, str(REPO))
@@ -149,6 +171,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--containers", type=int, default=0, help="containers per pod (federated families)")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    parse = [seconds * 1000 for seconds in measure_parse(args.pods, args.containers)]
+    print(f"parse+convert one exposition ({args.pods} pods, {args.containers} containers/pod): CPU median "
+          f"{statistics.median(parse):.2f} ms (min {min(parse):.2f}, max {max(parse):.2f})", flush=True)
     for nodes in args.nodes or [100, 1000]:
         times = measure(nodes, args.pods, rounds=args.rounds, containers=args.containers)
         extra = f" containers={nodes * args.pods * args.containers}" if args.containers else ""
