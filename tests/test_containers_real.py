@@ -8,6 +8,8 @@ namespace the test made (veth to a peer namespace it also owns). One container b
 containerStatuses carrying the same ids; a real exporter (its --cgroup-root a view of the test's tree
 only, so other engineers' cgroups never meet it) is scraped over HTTP.
 
+The real exporter's exposition, container families included, passes `promtool check metrics`.
+
 At the end the burner restarts as kubelet does it (old container removed, a new id started, then the
 status updated): its name's CPU counter never goes back and the new id shows by its short id until named.
 
@@ -275,6 +277,10 @@ def test_real_containers_named_measured_and_summed(real_pod: RealPod, kube: Fake
         # K payload plus TCP/IP/Ethernet headers (~5% at this MSS), the handshake and ARP
         assert SENT <= tx < SENT * 1.10 + 64 * 1024, f"{tx} bytes counted for {SENT} sent"
         restart_burner(pod, kube, url, ts3)
+        body = requests.get(f"{url}/metrics", timeout=10).content
+        check = subprocess.run([require_tool("promtool"), "check", "metrics"], input=body,
+                               capture_output=True, timeout=60, check=False)
+        assert check.returncode == 0 and not check.stdout.strip() and not check.stderr.strip(), check
         print(f"figures: cpu {measured:.3f} s measured / {burnt:.3f} s burnt over {ts1 - ts0:.1f} s; "
               f"working set {held / MIB:.2f} MiB for {HELD / MIB:.0f} MiB held; pod cpu {pod_cpu:.3f} = "
               f"{containers_cpu:.3f} + sandbox {sandbox_cpu:.3f}; pod ws {pod_ws / MIB:.2f} MiB = "
