@@ -160,7 +160,7 @@ def test_pod_figures_are_deduplicated_across_scrape_jobs() -> None:
     k8smon_pod_/k8smon_node_ selector sits inside max(...) or max by (...)."""
     for name, d in _dashboards().items():
         for expr in _exprs(d):
-            for m in re.finditer(r"(?<![:\w])k8smon_(?:pod|node)_\w+", expr):
+            for m in re.finditer(r"(?<![:\w])k8smon_(?:pod|node|container)_\w+", expr):
                 before = expr[: m.start()]
                 assert re.search(r"max(?: by \([^)]*\) )?\((?:rate\()?$", before), f"{name}: {expr}"
 

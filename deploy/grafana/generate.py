@@ -292,9 +292,9 @@ def deployment() -> db.Dashboard:
 
 
 def pod() -> db.Dashboard:
-    # Per-container panels wait for the k8smon_container_* families (not exported yet).
     d = (
-        base("k8smon-pod", "k8s-monitor / Pod", "One pod: usage against its requests and limits.")
+        base("k8smon-pod", "k8s-monitor / Pod",
+             "One pod and its containers: usage against requests and limits.")
         .with_variable(variable("namespace", "Namespace",
                                 f'label_values({WS}{{namespace!=""}}, namespace)'))
         .with_variable(variable("pod", "Pod",
@@ -324,6 +324,14 @@ def pod() -> db.Dashboard:
                            "Bytes per second in the pod's network namespace (absent for host-network pods)."))
         .with_panel(series("Disk I/O", "Bps", _io(rate, DISK, ""),
                            "Block I/O bytes per second of the pod's cgroup."))
+        .with_panel(series("CPU usage by container", CORES,
+                           [Query(f"max by (container) (k8smon_container_cpu_usage_cores{sel})",
+                                  "{{container}}")],
+                           "CPU per container cgroup (the sandbox stays in the pod's figure only)."))
+        .with_panel(series("Memory working set by container", "bytes",
+                           [Query(f"max by (container) (k8smon_container_memory_working_set_bytes{sel})",
+                                  "{{container}}")],
+                           "Usage minus inactive file per container cgroup (kubectl top pod --containers)."))
     )
 
 

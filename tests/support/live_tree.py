@@ -99,8 +99,8 @@ def _grower(rel: Path) -> Callable[[str, float], str] | None:
         return _diskstats
     if rel.name == "dev" and rel.parent.name == "net":
         return _net_dev
-    if rel.name == "cpu.stat":  # pod cgroups only: a container's is not read
-        return _cpu_stat if rel.parent.name.endswith(".slice") else None
+    if rel.name == "cpu.stat":
+        return _cpu_stat
     return _BY_NAME.get(rel.name)
 
 
