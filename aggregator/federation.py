@@ -13,7 +13,7 @@ import threading
 from collections.abc import Iterable, Mapping, Sequence
 
 from aggregator.entities import PodIdentity, PodKey
-from aggregator.model import PodReading, RoundResult
+from aggregator.model import ContainerReading, PodReading, RoundResult
 from aggregator.records import GroupView, NodeView
 from aggregator.stats import AggregatorStats
 from aggregator.store import Store
@@ -92,9 +92,8 @@ def _family(out: list[str], name: str, kind: str, help_text: str, rows: Iterable
 
 
 POD_LABELS: tuple[str, ...] = ("node", "namespace", "pod", "uid", "owner_kind", "owner_name", "deployment")
-# A container's label string with the "} " after it, and its values.
-ContainerRow = tuple[str, Mapping[str, float]]
-ContainerKey = tuple[PodKey, str]  # (pod key, container name)
+# A pod's node, uid, container names and their label strings (each with the "} " after it).
+_CachedContainers = tuple[str, str, tuple[str, ...], tuple[str, ...]]
 # A pod's (node, uid, owner_kind, owner_name, deployment) and its label string with the "} " after it.
 _CachedLabels = tuple[str, str, str, str, str, str]
 
@@ -127,49 +126,51 @@ def _pod_lines(out: list[str], tails: Sequence[str], values: Sequence[Mapping[st
             out.extend(family)
 
 
-def _container_lines(out: list[str], rows: Sequence[ContainerRow]) -> None:
-    """The container families, container by container like the pod families (see _pod_lines)."""
+def container_lines(
+    keys: Sequence[PodKey],
+    nodes: Sequence[str],
+    readings: Sequence[PodReading],
+    cache: Mapping[PodKey, _CachedContainers] | None = None,
+) -> tuple[list[str], dict[PodKey, _CachedContainers]]:
+    """The container families' text (pods in the given order, containers by name), and the label-string
+    cache for next round: per pod, its node, uid, container names and their label strings with the
+    `} ` after them, reused while all of those stay the same (most pods, most rounds).
+
+    Container by container like _pod_lines; no object is kept per container beyond the cached strings.
+    """
+    old = cache or {}
+    new: dict[PodKey, _CachedContainers] = {}
     lines: list[list[str]] = [[] for _ in CONTAINER_FAMILIES]
     columns = [
         (fam, f"k8smon_container_{fam}{{", family.append)
         for (fam, _kind, _help), family in zip(CONTAINER_FAMILIES, lines, strict=True)
     ]
-    for tail, values in rows:
-        for fam, head, append in columns:
-            v = values.get(fam)
-            if v is not None:
-                append(f"{head}{tail}{v!r}\n")
+    for key, node, r in zip(keys, nodes, readings, strict=True):
+        containers = r.containers
+        if not containers:
+            continue
+        hit = old.get(key)
+        if hit is None or hit[0] != node or hit[1] != r.uid or not _same_names(hit[2], containers):
+            prefix = _labels(zip(CONTAINER_LABELS[:4], (node, key[0], key[1], r.uid), strict=True))
+            hit = (node, r.uid, tuple(c.name for c in containers),
+                   tuple(f'{prefix},container="{escape(c.name)}"}} ' for c in containers))
+        new[key] = hit
+        for tail, c in zip(hit[3], containers, strict=True):
+            values = c.values
+            for fam, head, append in columns:
+                v = values.get(fam)
+                if v is not None:
+                    append(f"{head}{tail}{v!r}\n")
+    out: list[str] = []
     for (fam, kind, help_text), family in zip(CONTAINER_FAMILIES, lines, strict=True):
         if family:
             _header(out, f"k8smon_container_{fam}", kind, help_text)
             out.extend(family)
+    return out, new
 
 
-def container_rows(
-    keys: Sequence[PodKey],
-    nodes: Sequence[str],
-    readings: Sequence[PodReading],
-    cache: dict[ContainerKey, tuple[str, str, str]] | None = None,
-) -> tuple[list[ContainerRow], dict[ContainerKey, tuple[str, str, str]]]:
-    """(label string + `} `, values) of every container of the given pods, in pod order then by name;
-    and the label-string cache for next round ((node, uid, string) by pod key and container name)."""
-    old = cache or {}
-    new: dict[ContainerKey, tuple[str, str, str]] = {}
-    rows: list[ContainerRow] = []
-    for key, node, r in zip(keys, nodes, readings, strict=True):
-        if not r.containers:
-            continue
-        prefix: str | None = None
-        for c in r.containers:
-            ck = (key, c.name)
-            hit = old.get(ck)
-            if hit is None or hit[0] != node or hit[1] != r.uid:
-                if prefix is None:
-                    prefix = _labels(zip(CONTAINER_LABELS[:4], (node, key[0], key[1], r.uid), strict=True))
-                hit = (node, r.uid, f'{prefix},container="{escape(c.name)}"}} ')
-            new[ck] = hit
-            rows.append((hit[2], c.values))
-    return rows, new
+def _same_names(names: tuple[str, ...], containers: Sequence[ContainerReading]) -> bool:
+    return len(names) == len(containers) and all(n == c.name for n, c in zip(names, containers, strict=True))
 
 
 def render(
@@ -177,7 +178,7 @@ def render(
     nodes: Sequence[NodeView],
     pod_tails: Sequence[str],
     pod_values: Sequence[Mapping[str, float]],
-    container_rows: Sequence[ContainerRow] = (),
+    container_text: Sequence[str] = (),
     namespaces: Sequence[GroupView],
     deployments: Sequence[GroupView],
     result: RoundResult | None,
@@ -198,7 +199,7 @@ def render(
         ]
         _family(out, f"k8smon_node_{fam}", kind, help_text, rows)
     _pod_lines(out, pod_tails, pod_values)
-    _container_lines(out, container_rows)
+    out.extend(container_text)
     for kind_name, groups in (("namespace", namespaces), ("deployment", deployments)):
         glabels = [
             (
@@ -314,7 +315,7 @@ class FederationCache:
         self._body: bytes | None = None
         self._gzip: bytes | None = None
         self._labels: dict[PodKey, _CachedLabels] = {}  # last round's label strings
-        self._container_labels: dict[ContainerKey, tuple[str, str, str]] = {}  # and the containers'
+        self._container_labels: dict[PodKey, _CachedContainers] = {}  # and the containers'
 
     def _pod_labels(
         self,
@@ -322,8 +323,8 @@ class FederationCache:
         list[str],
         list[Mapping[str, float]],
         dict[PodKey, _CachedLabels],
-        list[ContainerRow],
-        dict[ContainerKey, tuple[str, str, str]],
+        list[str],
+        dict[PodKey, _CachedContainers],
     ]:
         """Current pods' label strings (with the `} ` after them) and values, by namespace/name,
         reusing last round's strings; the new string cache to keep; the pods' container rows."""
@@ -346,8 +347,8 @@ class FederationCache:
                 c = (node, r.uid, r.owner_kind, r.owner_name, r.deployment, pod_labels(identity) + "} ")
             new[key] = c
             tails.append(c[5])
-        rows, container_labels = container_rows(keys, nodes, readings, self._container_labels)
-        return tails, values, new, rows, container_labels
+        text, container_labels = container_lines(keys, nodes, readings, self._container_labels)
+        return tails, values, new, text, container_labels
 
     def rebuild(self, result: RoundResult | None) -> None:
         """Render the store's latest values, this round's target records and the self-metrics."""
@@ -363,7 +364,7 @@ class FederationCache:
             nodes=nodes,
             pod_tails=pod_tails,
             pod_values=pod_values,
-            container_rows=containers,
+            container_text=containers,
             namespaces=groups,
             deployments=store.groups(deployments=True),
             result=result,

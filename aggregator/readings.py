@@ -65,9 +65,9 @@ class _Accumulator:
         self.node_values: dict[str, float] = {}
         self.filesystems: dict[str, dict[str, float]] = {}
         self.pods: dict[tuple[str, str, str], tuple[dict[str, str], dict[str, float]]] = {}
-        # pod key -> container name -> values; joined to the pods at the end (a container whose pod has
+        # (pod key, container name) -> values; joined to the pods at the end (a container whose pod has
         # no pod sample is dropped)
-        self.containers: dict[tuple[str, str, str], dict[str, dict[str, float]]] = {}
+        self.containers: dict[tuple[str, str, str, str], dict[str, float]] = {}
         self.count = 0
         self.dropped = 0
 
@@ -110,24 +110,23 @@ class _Accumulator:
 
     def add_container(self, key_name: str, labels: dict[str, str], value: float) -> None:
         uid = labels.get("uid", "")
-        key = (labels.get("namespace", ""), labels.get("pod", uid), uid)
-        name = labels.get("container", "")
-        per_pod = self.containers.get(key)
-        if per_pod is None:
-            per_pod = self.containers[key] = {}
-        values = per_pod.get(name)
+        key = (labels.get("namespace", ""), labels.get("pod", uid), uid, labels.get("container", ""))
+        values = self.containers.get(key)
         if values is None:
-            if not name or key in self.rejected or self.too_big(labels):
+            if not key[3] or key[:3] in self.rejected or self.too_big(labels):
                 self.dropped += 1
                 return
-            values = per_pod[name] = {}
+            values = self.containers[key] = {}
         values[key_name] = value
 
-    def pod_containers(self, key: tuple[str, str, str]) -> tuple[ContainerReading, ...]:
-        per_pod = self.containers.pop(key, None)
-        if not per_pod:
-            return ()
-        return tuple(ContainerReading(name=n, values=v) for n, v in sorted(per_pod.items()))
+    def pod_containers(self) -> dict[tuple[str, str, str], list[ContainerReading]]:
+        """The containers by pod key, each pod's sorted by name."""
+        out: dict[tuple[str, str, str], list[ContainerReading]] = {}
+        for (ns, pod, uid, name), values in self.containers.items():
+            out.setdefault((ns, pod, uid), []).append(ContainerReading(name=name, values=values))
+        for per_pod in out.values():
+            per_pod.sort(key=lambda c: c.name)
+        return out
 
     def too_big(self, labels: dict[str, str]) -> bool:
         """True when the labels break the configured count or value-length limit."""
@@ -170,6 +169,7 @@ def to_reading(
         raise ReadingError(f"node label longer than {max_label_length} characters")
     values = dict(acc.node_values)
     values.update(acc.root_filesystem())
+    containers = acc.pod_containers()
     pods = tuple(
         PodReading(
             namespace=ns,
@@ -179,11 +179,11 @@ def to_reading(
             owner_name=labels.get("owner_name", ""),
             deployment=labels.get("deployment", ""),
             values=pod_values,
-            containers=acc.pod_containers((ns, pod, uid)),
+            containers=tuple(containers.pop((ns, pod, uid), ())),
         )
         for (ns, pod, uid), (labels, pod_values) in acc.pods.items()
     )
     # container samples of pods that are not in the reading (rejected, or no pod sample at all)
-    acc.dropped += sum(len(v) for per_pod in acc.containers.values() for v in per_pod.values())
+    acc.dropped += sum(len(c.values) for per_pod in containers.values() for c in per_pod)
     reading = NodeReading(node=node, timestamp=acc.timestamp, values=values, pods=pods, source=source)
     return Conversion(reading=reading, samples=acc.count, dropped=acc.dropped, rejected=len(acc.rejected))

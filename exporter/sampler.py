@@ -6,11 +6,8 @@ the same pod UID, a host reboot seen through a remounted /proc) starts a new bas
 producing a negative rate. Disk and network totals are rebuilt from per-device deltas
 (exporter/counters.py) so they never decrease when a device or interface goes away.
 
-Containers (when a container reader is given) are named from the pod's statuses; the sandbox and
-containers that cannot be told apart from it are left out (they stay in the pod's figures), other
-unnamed ones are labelled by their id's first 12 digits. CPU rates are kept per container id, so a
-restarted container (new id, same name) has no rate until its second reading; its name's counter
-continues from the previous container's last value instead of dropping to the new one's.
+Containers (when a container reader is given) are named and their rates derived by
+exporter/containertrack.py.
 """
 
 from __future__ import annotations
@@ -22,10 +19,10 @@ import time
 from collections.abc import Callable, Collection, Mapping
 from typing import Protocol, TypeVar
 
-from exporter.containers import ContainerCgroup, ContainerUsage
+from exporter.containertrack import ContainerSource, ContainerTracker
 from exporter.counters import MonotonicTotal
 from exporter.model import CpuTimes, DiskCounters, HostSample, NetCounters, PodCgroup, PodUsage
-from exporter.snapshot import ContainerSample, PodMeta, PodSample, Snapshot
+from exporter.snapshot import PodMeta, PodSample, Snapshot
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], float]
@@ -60,21 +57,6 @@ class CgroupSource(Protocol):
 
 class PodStatsSource(Protocol):
     def read(self, cgroup: PodCgroup) -> PodUsage | None: ...
-
-
-class ContainerSource(Protocol):
-    def read(self, cgroup: PodCgroup) -> list[ContainerUsage]: ...
-
-    def is_sandbox(self, container: ContainerCgroup) -> bool | None: ...
-
-
-class _NameState:
-    """A container name's counter across restarts: the id behind it, its last CPU reading, the offset."""
-
-    __slots__ = ("cid", "last", "named", "offset")
-
-    def __init__(self, cid: str, last: float, *, named: bool) -> None:
-        self.cid, self.last, self.offset, self.named = cid, last, 0.0, named
 
 
 class PodLookup(Protocol):
@@ -112,7 +94,8 @@ class Sampler:
         self._pod_reader = pod_reader
         self._errors = errors
         self._pods = pods
-        self._containers = container_reader
+        self._containers = (None if container_reader is None
+                            else ContainerTracker(container_reader, errors, monotonic=monotonic))
         self._exclude = frozenset(exclude_namespaces)
         self.interval = interval
         self._first_delay = min(interval, first_delay)
@@ -123,8 +106,6 @@ class Sampler:
         self._prev_pods: dict[str, tuple[float, float]] = {}  # uid -> (cpu seconds, monotonic time)
         self._host_io = _IoTotals()
         self._pod_io: dict[str, _IoTotals] = {}  # uid -> its disk and network totals
-        self._prev_containers: dict[str, tuple[float, float]] = {}  # container id -> the same
-        self._names: dict[str, dict[str, _NameState]] = {}  # pod uid -> container name -> its counter
         self._cycles = 0
         self._latest: Snapshot | None = None
         self._stop = threading.Event()
@@ -181,7 +162,6 @@ class Sampler:
         seen: dict[str, tuple[float, float]] = {}
         # A pod keeps its disk/network totals while its cgroup exists (a failed read costs no reset).
         self._pod_io = {cg.uid: self._pod_io.get(cg.uid) or _IoTotals() for cg in cgroups}
-        seen_containers: dict[str, tuple[float, float]] = {}
         for cgroup in cgroups:
             meta = self._pods.get(cgroup.uid) if self._pods is not None else None
             if meta is not None and meta.namespace in self._exclude:
@@ -203,70 +183,13 @@ class Sampler:
                     if used >= 0 and elapsed > 0:
                         rate = used / elapsed
                 seen[usage.uid] = (usage.cpu_seconds, stamp)
-            containers = self._read_containers(cgroup, meta, seen_containers)
+            containers = self._containers.read(cgroup, meta) if self._containers is not None else ()
             samples.append(PodSample(usage=usage, cpu_usage_cores=rate, meta=meta, containers=containers))
         self._prev_pods = seen  # pods that left drop their baseline with them
-        self._prev_containers = seen_containers
-        self._names = {uid: names for uid, names in self._names.items() if uid in seen}
+        if self._containers is not None:
+            self._containers.end_cycle({cg.uid for cg in cgroups})
         samples.sort(key=lambda s: s.usage.uid)
         return tuple(samples)
-
-    def _read_containers(self, cgroup: PodCgroup, meta: PodMeta | None,
-                         seen: dict[str, tuple[float, float]]) -> tuple[ContainerSample, ...]:
-        reader = self._containers
-        if reader is None:
-            return ()
-        try:
-            usages = reader.read(cgroup)
-        except OSError as exc:  # the reader should have handled it; the pod's own figures stay
-            self._errors.record("cgroup", f"reading the containers of pod {cgroup.uid}", exc)
-            return ()
-        named = meta.containers if meta is not None else {}
-        retired = meta.retired_container_ids if meta is not None else frozenset()
-        states = self._names.setdefault(cgroup.uid, {})
-        out: dict[str, ContainerSample] = {}
-        for c in usages:
-            cmeta = named.get(c.id)
-            if cmeta is None:
-                # Not named (yet): the sandbox, a container that ran before a restart, or one the
-                # index has not heard of. Only the last is reported, and only once a process shows it.
-                if c.id in retired or reader.is_sandbox(c.cgroup) is not False:
-                    continue
-                name = c.id[:12]
-            else:
-                name = cmeta.name
-            if name in out:
-                continue  # two cgroups claiming one name for a moment: the first (by id) is kept
-            rate, total = self._container_cpu(c, states, name, seen)
-            out[name] = ContainerSample(name=name, id=c.id, cpu_seconds=total, cpu_usage_cores=rate,
-                                        memory_working_set_bytes=c.memory_working_set_bytes, meta=cmeta)
-        # Short-id names that went away are forgotten; a named container keeps its counter while its pod
-        # lives (between a crash and the restart its status may name no container id at all).
-        for stale in [n for n, st in states.items() if n not in out and not st.named]:
-            del states[stale]
-        return tuple(out[n] for n in sorted(out))
-
-    def _container_cpu(self, c: ContainerUsage, states: dict[str, _NameState], name: str,
-                       seen: dict[str, tuple[float, float]]) -> tuple[float | None, float | None]:
-        """(cores over the last interval of this container id, the name's continued CPU counter)."""
-        if c.cpu_seconds is None:
-            return None, None
-        rate = None
-        stamp = self._monotonic()
-        prev = self._prev_containers.get(c.id)
-        if prev is not None:
-            used, elapsed = c.cpu_seconds - prev[0], stamp - prev[1]
-            if used >= 0 and elapsed > 0:
-                rate = used / elapsed
-        seen[c.id] = (c.cpu_seconds, stamp)
-        state = states.get(name)
-        if state is None:
-            state = states[name] = _NameState(c.id, c.cpu_seconds, named=name != c.id[:12])
-        elif state.cid != c.id or c.cpu_seconds < state.last:
-            state.offset += state.last  # restarted: the new container's counter starts again at 0
-            state.cid = c.id
-        state.last = c.cpu_seconds
-        return rate, state.offset + c.cpu_seconds
 
     # --- background thread ---------------------------------------------------------------------
 

@@ -123,9 +123,11 @@ def test_node_list_shape_units_and_window(client: falcon.testing.TestClient) -> 
     assert doc["kind"] == "NodeMetricsList" and doc["apiVersion"] == "metrics.k8s.io/v1beta1"
     assert doc["metadata"] == {}
     a, b = doc["items"]
+    # timestamp: the aggregator's clock when the sample arrived (one time base with the JSON API), not the
+    # exporter's NOW - 5; window: the exporter's own interval between its last two snapshots
     assert a == {"metadata": {"name": "node-a", "creationTimestamp": "2023-11-14T22:13:20Z",
                               "labels": {"zone": "a"}},
-                 "timestamp": "2023-11-14T22:13:15Z", "window": "5s",
+                 "timestamp": "2023-11-14T22:13:20Z", "window": "5s",
                  "usage": {"cpu": "1750m", "memory": "3Gi"}}
     # a first reading has no interval of its own: the scrape interval stands in
     assert b["usage"] == {"cpu": "1n", "memory": "1500"} and b["window"] == "5s"
@@ -152,7 +154,7 @@ def test_pod_lists_leave_out_incomplete_pods(client: falcon.testing.TestClient) 
     assert web1["metadata"]["labels"] == {"app": "web", "tier": "front"}
     assert web1["containers"] == [{"name": "app", "usage": {"cpu": "250m", "memory": "64Mi"}},
                                   {"name": "sidecar", "usage": {"cpu": "1234500n", "memory": "12Ki"}}]
-    assert web1["timestamp"] == "2023-11-14T22:13:15Z" and web1["window"] == "5s"
+    assert web1["timestamp"] == "2023-11-14T22:13:20Z" and web1["window"] == "5s"
     assert "kind" not in web1 and "apiVersion" not in web1
 
 

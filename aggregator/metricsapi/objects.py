@@ -8,8 +8,9 @@ Figures are the ones the JSON API serves for the same sample, so `kubectl top` a
   non-cgroup memory);
 - pod containers: `k8smon_container_cpu_usage_cores` and `k8smon_container_memory_working_set_bytes`
   (usage - inactive_file, metrics-server's working set).
-`timestamp` is the exporter's snapshot time; `window` the interval between that snapshot and the one
-before it (the interval the CPU gauge covers when every snapshot is scraped), else the scrape interval.
+`timestamp` is the sample's time on the aggregator's clock (its scrape round's start: the one time base
+the JSON API serves too); `window` the interval between the exporter's snapshot and the one before it
+(the interval the CPU gauge covers when every snapshot is scraped), else the scrape interval.
 A node that is down, or a pod with no containers or any container without both figures, is left out
 (None), as metrics-server leaves out what it has no complete sample for.
 """

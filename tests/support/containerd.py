@@ -31,6 +31,8 @@ BUSYBOX = "/bin/busybox"
 IMAGE = "k8smon.test/busybox:i11"
 APPLETS = ("sh", "sleep", "dd", "head", "nc", "cat", "true")
 CGROUP_ROOT = "/sys/fs/cgroup"
+# Plain copies of the 2 MB layer: works on any filesystem (overlayfs cannot stack on a CI's overlay root).
+SNAPSHOTTER = "native"
 
 
 def is_static(path: str) -> bool:
@@ -141,13 +143,14 @@ class Containerd:
     def import_busybox(self) -> str:
         tarball = self.dir / "busybox-oci.tar"
         write_busybox_image(tarball)
-        self.ctr("images", "import", str(tarball))
+        self.ctr("images", "import", "--snapshotter", SNAPSHOTTER, str(tarball))
         return IMAGE
 
     def run(self, container_id: str, argv: Sequence[str], *, cgroup: str, netns: str | None = None,
             extra: Sequence[str] = ()) -> None:
         """Start a detached container (its output to /dev/null) in cgroup path `cgroup` (cgroupfs driver)."""
-        args = ["run", "--detach", "--null-io", "--fifo-dir", str(self.dir / "fifo"), "--cgroup", cgroup]
+        args = ["run", "--detach", "--null-io", "--snapshotter", SNAPSHOTTER,
+                "--fifo-dir", str(self.dir / "fifo"), "--cgroup", cgroup]
         if netns is not None:
             args += ["--with-ns", f"network:{netns}"]
         self._containers.append(container_id)
