@@ -240,3 +240,28 @@ def test_rendered_containers_follow_each_new_reading(store: Store, client: falco
         {"name": "app", "usage": {"cpu": "750m", "memory": "50Mi"}}]
     items = {p["metadata"]["name"]: p for p in client.simulate_get(f"{V1B1}/pods").json["items"]}
     assert items["web-2"]["containers"][0]["usage"]["cpu"] == "750m"
+
+
+def test_list_items_are_the_single_objects_and_follow_label_changes(store: Store) -> None:
+    """List items come from cached byte fragments; they must equal what a single GET builds."""
+    index = LabelIndex()
+    index.replace([{"metadata": {"name": "web-1", "namespace": "shop", "labels": {"app": "web"}}}])
+
+    class IndexLabels:
+        def pod(self, namespace: str, name: str) -> Mapping[str, str]:
+            return index.get(namespace, name)
+
+        def node(self, name: str) -> Mapping[str, str]:
+            return {}
+
+    client = falcon.testing.TestClient(create_metrics_app(store=store, labels=IndexLabels(),
+                                                          stats=AggregatorStats(), default_window=5.0,
+                                                          clock=lambda: NOW))
+    for _ in range(2):  # rendered, then from the cache
+        for item in client.simulate_get(f"{V1B1}/pods").json["items"]:
+            meta = item["metadata"]
+            single = client.simulate_get(f"{V1B1}/namespaces/{meta['namespace']}/pods/{meta['name']}").json
+            assert {k: v for k, v in single.items() if k not in ("kind", "apiVersion")} == item
+    index.apply("MODIFIED", {"metadata": {"name": "web-1", "namespace": "shop", "labels": {"app": "api"}}})
+    items = client.simulate_get(f"{V1B1}/pods", params={"labelSelector": "app=api"}).json["items"]
+    assert [(i["metadata"]["name"], i["metadata"]["labels"]) for i in items] == [("web-1", {"app": "api"})]

@@ -10,6 +10,7 @@ import falcon
 
 from aggregator.metricsapi import objects, selectors
 from aggregator.metricsapi.metadata import Labels
+from aggregator.metricsapi.quantity import rfc3339
 from aggregator.metricsapi.status import BadRequest, NotFound
 from aggregator.records import PodView
 from aggregator.store import Store
@@ -23,7 +24,7 @@ class MetricsContext:
     labels: Labels
     clock: Callable[[], float]
     default_window: float  # window when the sample does not say (the scrape interval)
-    containers: objects.ContainerDocs = field(default_factory=objects.ContainerDocs)
+    fragments: objects.PodFragments = field(default_factory=objects.PodFragments)
 
 
 def _selectors(req: falcon.Request) -> tuple[selectors.LabelSelector | None, selectors.FieldSelector | None]:
@@ -45,8 +46,7 @@ class _Base:
 
     def pod_doc(self, view: PodView) -> dict[str, Any] | None:
         return objects.pod_metrics(view, self.ctx.labels.pod(view.namespace, view.pod), now=self.ctx.clock(),
-                                   default_window=self.ctx.default_window, version=self.api_version,
-                                   cache=self.ctx.containers)
+                                   default_window=self.ctx.default_window, version=self.api_version)
 
 
 class NodeList(_Base):
@@ -78,22 +78,24 @@ class PodList(_Base):
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, namespace: str | None = None) -> None:
         label_sel, field_sel = _selectors(req)
-        resp.media = objects.metrics_list("PodMetricsList", self.api_version,
-                                          list(self._docs(self.ctx.store.pods(namespace=namespace),
-                                                          label_sel, field_sel)))
-        if namespace is None and label_sel is None and field_sel is None:
-            self.ctx.containers.sweep()  # every current pod was asked for: the rest are gone
+        items = list(self._items(self.ctx.store.pods(namespace=namespace), label_sel, field_sel))
+        resp.data = objects.list_bytes("PodMetricsList", self.api_version, items)
+        resp.content_type = falcon.MEDIA_JSON
 
-    def _docs(self, views: Iterable[PodView], label_sel: selectors.LabelSelector | None,
-              field_sel: selectors.FieldSelector | None) -> Iterable[dict[str, Any]]:
+    def _items(self, views: Iterable[PodView], label_sel: selectors.LabelSelector | None,
+               field_sel: selectors.FieldSelector | None) -> Iterable[bytes]:
+        created = rfc3339(self.ctx.clock()).encode()
+        labels_of, fragments = self.ctx.labels.pod, self.ctx.fragments
         for view in views:
             if field_sel is not None and not field_sel.matches(name=view.pod, namespace=view.namespace):
                 continue
-            if label_sel is not None and not label_sel.matches(self.ctx.labels.pod(view.namespace, view.pod)):
+            labels = labels_of(view.namespace, view.pod)
+            if label_sel is not None and not label_sel.matches(labels):
                 continue
-            doc = self.pod_doc(view)
-            if doc is not None:
-                yield doc
+            item = fragments.item(view, labels, created=created, default_window=self.ctx.default_window,
+                                  version=self.api_version)
+            if item is not None:
+                yield item
 
 
 class PodItem(_Base):
