@@ -12,7 +12,8 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.11",
     packages=find_packages(include=["exporter*", "aggregator*", "k8smon_common*"]),
-    package_data={"aggregator": ["openapi.json"]},
+    # The dashboard's files (aggregator/ui/, served at /ui/) travel in the wheel: no build step, no CDN.
+    package_data={"aggregator": ["openapi.json", "ui/*.*", "ui/vendor/*"]},
     install_requires=[
         "prometheus-client>=0.20,<1",
         "kubernetes>=29,<38",

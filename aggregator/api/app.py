@@ -15,7 +15,7 @@ from typing import Any
 import falcon
 import falcon.media
 
-from aggregator.api import errors, groups, nodes, pods, push, status
+from aggregator.api import errors, groups, nodes, pods, push, status, ui
 from aggregator.api.context import ApiContext
 from aggregator.federation import FederationCache
 from aggregator.ingest import MAX_BODY_BYTES, PushIngest
@@ -91,6 +91,12 @@ def routes(
     ]
 
 
+def ui_routes() -> list[tuple[str, Any]]:
+    """The dashboard's static files (not API routes: kept out of the OpenAPI comparison)."""
+    files = ui.UiFiles()
+    return [("/ui", files), ("/ui/{name:path}", files)]
+
+
 def create_app(
     *,
     store: Store,
@@ -107,7 +113,9 @@ def create_app(
 ) -> falcon.App:
     """The aggregator's WSGI app; /healthz fails after `liveness_timeout` seconds without a round."""
     handler = json_handler()
-    app = falcon.App(middleware=[_cors(cors_origins), errors.RenderGuard(handler, stats)])
+    app = falcon.App(
+        middleware=[ui.BrowserRedirect(), _cors(cors_origins), errors.RenderGuard(handler, stats)]
+    )
     app.req_options.media_handlers[falcon.MEDIA_JSON] = handler
     app.resp_options.media_handlers[falcon.MEDIA_JSON] = handler
     app.req_options.strip_url_path_trailing_slash = True
@@ -125,5 +133,7 @@ def create_app(
     ingest = PushIngest(store=store, stats=stats)
     auth = push.PushAuth(ingest_token, stats)
     for template, resource in routes(ctx, ingest=ingest, auth=auth, max_body_bytes=max_body_bytes):
+        app.add_route(template, resource)
+    for template, resource in ui_routes():
         app.add_route(template, resource)
     return app
