@@ -79,6 +79,7 @@ function ctxFor(params, query) {
     params,
     query,
     setQuery,
+    refresh: () => refresh(),
     async windowSeconds() {
       const w = windowParam(query);
       const span = await retentionSpan();

@@ -1,6 +1,6 @@
-// Pod listing queries. The query is sent to /api/pods as filters, sort and a page size; the page
-// applies the same filters and order to what comes back, so it shows the same rows whether the
-// server filtered (large clusters: one small page) or answered the whole listing.
+// Pod listing queries: filters, sort and paging go to /api/pods, so a cluster of 30,000 pods answers
+// one small page. Columns the API does not sort by (requests, limits, names of the other columns)
+// are sorted here, over every pod that matches the filters.
 import { get, qs } from "./api.js";
 import { h, link, bar, sortRows } from "./dom.js";
 import { human, cores, size, rate, percent } from "./fmt.js";
@@ -9,7 +9,7 @@ import { enc } from "./api.js";
 const sum = (a, b) => (a === null || a === undefined ? b : b === null || b === undefined ? a : a + b);
 
 export const POD_KEYS = {
-  name: (p) => p.pod_name,
+  name: (p) => `${p.namespace}/${p.pod_name}`, // the API's name order: namespace, then pod
   namespace: (p) => p.namespace,
   node: (p) => p.node_name,
   deployment: (p) => p.deployment,
@@ -28,24 +28,30 @@ export function podHref(p) {
   return `#/pods/${enc(p.namespace)}/${enc(p.pod_name)}`;
 }
 
+// The API's filters, applied to the page's pod index: exact namespace/node/deployment, q a
+// case-insensitive substring of the name.
 export function matches(p, f) {
-  if (f.ns && p.namespace !== f.ns) return false;
-  if (f.node && p.node_name !== f.node) return false;
-  if (f.dep && p.deployment !== f.dep) return false;
-  if (f.q && !p.pod_name.includes(f.q.toLowerCase())) return false;
-  return true;
+  return (!f.ns || p.namespace === f.ns) && (!f.node || p.node_name === f.node)
+    && (!f.dep || p.deployment === f.dep) && (!f.q || p.pod_name.toLowerCase().includes(f.q.toLowerCase()));
 }
 
-// Filters {ns, node, dep, q}, sort {key, dir}, limit → {pods (filtered, sorted, cut), total, server}.
+// The API's sort keys (`sort=-cpu`); others are sorted in the page.
+const SERVER_SORT = { name: "name", cpu: "cpu", memory: "memory", disk: "disk", network: "network" };
+
+// Filters {ns, node, dep, q}, sort {key, dir}, limit (0 = all) → {pods, total}.
 export async function queryPods(f, sort, limit, { signal } = {}) {
-  const doc = await get("/api/pods" + qs({ namespace: f.ns, node: f.node, deployment: f.dep }), { signal });
-  const all = doc.pods || [];
-  let rows = all.filter((p) => matches(p, f));
-  rows = sortRows(rows, POD_KEYS[sort.key] || POD_KEYS.name, sort.dir);
-  return { pods: limit ? rows.slice(0, limit) : rows, total: rows.length, all };
+  const server = SERVER_SORT[sort.key];
+  const params = { namespace: f.ns, node: f.node, deployment: f.dep, q: f.q };
+  if (server) {
+    params.sort = `${sort.dir === "desc" ? "-" : ""}${server}`;
+    if (limit) params.limit = limit;
+  }
+  const doc = await get("/api/pods" + qs(params), { signal });
+  if (server) return { pods: doc.pods, total: doc.total ?? doc.count };
+  const rows = sortRows(doc.pods, POD_KEYS[sort.key] || POD_KEYS.name, sort.dir);
+  return { pods: limit ? rows.slice(0, limit) : rows, total: rows.length };
 }
 
-// A bar and the percentage; the request or limit itself in the tooltip (the pod page spells it out).
 function pctCell(p, pctKey, humanKey, rawKey, fmt) {
   const pct = p[pctKey];
   if (pct === null || pct === undefined) return "–";
