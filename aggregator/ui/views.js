@@ -316,7 +316,7 @@ class Pods {
       const wanted = [...new Set([...values, current].filter(Boolean))].sort();
       const have = [...select.options].slice(1).map((o) => o.value);
       if (have.join("\n") !== wanted.join("\n")) {
-        select.replaceChildren(h("option", { value: "", text: "all" }), wanted.map((v) => h("option", { value: v, text: v })));
+        select.replaceChildren(h("option", { value: "", text: "all" }), ...wanted.map((v) => h("option", { value: v, text: v })));
       }
       select.value = current;
     };

@@ -140,7 +140,7 @@ def exporter(tmp: Path) -> Iterator[str]:
 
 
 @contextmanager
-def live_aggregator(target: str, *, retention_points: int = 600) -> Iterator[Live]:
+def live_aggregator(target: str, *, retention_points: int = 4000) -> Iterator[Live]:
     """The aggregator scraping `target` every second, with the pusher feeding it."""
     settings = load(["--listen", "127.0.0.1:0", "--targets", target, "--scrape-interval", "1",
                      "--scrape-timeout", "0.8", "--ingest-token", TOKEN, "--stale-after", "30",
