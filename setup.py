@@ -32,6 +32,8 @@ setup(
             "checkov>=3,<4",
             "ruff>=0.6,<1",
             "requests>=2.31,<3",
+            # The dashboard's browser tests drive the system Chromium (never `playwright install`).
+            "playwright>=1.40,<2",
         ],
     },
     entry_points={
