@@ -367,8 +367,7 @@ def _service(kube: FakeKube, *extra: str) -> ExporterService:
     service = ExporterService(load(fixture_args(NODE_A, "--kubeconfig", str(kube.kubeconfig), *extra), {}),
                               environ={})
     assert service.index is not None
-    service.index._backoff_initial = 0.02  # retry fast so each fault plays out within the test
-    service.index._backoff_max = 0.2
+    service.index.set_backoff(initial=0.02, cap=0.2)  # retry fast so each fault plays out within the test
     return service
 
 
