@@ -129,7 +129,11 @@ def first_render(b: Any, url: str, total: int) -> float:
         page.goto(url + "/ui/#/pods")
         # wait_for_selector, not wait_for_function: the page's CSP forbids the eval the latter uses.
         page.wait_for_selector(f"#pod-count[data-total='{total}']", timeout=30_000)
-        return time.perf_counter() - t0
+        took = time.perf_counter() - t0
+        # Let the page's background index load (every pod) finish before the next render, so each
+        # render starts from an idle aggregator as a first visit does.
+        page.wait_for_selector("#pod-count[data-index]", timeout=60_000)
+        return took
     finally:
         context.close()
 
@@ -160,9 +164,6 @@ def measure(nodes: int, pods: int, *, renders: int) -> dict[str, Any]:
             took = first_render(b, served.url, served.pods)
             if i:
                 times.append(took)
-            # The closed page's background index load (every pod) is still being answered: let the
-            # server finish it so each render starts from an idle aggregator, as a first visit does.
-            time.sleep(3)
         filters = filter_responses(b, served.url, served.pods)
     return {"render": times, "filters": filters}
 

@@ -170,4 +170,4 @@ pauseButton.addEventListener("click", () => {
   else refresh();
 });
 window.addEventListener("hashchange", route);
-window.addEventListener("load", route);
+route(); // modules run once the document is parsed (and after the deferred uPlot script): no need to wait for "load"
