@@ -269,7 +269,7 @@ def test_overview_numbers_equal_the_api(tab: Tab, tmp_path: Path) -> None:
     assert float(page.get_attribute("#card-cpu", "data-capacity")) == capacity
     assert float(page.get_attribute("#card-memory", "data-value")) == sum(n["memory_bytes"] for n in up)
     namespaces = tab.answer("/api/namespaces")["namespaces"]
-    pods = sum(g["pod_count"] for g in namespaces)
+    pods = sum(n["pod_count"] for n in nodes)
     assert page.inner_text("#card-pods .value") == str(pods) == str(len(PODS))
     status = tab.answer("/")
     assert page.get_attribute("#updated", "data-last-scrape") == status["last_scrape"]

@@ -112,7 +112,9 @@ class Overview {
     const cpu = total(up, "cpu_millicores"), cpuCap = total(up, "cpu_capacity_millicores");
     const mem = total(up, "memory_bytes"), memCap = total(up, "memory_total_bytes");
     const pct = (a, b) => (b > 0 ? (100 * a) / b : null);
-    const pods = namespaces.namespaces.reduce((acc, g) => acc + g.pod_count, 0);
+    // Current pods per node (the listings' count); a roll-up's pod_count is per scrape round and
+    // misses a pushed pod whose push fell between two rounds.
+    const pods = nodes.nodes.reduce((acc, n) => acc + (n.pod_count ?? 0), 0);
     this.cards.replaceChildren(
       card("Nodes", [h("span", { class: "up", text: `${up.length} up` }), " · ",
         h("span", { class: down ? "down" : "muted", text: `${down} down` })], null, { id: "card-nodes" }),
