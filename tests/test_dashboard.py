@@ -353,12 +353,12 @@ def test_pods_filters_sorts_and_links_reproduce_the_view(tab: Tab, tmp_path: Pat
     page = tab.page
     tab.open("#/pods", "#pod-count[data-source=api]")
     tab.settle()
-    first = tab.answer("/api/pods?sort=-cpu&limit=50")["pods"]
+    first = tab.answer("/api/pods?sort=name&limit=50")["pods"]  # kubectl top's order by default
     assert tab.cells("table", "name") == [p["pod_name"] for p in first]
     page.wait_for_selector("#filter-ns option[value=search]", state="attached")
     page.select_option("#filter-ns", "search")
     _wait_api_rows(tab)
-    answer = tab.answer("/api/pods?namespace=search&sort=-cpu&limit=50")
+    answer = tab.answer("/api/pods?namespace=search&sort=name&limit=50")
     assert tab.cells("table", "name") == [p["pod_name"] for p in answer["pods"]]
     assert set(tab.cells("table", "namespace")) == {"search"} and answer["total"] == 3
     assert page.inner_text("#pod-count") == "3 of 3 pods"

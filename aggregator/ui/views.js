@@ -289,7 +289,9 @@ class Pods {
     return { ns: q.get("ns") || "", node: q.get("node") || "", dep: q.get("dep") || "", q: q.get("q") || "" };
   }
 
-  sort() { return sortFrom(this.ctx.query, "cpu"); }
+  // By name like `kubectl top pods`, and the API's cheapest order: at 30,000 pods sorting by CPU
+  // doubles the server's time for the first page (0.31 s of CPU against 0.15 s).
+  sort() { return sortFrom(this.ctx.query, "name", "asc"); }
 
   mount(main) {
     document.title = "Pods · k8s-monitor";
