@@ -2,8 +2,9 @@
 // page computes itself (cluster sums, chart axes) in the same style as aggregator/api/human.py.
 const UNITS = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
 
+// Three significant figures, never an exponent; whole from 1000 up (as human.py's _sig3).
 function sig3(v) {
-  return String(Number(v.toPrecision(3)));
+  return Math.abs(v) >= 1000 ? String(Math.round(v)) : String(Number(v.toPrecision(3)));
 }
 
 export function size(v) {
@@ -22,7 +23,8 @@ export function rate(v) {
 
 export function cores(millicores) {
   if (millicores === null || millicores === undefined || !Number.isFinite(millicores)) return "–";
-  return `${sig3(millicores / 1000)} cores`;
+  const text = sig3(millicores / 1000);
+  return `${text} ${text === "1" ? "core" : "cores"}`;
 }
 
 export function percent(v) {
