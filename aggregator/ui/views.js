@@ -32,6 +32,16 @@ async function orNotFound(promise, onMissing) {
   }
 }
 
+// null for a 404 (the entity left between two calls), the answer otherwise; other errors propagate.
+async function orMissing(promise) {
+  try {
+    return await promise;
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 404) return null;
+    throw err;
+  }
+}
+
 function card(label, value, extra, attrs = {}) {
   return h("div", { class: "card", ...attrs }, h("div", { class: "label", text: label }),
     h("div", { class: "value" }, value), extra ? h("div", { class: "muted" }, extra) : null);
@@ -218,8 +228,9 @@ class Nodes {
     const worker = async () => {
       while (queue.length) {
         const name = queue.shift();
-        const ts = await get(`/api/nodes/${enc(name)}/timeseries${qs({ window })}`, { signal });
-        this.sparks.set(name, spark(ts.points.map((p) => p.cpu_millicores), `CPU of ${name} over the window`));
+        // A node that left since the listing has no series: no sparkline, not an error banner.
+        const ts = await orMissing(get(`/api/nodes/${enc(name)}/timeseries${qs({ window })}`, { signal }));
+        if (ts) this.sparks.set(name, spark(ts.points.map((p) => p.cpu_millicores), `CPU of ${name} over the window`));
       }
     };
     await Promise.all(Array.from({ length: 6 }, worker));
@@ -510,8 +521,8 @@ class GroupList {
     if (this.kind === "namespace") {
       this.docs = namespaces.namespaces;
     } else {
-      const lists = await Promise.all(namespaces.namespaces.map((g) => get(`/api/namespaces/${enc(g.namespace)}/deployments`, { signal })));
-      this.docs = lists.flatMap((d) => d.deployments);
+      const lists = await Promise.all(namespaces.namespaces.map((g) => orMissing(get(`/api/namespaces/${enc(g.namespace)}/deployments`, { signal }))));
+      this.docs = lists.flatMap((d) => (d ? d.deployments : [])); // a namespace gone since the listing: skipped
     }
     this.onQuery();
   }
