@@ -34,6 +34,9 @@ setup(
             "requests>=2.31,<3",
             # The dashboard's browser tests drive the system Chromium (never `playwright install`).
             "playwright>=1.40,<2",
+            # deploy/grafana/generate.py; pinned because the committed dashboards must equal its output.
+            # The epoch is the SDK's release stamp; 11.6.0 is the Grafana schema it targets.
+            "grafana-foundation-sdk==1769699379!11.6.0",
         ],
     },
     entry_points={
