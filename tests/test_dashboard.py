@@ -321,10 +321,12 @@ def test_pod_page_and_containers_when_the_api_has_them(tab: Tab, tmp_path: Path)
     assert tab.page.inner_text("#pod-cpu") == pod["human"]["cpu"]
     assert tab.page.inner_text("#pod-memory") == pod["human"]["memory"]
     assert f"request {pod['human']['cpu_request']}" in tab.page.inner_text("dl.facts")
-    assert "containers" not in pod and tab.page.locator("h2", has_text="Containers").count() == 0
-    # Pod documents gain `containers` with per-container usage (issue 11): the page lists them.
+    # Pushed pods report no containers (an empty list): no containers table.
+    assert pod["containers"] == [] and tab.page.locator("h2", has_text="Containers").count() == 0
+    # A pod whose exporter reports containers (issue 11's `containers`): the page lists them.
     containers = [{"name": "app", "cpu_millicores": 150.0, "memory_bytes": 2**27,
-                   "human": {"cpu": "0.15 cores", "memory": "128 MiB"}},
+                   "cpu_request_millicores": 250.0, "cpu_percent_of_request": 60.0,
+                   "human": {"cpu": "0.15 cores", "memory": "128 MiB", "cpu_request": "0.25 cores"}},
                   {"name": "sidecar", "cpu_millicores": 5.0, "memory_bytes": 2**24,
                    "human": {"cpu": "0.005 cores", "memory": "16 MiB"}}]
 
@@ -337,6 +339,9 @@ def test_pod_page_and_containers_when_the_api_has_them(tab: Tab, tmp_path: Path)
     tab.page.wait_for_selector("h2:has-text('Containers')")
     assert tab.cells("div:has(> h2:has-text('Containers'))", "name") == ["app", "sidecar"]
     assert tab.cells("div:has(> h2:has-text('Containers'))", "cpu") == ["0.15 cores", "0.005 cores"]
+    unknown = "\u2013"  # the page's dash for a value the API does not know (no limit here)
+    assert tab.cells("div:has(> h2:has-text('Containers'))", "cpu_request")[0] == (
+        f"0.25 cores / {unknown} (60.0% / {unknown})")
     tab.page.screenshot(path=tmp_path / "pod.png", full_page=True)
     assert tab.errors == []
 

@@ -23,8 +23,9 @@ export async function get(path, { signal } = {}) {
   let body = null;
   try {
     body = await resp.json();
-  } catch {
-    body = null;
+  } catch (err) {
+    if (err.name === "AbortError") throw err; // a newer refresh took over while the body arrived
+    if (resp.ok) throw new ApiError(path, resp.status, null, `GET ${path} answered ${resp.status} without a JSON body`);
   }
   if (!resp.ok) {
     const detail = body && (body.description || body.error);

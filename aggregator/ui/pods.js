@@ -21,7 +21,7 @@ export const POD_KEYS = {
   mem_lim: (p) => p.memory_percent_of_limit,
   disk: (p) => sum(p.disk_io && p.disk_io.read_bytes_per_second, p.disk_io && p.disk_io.write_bytes_per_second),
   network: (p) => sum(p.network_io && p.network_io.bytes_recv_per_second, p.network_io && p.network_io.bytes_sent_per_second),
-  containers: (p) => (Array.isArray(p.containers) ? p.containers.length : null),
+  containers: (p) => (Array.isArray(p.containers) && p.containers.length ? p.containers.length : null),
 };
 
 export function podHref(p) {
@@ -85,6 +85,7 @@ export function podColumns({ hide = [], containers = false } = {}) {
   return cols.filter((c) => !hide.includes(c.key));
 }
 
+// Pods whose exporter reports containers carry a non-empty `containers` list (pushed pods: empty).
 export function hasContainers(pods) {
-  return pods.some((p) => Array.isArray(p.containers));
+  return pods.some((p) => Array.isArray(p.containers) && p.containers.length > 0);
 }

@@ -451,13 +451,13 @@ class PodPage {
       ["Last sample", `${time(pod.timestamp)} (${ago(pod.age_seconds)})`],
       ["UID", pod.uid || "–"],
     ]));
-    if (Array.isArray(pod.containers)) {
+    if (Array.isArray(pod.containers) && pod.containers.length) {
       const t = new Table([
         { key: "name", label: "Container", cell: (c) => c.name || c.container || "–" },
         { key: "cpu", label: "CPU", num: true, cell: (c) => human(c, "cpu", c.cpu_millicores, cores) },
         { key: "memory", label: "Memory", num: true, cell: (c) => human(c, "memory", c.memory_bytes, size) },
-        { key: "cpu_request", label: "CPU req / lim", num: true, cell: (c) => `${human(c, "cpu_request", c.cpu_request_millicores, cores)} / ${human(c, "cpu_limit", c.cpu_limit_millicores, cores)}` },
-        { key: "mem_request", label: "Mem req / lim", num: true, cell: (c) => `${human(c, "memory_request", c.memory_request_bytes, size)} / ${human(c, "memory_limit", c.memory_limit_bytes, size)}` },
+        { key: "cpu_request", label: "CPU req / lim", num: true, cell: (c) => `${human(c, "cpu_request", c.cpu_request_millicores, cores)} / ${human(c, "cpu_limit", c.cpu_limit_millicores, cores)} (${percent(c.cpu_percent_of_request)} / ${percent(c.cpu_percent_of_limit)})` },
+        { key: "mem_request", label: "Mem req / lim", num: true, cell: (c) => `${human(c, "memory_request", c.memory_request_bytes, size)} / ${human(c, "memory_limit", c.memory_limit_bytes, size)} (${percent(c.memory_percent_of_request)} / ${percent(c.memory_percent_of_limit)})` },
       ]);
       t.setRows(pod.containers, null);
       this.containers.replaceChildren(h("h2", { text: "Containers" }), t.el);
