@@ -12,6 +12,7 @@ from k8smon_common.config import (
     HostPort,
     load_settings,
     option,
+    parse_bool,
     parse_choice,
     parse_csv,
     parse_hostport,
@@ -94,6 +95,18 @@ class ExporterSettings:
         DEFAULT_EXCLUDED_INTERFACES,
         "comma-separated interface name globs left out of host network totals",
         parse=parse_csv, metavar="GLOB,...",
+    )
+    container_metrics: bool = option(
+        True, "export per-container families (k8smon_container_*, up to 7 series per container); "
+        "false reads pod cgroups only",
+        parse=parse_bool, metavar="BOOL",
+    )
+    auth: str = option(
+        "none",
+        "who may read this listener: none (anyone who reaches the port reads every pod name, namespace "
+        "and usage figure) or kubernetes (a bearer token checked by TokenReview, then a "
+        "SubjectAccessReview for get on the path, as kube-rbac-proxy; /healthz and /readyz stay open)",
+        parse=parse_choice("none", "kubernetes"), metavar="MODE",
     )
     log_level: str = option("INFO", "debug, info, warning or error", parse=parse_log_level, metavar="LEVEL")
     log_format: str = option("text", "text or json", parse=parse_choice("text", "json"), metavar="FORMAT")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from aggregator.api.listing import MAX_LIMIT, SORT_VALUES
+
 Schema = dict[str, Any]
 NUM: Schema = {"type": "number", "nullable": True}
 STR: Schema = {"type": "string", "nullable": True}
@@ -88,6 +90,23 @@ NODE = obj(
         ),
     }
 )
+CONTAINER = obj(
+    {
+        "name": {"type": "string", "description": "from the pod status, else the runtime id (12 digits)"},
+        "cpu_millicores": NUM,
+        "cpu_request_millicores": NUM,
+        "cpu_limit_millicores": NUM,
+        "cpu_percent_of_request": NUM,
+        "cpu_percent_of_limit": NUM,
+        "cpu_seconds_total": {**NUM, "description": "continues across restarts under the same name"},
+        "memory_bytes": {**NUM, "description": "working set"},
+        "memory_request_bytes": NUM,
+        "memory_limit_bytes": NUM,
+        "memory_percent_of_request": NUM,
+        "memory_percent_of_limit": NUM,
+        "human": human("cpu", "cpu_request", "cpu_limit", "memory", "memory_request", "memory_limit"),
+    }
+)
 POD = obj(
     {
         "pod_name": {"type": "string"},
@@ -101,6 +120,12 @@ POD = obj(
         "interval_seconds": NUM,
         "host_network": {"type": "boolean", "nullable": True},
         **USAGE,
+        "containers": {
+            "type": "array",
+            "items": ref("Container"),
+            "description": "latest figures per container (the sandbox is only in the pod's); empty when the "
+            "exporter runs with --container-metrics=false",
+        },
     }
 )
 GROUP = obj(
@@ -255,4 +280,47 @@ PARAMS: dict[str, Schema] = {
         "seconds of history (default 300; at most the retention span: retention points x interval)",
         required=False,
     ),
+    # Pod listings (aggregator/api/listing.py): filters, sort order, paging.
+    "namespaceFilter": _param(
+        "namespace", "query", {"type": "string", "pattern": "^$|" + LABEL, "maxLength": 63},
+        "only pods of this namespace (empty: all)", required=False,
+    ),
+    "nodeFilter": _param(
+        "node", "query", {"type": "string", "pattern": "^$|" + SUBDOMAIN, "maxLength": 253},
+        "only pods on this node (empty: all)", required=False,
+    ),
+    "deploymentFilter": _param(
+        "deployment", "query", {"type": "string", "pattern": "^$|" + SUBDOMAIN, "maxLength": 253},
+        "only pods of deployments with this name (empty: all)", required=False,
+    ),
+    "q": _param(
+        "q", "query", {"type": "string", "maxLength": 253},
+        "only pods whose name contains this text (case-insensitive)", required=False,
+    ),
+    "sort": _param(
+        "sort", "query", {"type": "string", "enum": list(SORT_VALUES), "default": "name"},
+        "name (namespace, then pod name), cpu, memory (working set), disk or network (bytes per second, "
+        "both directions); a leading - sorts descending. Pods without the figure come last; ties keep "
+        "the name order",
+        required=False,
+    ),
+    "limit": _param(
+        "limit", "query", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
+        "at most this many pods in the answer (default: all)", required=False,
+    ),
+    "offset": _param(
+        "offset", "query", {"type": "integer", "minimum": 0, "default": 0},
+        "skip this many pods of the sorted, filtered list (the previous answer's next_offset)",
+        required=False,
+    ),
+}
+POD_PAGE: dict[str, Schema] = {
+    "total": {"type": "integer", "description": "pods matching the filters, over all pages"},
+    "offset": {"type": "integer"},
+    "limit": {"type": "integer", "nullable": True},
+    "next_offset": {
+        "type": "integer",
+        "nullable": True,
+        "description": "offset of the next page; null on the last page",
+    },
 }
