@@ -308,12 +308,16 @@ def fill(path: Path, begin: str, end: str, text: str) -> None:
     path.write_text(f"{head}{begin}\n{text}\n{end}{tail}", encoding="utf-8")
 
 
-def write_docs(scores: str, equivalents: list[Equivalent]) -> None:
-    """Replace the score table's rows for the modules just run (others keep their last figures)."""
+def write_docs(scores: str, equivalents: list[Equivalent], modules: list[str]) -> None:
+    """Replace the score table's rows for the modules just run (others keep their last figures; a
+    configured module never run gets a row saying so)."""
     for path in DOC_FILES:
         block = path.read_text(encoding="utf-8").partition(BEGIN)[2].partition(END)[0]
         fresh = {row.split("|")[1].strip(): row for row in scores.splitlines()[2:]}
-        rows = [ln for ln in block.strip().splitlines()[2:] if ln.split("|")[1].strip() not in fresh]
+        rows = [ln for ln in block.strip().splitlines()[2:]
+                if ln.split("|")[1].strip() not in fresh and ln.split("|")[1].strip().strip("`") in modules]
+        known = {ln.split("|")[1].strip() for ln in [*rows, *fresh.values()]}
+        rows += [f"| `{m}` | not measured yet | | | | | | |" for m in modules if f"`{m}`" not in known]
         merged = scores.splitlines()[:2] + sorted([*rows, *fresh.values()])
         fill(path, BEGIN, END, "\n".join(merged))
     fill(ROOT / "docs" / "testing.md", EQ_BEGIN, EQ_END, equivalents_table(equivalents))
@@ -384,7 +388,7 @@ def main(argv: list[str] | None = None) -> int:
             {"module": r.module, "seconds": round(r.seconds, 1), "score": r.score, "error": r.error,
              "mutants": [vars(m) for m in r.mutants]} for r in results], indent=1, ensure_ascii=False))
     if args.write_docs:
-        write_docs(text, equivalents)
+        write_docs(text, equivalents, list(modules))
     failed = [r for r in results if r.error or r.score < target or r.unexplained]
     return 1 if failed else 0
 
