@@ -208,3 +208,18 @@ def test_a_hierarchy_that_cannot_be_searched_is_reported(tmp_path: Path,
     assert PodCgroupFinder(cgroup_root=str(root), errors=errors).find() == []
     source, detail, exc = errors.records[0]
     assert (source, detail, type(exc)) == ("cgroup", f"searching {root} for kubepods failed", PermissionError)
+
+
+def test_a_link_named_like_kubepods_is_not_followed(tmp_path: Path) -> None:
+    root = v2_root(tmp_path)
+    (root / "system.slice" / "kubepods" / f"pod{UIDS[0]}").mkdir(parents=True)  # the real one, deeper
+    (tmp_path / "other" / f"pod{UIDS[1]}").mkdir(parents=True)
+    os.symlink(tmp_path / "other", root / "kubepods.slice")  # shallower, but a link
+    assert [p.uid for p in PodCgroupFinder(cgroup_root=str(root)).find()] == [UIDS[0]]
+
+
+def test_no_hierarchy_is_reported_with_the_root(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    errors = RecordingErrors()
+    assert PodCgroupFinder(cgroup_root=str(tmp_path / "empty"), errors=errors).find() == []
+    assert errors.records == [("cgroup", f"no cgroup hierarchy under {tmp_path / 'empty'}", None)]
