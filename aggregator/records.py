@@ -19,7 +19,8 @@ IO_COLUMNS: dict[str, str] = {
 class Sample:
     """The latest full-precision reading of one node, pod, namespace or deployment."""
 
-    timestamp: float  # unix seconds (exporter snapshot time; round start for roll-ups)
+    timestamp: float  # unix seconds on the aggregator's clock: when received (scrape round start for
+    # scraped samples and roll-ups); the exporter's own sample time is kept beside it in the store
     values: Mapping[str, float]  # exporter gauges and counter totals, by family name without prefix
     deltas: Mapping[str, float]  # counter -> amount moved during the last interval
     rates: Mapping[str, float]  # counter -> per second over the last interval
@@ -80,13 +81,14 @@ class NodeView:
     """A node as listed: status, last error and its latest sample (the last known one when down)."""
 
     name: str
-    status: str  # up | down
+    status: str  # up | down | gone | stale (see store.py)
     last_error: str | None
     source: str  # scrape | push
     last_seen: float  # unix seconds of the last successful ingest (0 when never)
     down_since: float | None
     sample: Sample | None
     pod_count: int
+    sample_time: float | None = None  # the exporter's (pusher's) own time of `sample`
 
 
 @dataclass(frozen=True, slots=True)

@@ -409,7 +409,7 @@ def test_exporter_and_aggregator_run_as_deployed(images: Images, request: pytest
         stack.callback(_remove_cgroups, kubelet.prefix)
         stack.enter_context(kubelet)
         stack.callback(shutil.rmtree, images.workdir / "empty", ignore_errors=True)
-        net = stack.enter_context(netns_pair(tag=TAG))
+        net = stack.enter_context(netns_pair(owner=TAG))
         held_pod = kubelet.create_pod("burstable")
         holder = kubelet.start([sys.executable, "-c", HOLDER, str(HELD)], pod=held_pod)
         assert holder.stdin is not None and holder.stdout is not None

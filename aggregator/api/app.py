@@ -18,7 +18,7 @@ import falcon.media
 from aggregator.api import errors, groups, nodes, pods, push, status
 from aggregator.api.context import ApiContext
 from aggregator.federation import FederationCache
-from aggregator.ingest import MAX_BODY_BYTES, PushIngest
+from aggregator.ingest import MAX_BODY_BYTES, MAX_PUSH_SKEW, PushIngest
 from aggregator.model import StatusProvider
 from aggregator.stats import AggregatorStats
 from aggregator.store import Store
@@ -104,6 +104,7 @@ def create_app(
     version: str,
     max_body_bytes: int = MAX_BODY_BYTES,
     liveness_timeout: float | None = None,
+    max_push_skew: float = MAX_PUSH_SKEW,
 ) -> falcon.App:
     """The aggregator's WSGI app; /healthz fails after `liveness_timeout` seconds without a round."""
     handler = json_handler()
@@ -122,7 +123,7 @@ def create_app(
         version=version,
         liveness_timeout=liveness_timeout,
     )
-    ingest = PushIngest(store=store, stats=stats)
+    ingest = PushIngest(store=store, stats=stats, max_skew=max_push_skew)
     auth = push.PushAuth(ingest_token, stats)
     for template, resource in routes(ctx, ingest=ingest, auth=auth, max_body_bytes=max_body_bytes):
         app.add_route(template, resource)

@@ -57,7 +57,12 @@ USAGE: dict[str, Schema] = {
 NODE = obj(
     {
         "node_name": {"type": "string"},
-        "status": {"type": "string", "enum": ["up", "down"]},
+        "status": {
+            "type": "string",
+            "enum": ["up", "down", "gone", "stale"],
+            "description": "up: fresh sample; down: its exporter failed or is not ready; gone: its target "
+            "left discovery; stale: nothing reported for --stale-after (only GET /api/nodes/<node> shows it)",
+        },
         "last_error": STR,
         "source": {"type": "string", "enum": ["scrape", "push"]},
         "down_since": TS,
@@ -186,6 +191,7 @@ STATUS = obj(
             "nullable": True,
         },
         "last_scrape": TS,
+        "nodes": obj({"up": {"type": "integer"}, "down": {"type": "integer"}, "gone": {"type": "integer"}}),
         "series": {"type": "object", "additionalProperties": {"type": "integer"}},
     }
 )
