@@ -35,8 +35,10 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
+from urllib.parse import urljoin, urlsplit
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -372,6 +374,36 @@ def _assert_confined_as_deployed(images: Images, run: Running) -> None:
         assert ("ro" if mount.get("readOnly") else "rw") in mounts[mount["mountPath"]], mount
 
 
+class _Refs(HTMLParser):
+    """Relative URLs a page loads or links to (src= and href=)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.refs: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        for name, value in attrs:
+            if name in ("src", "href") and value and not urlsplit(value).scheme \
+                    and not value.startswith(("//", "#")):
+                self.refs.append(value)
+
+
+def _assert_dashboard_served(netns: str, base: str) -> str:
+    """When the tree's aggregator package ships a page (an .html file), /ui/ must serve it from the image,
+    and every asset it refers to must answer 200: static files left out of package data fail here."""
+    pages = sorted((REPO / "aggregator").rglob("*.html"))
+    if not pages:
+        return "dashboard: the tree has no page yet (no .html under aggregator/), /ui/ not checked"
+    code, body = _http(netns, f"{base}/ui/")
+    assert code == 200, f"/ui/ answered {code} though the tree ships {pages}: {body[:300]!r}"
+    parser = _Refs()
+    parser.feed(body.decode())
+    for ref in parser.refs:
+        url = urljoin(f"{base}/ui/", ref)
+        assert _http(netns, url)[0] == 200, f"{url} (referred to by /ui/) does not answer 200"
+    return f"dashboard: /ui/ and the {len(parser.refs)} assets it refers to served from the image"
+
+
 def _cgroup_report(pod: FakePod, pid: int) -> str:
     """Where a container's process sits and what its pod's cgroups hold (for a failure message)."""
     lines = [f"/proc/{pid}/cgroup:", Path(f"/proc/{pid}/cgroup").read_text()]
@@ -481,6 +513,8 @@ def test_exporter_and_aggregator_run_as_deployed(images: Images, request: pytest
         assert code == 200
         assert json.loads(body) == json.loads((REPO / "aggregator" / "openapi.json").read_text())
 
+        ui = _assert_dashboard_served(net.b, agg)
+
         grace = {c: pod_spec(find(manifests, *WORKLOADS[c][:2]))["terminationGracePeriodSeconds"]
                  for c in WORKLOADS}
         stops = {r.component: _stop(images, r, grace[r.component]) for r in (aggregator, exporter)}
@@ -488,6 +522,7 @@ def test_exporter_and_aggregator_run_as_deployed(images: Images, request: pytest
             text = run.log.read_text(errors="replace")
             for bad in ("Traceback", "Permission denied", "Read-only file system"):
                 assert bad not in text, f"{run.component} log:\n{text[-3000:]}"
+        say(request, ui)
         for run in (exporter, aggregator):
             say(request, f"{run.component}: ready {run.ready_s:.1f} s after `ctr run` (readiness probe "
                          f"answered 200), stopped {stops[run.component]:.2f} s after SIGTERM "
