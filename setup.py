@@ -31,6 +31,9 @@ setup(
             "checkov>=3,<4",
             "ruff>=0.6,<1",
             "requests>=2.31,<3",
+            # deploy/grafana/generate.py; pinned because the committed dashboards must equal its output.
+            # The epoch is the SDK's release stamp; 11.6.0 is the Grafana schema it targets.
+            "grafana-foundation-sdk==1769699379!11.6.0",
         ],
     },
     entry_points={

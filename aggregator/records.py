@@ -6,6 +6,8 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from aggregator.model import ContainerReading
+
 # Counter -> the series column its per-interval delta goes to.
 IO_COLUMNS: dict[str, str] = {
     "disk_read_bytes_total": "disk_read_bytes",
@@ -102,6 +104,7 @@ class PodView:
     owner_name: str
     last_seen: float
     sample: Sample
+    containers: tuple[ContainerReading, ...] = ()  # the latest reading's containers (no history)
 
 
 @dataclass(frozen=True, slots=True)

@@ -318,6 +318,7 @@ class Store:
             owner_name=r.owner_name,
             last_seen=pod.last_seen,
             sample=pod.sample,
+            containers=r.containers,
         )
 
     def nodes(self) -> list[NodeView]:

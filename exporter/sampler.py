@@ -5,6 +5,9 @@ so it can turn two readings into CPU cores. A counter that goes backwards (a cgr
 the same pod UID, a host reboot seen through a remounted /proc) starts a new baseline instead of
 producing a negative rate. Disk and network totals are rebuilt from per-device deltas
 (exporter/counters.py) so they never decrease when a device or interface goes away.
+
+Containers (when a container reader is given) are named and their rates derived by
+exporter/containertrack.py.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import time
 from collections.abc import Callable, Collection, Mapping
 from typing import Protocol, TypeVar
 
+from exporter.containertrack import ContainerSource, ContainerTracker
 from exporter.counters import MonotonicTotal
 from exporter.model import CpuTimes, DiskCounters, HostSample, NetCounters, PodCgroup, PodUsage
 from exporter.snapshot import PodMeta, PodSample, Snapshot
@@ -76,6 +80,7 @@ class Sampler:
         pod_reader: PodStatsSource,
         errors: CountingErrors,
         pods: PodLookup | None = None,
+        container_reader: ContainerSource | None = None,
         exclude_namespaces: Collection[str] = (),
         interval: float = 5.0,
         first_delay: float = 1.0,
@@ -89,6 +94,8 @@ class Sampler:
         self._pod_reader = pod_reader
         self._errors = errors
         self._pods = pods
+        self._containers = (None if container_reader is None
+                            else ContainerTracker(container_reader, errors, monotonic=monotonic))
         self._exclude = frozenset(exclude_namespaces)
         self.interval = interval
         self._first_delay = min(interval, first_delay)
@@ -176,8 +183,11 @@ class Sampler:
                     if used >= 0 and elapsed > 0:
                         rate = used / elapsed
                 seen[usage.uid] = (usage.cpu_seconds, stamp)
-            samples.append(PodSample(usage=usage, cpu_usage_cores=rate, meta=meta))
+            containers = self._containers.read(cgroup, meta) if self._containers is not None else ()
+            samples.append(PodSample(usage=usage, cpu_usage_cores=rate, meta=meta, containers=containers))
         self._prev_pods = seen  # pods that left drop their baseline with them
+        if self._containers is not None:
+            self._containers.end_cycle({cg.uid for cg in cgroups})
         samples.sort(key=lambda s: s.usage.uid)
         return tuple(samples)
 

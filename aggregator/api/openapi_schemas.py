@@ -88,6 +88,23 @@ NODE = obj(
         ),
     }
 )
+CONTAINER = obj(
+    {
+        "name": {"type": "string", "description": "from the pod status, else the runtime id (12 digits)"},
+        "cpu_millicores": NUM,
+        "cpu_request_millicores": NUM,
+        "cpu_limit_millicores": NUM,
+        "cpu_percent_of_request": NUM,
+        "cpu_percent_of_limit": NUM,
+        "cpu_seconds_total": {**NUM, "description": "continues across restarts under the same name"},
+        "memory_bytes": {**NUM, "description": "working set"},
+        "memory_request_bytes": NUM,
+        "memory_limit_bytes": NUM,
+        "memory_percent_of_request": NUM,
+        "memory_percent_of_limit": NUM,
+        "human": human("cpu", "cpu_request", "cpu_limit", "memory", "memory_request", "memory_limit"),
+    }
+)
 POD = obj(
     {
         "pod_name": {"type": "string"},
@@ -101,6 +118,12 @@ POD = obj(
         "interval_seconds": NUM,
         "host_network": {"type": "boolean", "nullable": True},
         **USAGE,
+        "containers": {
+            "type": "array",
+            "items": ref("Container"),
+            "description": "latest figures per container (the sandbox is only in the pod's); empty when the "
+            "exporter runs with --container-metrics=false",
+        },
     }
 )
 GROUP = obj(

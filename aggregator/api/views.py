@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from aggregator.api import human
+from aggregator.model import ContainerReading
 from aggregator.records import GroupView, NodeView, PodView, Point, Sample
 
 Doc = dict[str, Any]
@@ -161,6 +162,38 @@ def _usage(sample: Sample) -> Doc:
     }
 
 
+def container_doc(container: ContainerReading) -> Doc:
+    """One container as `kubectl top pod --containers` shows it, with requests, limits and percent."""
+    v = container.values
+    gauge = v.get("cpu_usage_cores")
+    cpu = None if gauge is None else _num(gauge * 1000.0)
+    req, lim = _milli(v.get("cpu_request_cores")), _milli(v.get("cpu_limit_cores"))
+    mem = v.get("memory_working_set_bytes")
+    mreq, mlim = v.get("memory_request_bytes"), v.get("memory_limit_bytes")
+    return {
+        "name": container.name,
+        "cpu_millicores": cpu,
+        "cpu_request_millicores": req,
+        "cpu_limit_millicores": lim,
+        "cpu_percent_of_request": _pct(cpu, req),
+        "cpu_percent_of_limit": _pct(cpu, lim),
+        "cpu_seconds_total": _num(v.get("cpu_seconds_total")),
+        "memory_bytes": mem,
+        "memory_request_bytes": mreq,
+        "memory_limit_bytes": mlim,
+        "memory_percent_of_request": _pct(mem, mreq),
+        "memory_percent_of_limit": _pct(mem, mlim),
+        "human": {
+            "cpu": human.cores(cpu),
+            "cpu_request": human.cores(req),
+            "cpu_limit": human.cores(lim),
+            "memory": human.size(mem),
+            "memory_request": human.size(mreq),
+            "memory_limit": human.size(mlim),
+        },
+    }
+
+
 def pod_doc(pod: PodView, *, now: float) -> Doc:
     host_network = pod.sample.values.get("host_network")
     return {
@@ -175,6 +208,7 @@ def pod_doc(pod: PodView, *, now: float) -> Doc:
         "interval_seconds": pod.sample.interval_seconds,
         "host_network": None if host_network is None else host_network >= 1,
         **_usage(pod.sample),
+        "containers": [container_doc(c) for c in pod.containers],
     }
 
 
