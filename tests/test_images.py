@@ -164,7 +164,8 @@ def images(request: pytest.FixtureRequest) -> Iterator[Images]:
     ok, why = cgroups_writable()
     require(ok, f"cgroups not writable here: {why}")
     workdir = Path(tempfile.mkdtemp(prefix=f"k8smon-test-{TAG}-"))
-    built = Images(containerd=Containerd(workdir), buildah=Buildah(workdir), workdir=workdir,
+    built = Images(containerd=Containerd(workdir, namespace=f"k8smon-test-{TAG}"), buildah=Buildah(workdir),
+                   workdir=workdir,
                    cgroup_prefix=f"k8smon-test-{TAG}-{uuid.uuid4().hex[:8]}")
     problems: list[str] = []
     try:
@@ -193,7 +194,7 @@ def images(request: pytest.FixtureRequest) -> Iterator[Images]:
             built.buildah.push_archive(tag, archive, container["image"])
             layers = archive_layer_sizes(archive)
             f[f"{component}_size"], f["base_size"] = sum(layers), layers[0]  # the stand-in base: 1 layer
-            built.containerd.ctr("images", "import", str(archive), timeout=300)
+            built.containerd.import_archive(archive)
             archive.unlink()
             f[f"{component}_import_s"] = time.monotonic() - t
             built.refs[component] = ref

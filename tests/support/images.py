@@ -137,13 +137,32 @@ def unmount_all_under(prefix: Path) -> list[str]:
     return left
 
 
+def fs_type(path: Path) -> str:
+    """The type of the filesystem `path` lies on (longest mount point that contains it)."""
+    best, kind = "", ""
+    with open("/proc/self/mountinfo", encoding="utf-8") as f:
+        for line in f:
+            fields = line.split()
+            point, fstype = fields[4], fields[fields.index("-") + 1]
+            inside = str(path) == point or str(path).startswith(point.rstrip("/") + "/")
+            if inside and len(point) >= len(best):
+                best, kind = point, fstype
+    return kind
+
+
+def on_overlay(path: Path) -> bool:
+    """overlayfs cannot take an overlayfs upper layer: on an overlay root (a CI container, say) the stores
+    fall back to plain copies (buildah `vfs`, containerd `native`), slower but working anywhere."""
+    return fs_type(path) == "overlay"
+
+
 class Buildah:
     """A private buildah store (own --root/--runroot) under `workdir`, removed by `close()`."""
 
     def __init__(self, workdir: Path) -> None:
         self.dir = workdir / "buildah"
         self.global_args = ["--root", str(self.dir / "root"), "--runroot", str(self.dir / "run"),
-                            "--storage-driver", "overlay"]
+                            "--storage-driver", "vfs" if on_overlay(workdir) else "overlay"]
 
     def __call__(self, *args: str, timeout: float = 120, cwd: Path | None = None) -> str:
         return _run(["buildah", *self.global_args, *args], timeout=timeout, cwd=cwd)
@@ -184,11 +203,13 @@ class Containerd:
     """Our own containerd: own root, state, socket and config under `workdir`, no CRI plugin, never the
     machine's default instance. `close()` kills what it runs, stops it by PID and removes its files."""
 
-    NAMESPACE = "k8smon-test"
-
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, *, namespace: str) -> None:
         self.dir = workdir / "containerd"
         self.socket = self.dir / "c.sock"  # a unix socket path must stay under 108 bytes
+        # The runc shim keeps its state in /run/containerd/runc/<namespace> whatever our state dir is,
+        # so the namespace must be ours alone too (and that directory is removed in close()).
+        self.namespace = namespace
+        self.snapshotter = "native" if on_overlay(workdir) else "overlayfs"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 30) -> None:
@@ -227,7 +248,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.b
                 time.sleep(0.2)
 
     def ctr_argv(self, *args: str) -> list[str]:
-        return ["ctr", "--address", str(self.socket), "--namespace", self.NAMESPACE, *args]
+        return ["ctr", "--address", str(self.socket), "--namespace", self.namespace, *args]
 
     def ctr(self, *args: str, timeout: float = 60) -> str:
         return _run(self.ctr_argv(*args), timeout=timeout)
@@ -236,8 +257,12 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.b
             *, log: Path) -> subprocess.Popen[bytes]:
         """`ctr run --rm` in the foreground: the Popen's exit status is the container's."""
         with open(log, "wb") as out:
-            return subprocess.Popen(self.ctr_argv("run", "--rm", *options, image, cid, *command),
+            return subprocess.Popen(self.ctr_argv("run", "--rm", "--snapshotter", self.snapshotter, *options,
+                                                  image, cid, *command),
                                     stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+
+    def import_archive(self, path: Path) -> None:
+        self.ctr("images", "import", "--snapshotter", self.snapshotter, str(path), timeout=300)
 
     def kill(self, cid: str, sig: str = "SIGTERM") -> None:
         """What kubelet's StopContainer asks containerd for."""
@@ -282,6 +307,8 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.b
                 os.kill(pid, signal.SIGKILL)
             problems.append(f"shim {pid} was still running")
         problems += [f"mount {m}" for m in unmount_all_under(self.dir)]
+        with contextlib.suppress(OSError):  # absent, or not empty: then a shim of ours is still there
+            (Path("/run/containerd/runc") / self.namespace).rmdir()
         shutil.rmtree(self.dir, ignore_errors=True)
         return problems
 
