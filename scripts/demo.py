@@ -58,6 +58,7 @@ def main() -> int:
     ):
         print(
             "\nk8s-monitor demo is running (Ctrl-C stops both):\n"
+            f"  dashboard:          open {aggregator_url}/ui/ in a browser\n"
             f"  exporter metrics:   curl {exporter_url}/metrics\n"
             f"  nodes:              curl {aggregator_url}/api/nodes\n"
             f"  pods:               curl {aggregator_url}/api/pods\n"

@@ -167,6 +167,7 @@ def test_monotonic_total_never_decreases_and_adds_every_increase(seq: list[dict[
 SENDER = """
 import socket, sys
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+print("ready", flush=True)
 for line in sys.stdin:
     n, dst = line.split()
     for _ in range(int(n) // 1000):
@@ -213,6 +214,8 @@ def test_real_pod_interface_deleted_and_added_keeps_the_total_growing() -> None:
         pod = kubelet.create_pod("burstable")
         sender = kubelet.start(pair.exec_argv(pair.a, [sys.executable, "-c", SENDER]), pod=pod)
         assert sender.stdin is not None and sender.stdout is not None
+        # Until `ip netns exec` has entered the namespace, the pod's only process is in the host's.
+        assert sender.stdout.readline() == b"ready\n"
         errors = CountingErrors()
         sampler = Sampler(node="real", host_reader=HostReader(errors=errors), cgroup_finder=_OnePod(pod.uid),
                           pod_reader=PodStatsReader(errors=errors), errors=errors)

@@ -15,7 +15,7 @@ from typing import Any
 import falcon
 import falcon.media
 
-from aggregator.api import errors, groups, nodes, pods, push, status
+from aggregator.api import errors, groups, nodes, params, pods, push, status, ui
 from aggregator.api.context import ApiContext
 from aggregator.federation import FederationCache
 from aggregator.ingest import MAX_BODY_BYTES, MAX_PUSH_SKEW, PushIngest
@@ -91,6 +91,12 @@ def routes(
     ]
 
 
+def ui_routes() -> list[tuple[str, Any]]:
+    """The dashboard's static files (not API routes: kept out of the OpenAPI comparison)."""
+    files = ui.UiFiles()
+    return [("/ui", files), ("/ui/{name:path}", files)]
+
+
 def create_app(
     *,
     store: Store,
@@ -108,7 +114,13 @@ def create_app(
 ) -> falcon.App:
     """The aggregator's WSGI app; /healthz fails after `liveness_timeout` seconds without a round."""
     handler = json_handler()
-    app = falcon.App(middleware=[_cors(cors_origins), errors.RenderGuard(handler, stats)])
+    middleware = [
+        ui.BrowserRedirect(),
+        _cors(cors_origins),
+        errors.RenderGuard(handler, stats),
+        params.QueryGuard(),
+    ]
+    app = falcon.App(middleware=middleware)
     app.req_options.media_handlers[falcon.MEDIA_JSON] = handler
     app.resp_options.media_handlers[falcon.MEDIA_JSON] = handler
     app.req_options.strip_url_path_trailing_slash = True
@@ -126,5 +138,7 @@ def create_app(
     ingest = PushIngest(store=store, stats=stats, max_skew=max_push_skew)
     auth = push.PushAuth(ingest_token, stats)
     for template, resource in routes(ctx, ingest=ingest, auth=auth, max_body_bytes=max_body_bytes):
+        app.add_route(template, resource)
+    for template, resource in ui_routes():
         app.add_route(template, resource)
     return app
