@@ -15,7 +15,7 @@ from typing import Any
 import falcon
 import falcon.media
 
-from aggregator.api import errors, groups, nodes, pods, push, status
+from aggregator.api import errors, groups, nodes, params, pods, push, status
 from aggregator.api.context import ApiContext
 from aggregator.federation import FederationCache
 from aggregator.ingest import MAX_BODY_BYTES, PushIngest
@@ -107,7 +107,8 @@ def create_app(
 ) -> falcon.App:
     """The aggregator's WSGI app; /healthz fails after `liveness_timeout` seconds without a round."""
     handler = json_handler()
-    app = falcon.App(middleware=[_cors(cors_origins), errors.RenderGuard(handler, stats)])
+    middleware = [_cors(cors_origins), errors.RenderGuard(handler, stats), params.QueryGuard()]
+    app = falcon.App(middleware=middleware)
     app.req_options.media_handlers[falcon.MEDIA_JSON] = handler
     app.resp_options.media_handlers[falcon.MEDIA_JSON] = handler
     app.req_options.strip_url_path_trailing_slash = True

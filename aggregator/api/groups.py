@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import falcon
 
-from aggregator.api import params, views
+from aggregator.api import listing, params, views
 from aggregator.api.context import ApiContext
 from aggregator.api.errors import Ambiguous, NotFound
 
@@ -38,17 +38,22 @@ class NamespaceItem:
 
 
 class NamespacePods:
+    query_params = listing.PAGE_PARAMS
+
     def __init__(self, ctx: ApiContext) -> None:
         self._ctx = ctx
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, namespace: str) -> None:
         _known_namespace(self._ctx, namespace)
-        now = self._ctx.store.now()
-        pods = self._ctx.pod_docs.docs(self._ctx.store.pods(namespace=namespace), now=now, full=False)
-        resp.media = {"namespace": namespace, "pods": pods, "count": len(pods)}
+        query = listing.parse(req, filters=False)
+        store = self._ctx.store
+        page = listing.answer(self._ctx.pod_docs, query, store.pods(namespace=namespace), now=store.now())
+        resp.media = {"namespace": namespace, **page}
 
 
 class NamespaceTimeseries:
+    query_params = frozenset({"window"})
+
     def __init__(self, ctx: ApiContext) -> None:
         self._ctx = ctx
 
@@ -90,6 +95,8 @@ class DeploymentItem:
 
 
 class DeploymentPods:
+    query_params = listing.PAGE_PARAMS
+
     def __init__(self, ctx: ApiContext) -> None:
         self._ctx = ctx
 
@@ -99,14 +106,15 @@ class DeploymentPods:
         store = self._ctx.store
         if store.group(namespace, deployment) is None:
             raise NotFound("deployment", deployment, namespace=namespace)
-        now = store.now()
-        pods = self._ctx.pod_docs.docs(
-            store.pods(namespace=namespace, deployment=deployment), now=now, full=False
-        )
-        resp.media = {"namespace": namespace, "deployment": deployment, "pods": pods, "count": len(pods)}
+        query = listing.parse(req, filters=False)
+        pods = store.pods(namespace=namespace, deployment=deployment)
+        page = listing.answer(self._ctx.pod_docs, query, pods, now=store.now())
+        resp.media = {"namespace": namespace, "deployment": deployment, **page}
 
 
 class DeploymentTimeseries:
+    query_params = frozenset({"namespace", "window"})
+
     def __init__(self, ctx: ApiContext) -> None:
         self._ctx = ctx
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import falcon
 
-from aggregator.api import params, views
+from aggregator.api import listing, params, views
 from aggregator.api.context import ApiContext
 from aggregator.api.errors import NotFound
 
@@ -31,6 +31,8 @@ class NodeItem:
 
 
 class NodePods:
+    query_params = listing.PAGE_PARAMS
+
     def __init__(self, ctx: ApiContext) -> None:
         self._ctx = ctx
 
@@ -38,12 +40,14 @@ class NodePods:
         store = self._ctx.store
         if store.node(params.subdomain(node, "node")) is None:
             raise NotFound("node", node)
-        now = store.now()
-        pods = self._ctx.pod_docs.docs(store.pods(node=node), now=now, full=False)
-        resp.media = {"node_name": node, "pods": pods, "count": len(pods)}
+        query = listing.parse(req, filters=False)
+        page = listing.answer(self._ctx.pod_docs, query, store.pods(node=node), now=store.now())
+        resp.media = {"node_name": node, **page}
 
 
 class NodeTimeseries:
+    query_params = frozenset({"window"})
+
     def __init__(self, ctx: ApiContext) -> None:
         self._ctx = ctx
 

@@ -19,6 +19,7 @@ from aggregator.api.openapi_schemas import (
     NODE_PUSH,
     PARAMS,
     POD,
+    POD_PAGE,
     POD_PUSH,
     POINT,
     STATUS,
@@ -28,6 +29,8 @@ from aggregator.api.openapi_schemas import (
     obj,
     ref,
 )
+
+PAGE = ["q", "sort", "limit", "offset"]  # the query parameters every pod listing takes
 
 
 def _resp(description: str, schema: Schema | None = None, media: str = "application/json") -> Schema:
@@ -47,7 +50,8 @@ def _get(summary: str, schema: Schema, params: list[str], errors: tuple[int, ...
             "operationId": op,
             "summary": summary,
             "parameters": [{"$ref": f"#/components/parameters/{p}"} for p in params],
-            "responses": {"200": _resp("OK", schema), **_errors(*errors)},
+            # Every route answers 400 to a query parameter it does not take.
+            "responses": {"200": _resp("OK", schema), **_errors(*sorted({400, *errors}))},
         }
     }
 
@@ -90,22 +94,25 @@ def build() -> Schema:
             "get": {
                 "operationId": "metrics",
                 "summary": "Federated Prometheus exposition (text format 0.0.4), rebuilt once per round",
-                "responses": {"200": _resp("exposition", {"type": "string"}, "text/plain")},
+                "responses": {
+                    "200": _resp("exposition", {"type": "string"}, "text/plain"),
+                    **_errors(400),
+                },
             }
         },
         "/openapi.json": {
             "get": {
                 "operationId": "openapi",
                 "summary": "This document",
-                "responses": {"200": _resp("OpenAPI document", {"type": "object"})},
+                "responses": {"200": _resp("OpenAPI document", {"type": "object"}), **_errors(400)},
             }
         },
         "/api/nodes": _get("All nodes with current usage", _list("nodes", "Node"), [], (), "listNodes"),
         "/api/nodes/{node}": _get("One node", ref("Node"), ["node"], (400, 404), "getNode"),
         "/api/nodes/{node}/pods": _get(
             "Pods on a node",
-            _list("pods", "Pod", node_name={"type": "string"}),
-            ["node"],
+            _list("pods", "Pod", node_name={"type": "string"}, **POD_PAGE),
+            ["node", *PAGE],
             (400, 404),
             "listNodePods",
         ),
@@ -113,7 +120,13 @@ def build() -> Schema:
             "Node series", ts, ["node", "window"], (400, 404), "nodeTimeseries"
         ),
         "/api/nodes/{node}/metrics": _push("Push node metrics", "NodePush", ["node"], "pushNode"),
-        "/api/pods": _get("All current pods", _list("pods", "Pod"), [], (), "listPods"),
+        "/api/pods": _get(
+            "Current pods: filtered, sorted and paged",
+            _list("pods", "Pod", **POD_PAGE),
+            ["namespaceFilter", "nodeFilter", "deploymentFilter", *PAGE],
+            (400,),
+            "listPods",
+        ),
         "/api/pods/{pod}": _get(
             "One pod, searched across namespaces",
             ref("Pod"),
@@ -136,8 +149,8 @@ def build() -> Schema:
         ),
         "/api/namespaces/{namespace}/pods": _get(
             "Pods of a namespace",
-            _list("pods", "Pod", namespace={"type": "string"}),
-            ["namespace"],
+            _list("pods", "Pod", namespace={"type": "string"}, **POD_PAGE),
+            ["namespace", *PAGE],
             (400, 404),
             "listNamespacePods",
         ),
@@ -163,8 +176,8 @@ def build() -> Schema:
         ),
         "/api/namespaces/{namespace}/deployments/{deployment}/pods": _get(
             "Pods of a deployment",
-            _list("pods", "Pod", namespace={"type": "string"}, deployment={"type": "string"}),
-            ["namespace", "deployment"],
+            _list("pods", "Pod", namespace={"type": "string"}, deployment={"type": "string"}, **POD_PAGE),
+            ["namespace", "deployment", *PAGE],
             (400, 404),
             "listDeploymentPods",
         ),
@@ -178,7 +191,8 @@ def build() -> Schema:
     }
     err = ref("Error")
     descriptions = {
-        400: "Invalid path or query parameter, or invalid body (the field or parameter is named)",
+        400: "Invalid path or query parameter, a query parameter the route does not take, or invalid "
+        "body (the field or parameter is named)",
         401: "Missing or wrong bearer token",
         403: "Push ingest disabled (no token configured)",
         404: "Unknown entity",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from aggregator.api.listing import MAX_LIMIT, SORT_VALUES
+
 Schema = dict[str, Any]
 NUM: Schema = {"type": "number", "nullable": True}
 STR: Schema = {"type": "string", "nullable": True}
@@ -249,4 +251,47 @@ PARAMS: dict[str, Schema] = {
         "seconds of history (default 300; at most the retention span: retention points x interval)",
         required=False,
     ),
+    # Pod listings (aggregator/api/listing.py): filters, sort order, paging.
+    "namespaceFilter": _param(
+        "namespace", "query", {"type": "string", "pattern": "^$|" + LABEL, "maxLength": 63},
+        "only pods of this namespace (empty: all)", required=False,
+    ),
+    "nodeFilter": _param(
+        "node", "query", {"type": "string", "pattern": "^$|" + SUBDOMAIN, "maxLength": 253},
+        "only pods on this node (empty: all)", required=False,
+    ),
+    "deploymentFilter": _param(
+        "deployment", "query", {"type": "string", "pattern": "^$|" + SUBDOMAIN, "maxLength": 253},
+        "only pods of deployments with this name (empty: all)", required=False,
+    ),
+    "q": _param(
+        "q", "query", {"type": "string", "maxLength": 253},
+        "only pods whose name contains this text (case-insensitive)", required=False,
+    ),
+    "sort": _param(
+        "sort", "query", {"type": "string", "enum": list(SORT_VALUES), "default": "name"},
+        "name (namespace, then pod name), cpu, memory (working set), disk or network (bytes per second, "
+        "both directions); a leading - sorts descending. Pods without the figure come last; ties keep "
+        "the name order",
+        required=False,
+    ),
+    "limit": _param(
+        "limit", "query", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
+        "at most this many pods in the answer (default: all)", required=False,
+    ),
+    "offset": _param(
+        "offset", "query", {"type": "integer", "minimum": 0, "default": 0},
+        "skip this many pods of the sorted, filtered list (the previous answer's next_offset)",
+        required=False,
+    ),
+}
+POD_PAGE: dict[str, Schema] = {
+    "total": {"type": "integer", "description": "pods matching the filters, over all pages"},
+    "offset": {"type": "integer"},
+    "limit": {"type": "integer", "nullable": True},
+    "next_offset": {
+        "type": "integer",
+        "nullable": True,
+        "description": "offset of the next page; null on the last page",
+    },
 }

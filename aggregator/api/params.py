@@ -48,3 +48,23 @@ def window(req: falcon.Request, *, default: float, maximum: float) -> float:
     if value > maximum:
         raise BadParameter("window", f"window must be at most the retention span, {maximum:g} seconds")
     return value
+
+
+class QueryGuard:
+    """Middleware: a query parameter the route does not take is a 400 naming it, not silently ignored.
+
+    Each resource lists what it takes in `query_params` (none when absent); CORS preflights pass.
+    """
+
+    def process_resource(
+        self, req: falcon.Request, resp: falcon.Response, resource: object, params: dict[str, object]
+    ) -> None:
+        if resource is None or req.method == "OPTIONS":
+            return
+        allowed: frozenset[str] = getattr(resource, "query_params", frozenset())
+        unknown = sorted(set(req.params) - allowed)
+        if unknown:
+            takes = ", ".join(sorted(allowed)) or "no query parameters"
+            raise BadParameter(
+                unknown[0], f"unknown query parameter {unknown[0]!r}; {req.path} takes {takes}"
+            )

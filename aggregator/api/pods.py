@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import falcon
 
-from aggregator.api import params, views
+from aggregator.api import listing, params, views
 from aggregator.api.context import ApiContext
 from aggregator.api.errors import Ambiguous, NotFound
 from aggregator.records import PodView
@@ -23,16 +23,23 @@ def find_one(ctx: ApiContext, req: falcon.Request, pod: str, *, current: bool) -
 
 
 class PodList:
+    """Every current pod, filtered, sorted and paged as `listing` describes."""
+
+    query_params = listing.ALL_PODS_PARAMS
+
     def __init__(self, ctx: ApiContext) -> None:
         self._ctx = ctx
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        now = self._ctx.store.now()
-        pods = self._ctx.pod_docs.docs(self._ctx.store.pods(), now=now, full=True)
-        resp.media = {"pods": pods, "count": len(pods)}
+        query = listing.parse(req, filters=True)
+        store = self._ctx.store
+        pods = store.pods(namespace=query.namespace, node=query.node, deployment=query.deployment)
+        resp.media = listing.answer(self._ctx.pod_docs, query, pods, now=store.now(), whole=True)
 
 
 class PodItem:
+    query_params = frozenset({"namespace"})
+
     def __init__(self, ctx: ApiContext) -> None:
         self._ctx = ctx
 
@@ -42,6 +49,8 @@ class PodItem:
 
 
 class PodTimeseries:
+    query_params = frozenset({"namespace", "window"})
+
     def __init__(self, ctx: ApiContext) -> None:
         self._ctx = ctx
 

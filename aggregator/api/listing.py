@@ -1,0 +1,161 @@
+"""Pod listings: filters, sort order and paging from the query string, applied to the store's pods.
+
+`/api/pods` takes every parameter below; the per-node, per-namespace and per-deployment pod
+listings take the ones that do not repeat their path (`q`, `sort`, `limit`, `offset`).
+
+- `namespace=`, `node=`, `deployment=`: exact matches; `q=`: a substring of the pod name.
+- `sort=name|cpu|memory|disk|network`, `-` in front for descending (`sort=-cpu`). `name` is
+  namespace then pod name, the default; `memory` is the working set, `disk` and `network` the
+  read+write and receive+transmit bytes per second. Pods without the figure come last either way;
+  ties keep the name order.
+- `limit=N` (1..10000) and `offset=K` page the sorted, filtered list; the answer carries `total`
+  (matches over all pages), `offset`, `limit` and `next_offset` (null on the last page).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import falcon
+
+from aggregator.api import params
+from aggregator.api.errors import BadParameter
+from aggregator.api.views import PodDocCache
+from aggregator.records import PodView, Sample
+
+MAX_LIMIT = 10_000
+MAX_QUERY = 253  # a pod name is at most 253 characters; a longer substring can match nothing
+
+
+def _sum(mapping: Any, a: str, b: str) -> float | None:
+    x, y = mapping.get(a), mapping.get(b)
+    if x is None and y is None:
+        return None
+    return (x or 0.0) + (y or 0.0)
+
+
+def _first(pair: tuple[float, PodView]) -> float:
+    return pair[0]
+
+
+SORT_KEYS: dict[str, Callable[[Sample], float | None]] = {
+    "cpu": lambda s: s.cpu_millicores,
+    "memory": lambda s: s.values.get("memory_working_set_bytes"),
+    "disk": lambda s: _sum(s.rates, "disk_read_bytes_total", "disk_written_bytes_total"),
+    "network": lambda s: _sum(s.rates, "network_receive_bytes_total", "network_transmit_bytes_total"),
+}
+SORTS = ("name", *SORT_KEYS)
+SORT_VALUES = tuple(v for s in SORTS for v in (s, f"-{s}"))
+
+# Query parameters each kind of pod listing takes (the guard in errors.QueryGuard reads these).
+PAGE_PARAMS = frozenset({"q", "sort", "limit", "offset"})
+ALL_PODS_PARAMS = PAGE_PARAMS | {"namespace", "node", "deployment"}
+
+
+@dataclass(frozen=True)
+class PodQuery:
+    namespace: str | None = None
+    node: str | None = None
+    deployment: str | None = None
+    text: str | None = None
+    sort: str = "name"
+    descending: bool = False
+    limit: int | None = None
+    offset: int = 0
+
+    def select(self, pods: Sequence[PodView]) -> list[PodView]:
+        """The matching pods in the asked order (`pods` comes sorted by namespace/name)."""
+        out = [p for p in pods if self._matches(p)]
+        if self.sort == "name":
+            if self.descending:
+                out.reverse()
+            return out
+        key = SORT_KEYS[self.sort]
+        known: list[tuple[float, PodView]] = []
+        unknown: list[PodView] = []
+        for p in out:
+            v = key(p.sample)
+            if v is None:
+                unknown.append(p)
+            else:
+                known.append((v, p))
+        known.sort(key=_first, reverse=self.descending)  # stable: ties keep the name order
+        return [p for _, p in known] + unknown
+
+    def _matches(self, p: PodView) -> bool:
+        return (
+            (self.namespace is None or p.namespace == self.namespace)
+            and (self.node is None or p.node == self.node)
+            and (self.deployment is None or p.deployment == self.deployment)
+            and (self.text is None or self.text in p.pod.lower())
+        )
+
+    def page(self, pods: list[PodView]) -> tuple[list[PodView], dict[str, Any]]:
+        """This page's pods and the paging fields of the answer."""
+        end = len(pods) if self.limit is None else self.offset + self.limit
+        chunk = pods[self.offset : end]
+        more = end < len(pods)
+        return chunk, {
+            "total": len(pods),
+            "offset": self.offset,
+            "limit": self.limit,
+            "next_offset": end if more else None,
+        }
+
+    @property
+    def filtered(self) -> bool:
+        """True when the answer is not the whole current listing (the doc cache is then only read)."""
+        return any(v is not None for v in (self.namespace, self.node, self.deployment, self.text)) or bool(
+            self.limit is not None or self.offset
+        )
+
+
+def _int(req: falcon.Request, name: str, *, minimum: int, maximum: int | None = None) -> int | None:
+    raw = req.get_param(name)
+    if raw is None:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadParameter(name, f"{name} must be an integer, got {raw!r}") from None
+    if value < minimum or (maximum is not None and value > maximum):
+        bound = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
+        raise BadParameter(name, f"{name} must be {bound}, got {value}")
+    return value
+
+
+def _optional(req: falcon.Request, name: str, check: Callable[[str, str], str]) -> str | None:
+    value = req.get_param(name)
+    return None if value in (None, "") else check(value, name)
+
+
+def parse(req: falcon.Request, *, filters: bool) -> PodQuery:
+    """The listing query of `req`; `filters` adds namespace/node/deployment (only /api/pods)."""
+    sort = req.get_param("sort") or "name"
+    if sort not in SORT_VALUES:
+        choices = ", ".join(SORTS)
+        raise BadParameter("sort", f"sort must be one of {choices} (- in front: descending), got {sort!r}")
+    text = req.get_param("q")
+    if text is not None and len(text) > MAX_QUERY:
+        raise BadParameter("q", f"q must be at most {MAX_QUERY} characters")
+    return PodQuery(
+        namespace=params.optional_namespace(req) if filters else None,
+        node=_optional(req, "node", params.subdomain) if filters else None,
+        deployment=_optional(req, "deployment", params.subdomain) if filters else None,
+        text=text.lower() if text else None,
+        sort=sort.removeprefix("-"),
+        descending=sort.startswith("-"),
+        limit=_int(req, "limit", minimum=1, maximum=MAX_LIMIT),
+        offset=_int(req, "offset", minimum=0) or 0,
+    )
+
+
+def answer(
+    pod_docs: PodDocCache, query: PodQuery, pods: Sequence[PodView], *, now: float, whole: bool = False
+) -> dict[str, Any]:
+    """`pods`, `count` (this page) and the paging fields; `whole`: `pods` is every current pod."""
+    chunk, paging = query.page(query.select(pods))
+    docs = pod_docs.docs(chunk, now=now, full=whole and not query.filtered)
+    return {"pods": docs, "count": len(docs), **paging}
