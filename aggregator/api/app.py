@@ -22,6 +22,7 @@ from aggregator.ingest import MAX_BODY_BYTES, PushIngest
 from aggregator.model import StatusProvider
 from aggregator.stats import AggregatorStats
 from aggregator.store import Store
+from k8smon_common import http_api
 
 
 def json_handler() -> falcon.media.JSONHandler:
@@ -125,6 +126,5 @@ def create_app(
     )
     ingest = PushIngest(store=store, stats=stats)
     auth = push.PushAuth(ingest_token, stats)
-    for template, resource in routes(ctx, ingest=ingest, auth=auth, max_body_bytes=max_body_bytes):
-        app.add_route(template, resource)
+    http_api.add_routes(app, routes(ctx, ingest=ingest, auth=auth, max_body_bytes=max_body_bytes))
     return app
