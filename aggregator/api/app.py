@@ -108,7 +108,10 @@ def create_app(
 ) -> falcon.App:
     """The aggregator's WSGI app; /healthz fails after `liveness_timeout` seconds without a round."""
     handler = json_handler()
-    middleware = [_cors(cors_origins), errors.RenderGuard(handler, stats), params.QueryGuard()]
+    # RejectLog last: its process_response runs first, while the error is still a dict.
+    middleware = [
+        _cors(cors_origins), errors.RenderGuard(handler, stats), params.QueryGuard(), push.RejectLog()
+    ]
     app = falcon.App(middleware=middleware)
     app.req_options.media_handlers[falcon.MEDIA_JSON] = handler
     app.resp_options.media_handlers[falcon.MEDIA_JSON] = handler
