@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import select
 import signal
 import socket
 import subprocess
@@ -46,15 +47,22 @@ def _start(exporter: str, aggregator: str, env: dict[str, str] | None = None) ->
 
 
 def _banner(demo: subprocess.Popen[str]) -> list[str]:
-    """The demo's output up to the end of its banner (what a newcomer reads first)."""
+    """The demo's output up to the end of its banner (what a newcomer reads first).
+
+    Read from the pipe's descriptor with a deadline, so a demo that never prints the banner fails
+    the test instead of hanging it.
+    """
     assert demo.stdout is not None
-    lines: list[str] = []
+    fd = demo.stdout.fileno()
+    raw = b""
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not any("curl -X POST" in line for line in lines):  # its last
-        line = demo.stdout.readline()
-        assert line, "".join(lines)
-        lines.append(line)
-    return lines
+    while b"curl -X POST" not in raw or not raw.endswith(b"\n"):  # the banner's last line
+        left = deadline - time.monotonic()
+        assert left > 0 and select.select([fd], [], [], left)[0], raw.decode(errors="replace")
+        chunk = os.read(fd, 65536)
+        assert chunk, raw.decode(errors="replace")  # the demo ended before its banner
+        raw += chunk
+    return raw.decode().splitlines(keepends=True)
 
 
 def test_demo_serves_this_machine_and_stops_on_ctrl_c() -> None:
