@@ -12,7 +12,8 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.11",
     packages=find_packages(include=["exporter*", "aggregator*", "k8smon_common*", "k8smon_cli*"]),
-    package_data={"aggregator": ["openapi.json"]},
+    # The dashboard's files (aggregator/ui/, served at /ui/) travel in the wheel: no build step, no CDN.
+    package_data={"aggregator": ["openapi.json", "ui/*.*", "ui/vendor/*"]},
     install_requires=[
         "prometheus-client>=0.20,<1",
         "kubernetes>=29,<38",
@@ -31,6 +32,11 @@ setup(
             "checkov>=3,<4",
             "ruff>=0.6,<1",
             "requests>=2.31,<3",
+            # The dashboard's browser tests drive the system Chromium (never `playwright install`).
+            "playwright>=1.40,<2",
+            # deploy/grafana/generate.py; pinned because the committed dashboards must equal its output.
+            # The epoch is the SDK's release stamp; 11.6.0 is the Grafana schema it targets.
+            "grafana-foundation-sdk==1769699379!11.6.0",
         ],
     },
     entry_points={

@@ -138,6 +138,13 @@ class AggregatorSettings:
     ingest_token: str = option(
         "", "bearer token for the POST ingest routes; empty = ingest disabled (403)", metavar="TOKEN"
     )
+    max_push_skew: float = option(
+        60.0,
+        "largest difference between a pushed timestamp and the aggregator's clock, seconds, either way; "
+        "a push outside it is 400",
+        parse=parse_positive_float,
+        metavar="SECONDS",
+    )
     max_body_bytes: int = option(
         64 << 10, "largest POST ingest body accepted, bytes (larger: 413)", parse=parse_size, metavar="BYTES"
     )

@@ -3,9 +3,10 @@
 `KubeDiscovery` lists then watches the Service's Endpoints object (or its EndpointSlices) in a
 background thread and keeps `targets()` = {"ip:port": nodeName} for every ready address, and
 `not_ready()` the same for addresses Kubernetes lists as not ready (so the scrape loop can show their
-nodes as down instead of letting them drop out of the listings). A 410
-relists at once; any other failure keeps the last known targets and retries with capped,
-jittered exponential backoff. An Endpoints object marked
+nodes as down instead of letting them drop out of the listings). The list+watch loop is
+k8smon_common.kube.ListWatch, shared with the exporter: a watch resumes from the last resourceVersion,
+a 410 relists, any failure keeps the last known targets and retries with capped, jittered exponential
+backoff, and a watch that ends at once with no events backs off too. An Endpoints object marked
 `endpoints.kubernetes.io/over-capacity: truncated` (over 1000 addresses) makes it switch to
 EndpointSlices for good, with a warning.
 """
@@ -13,13 +14,13 @@ EndpointSlices for good, with a warning.
 from __future__ import annotations
 
 import logging
-import random
 import threading
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
-from aggregator.kube import KubeError, KubeGone, ServiceEndpointsApi
+from aggregator.kube import ServiceEndpointsApi
 from aggregator.stats import AggregatorStats
+from k8smon_common.kube import KubeError, ListWatch, Query, Relist
 
 log = logging.getLogger(__name__)
 
@@ -123,10 +124,6 @@ class StaticDiscovery:
         """Nothing to stop."""
 
 
-class _SwitchToSlices(Exception):
-    """The Endpoints object is truncated."""
-
-
 class KubeDiscovery:
     """Watches the exporters' Service in a thread; `targets()` is always the latest complete view."""
 
@@ -147,21 +144,25 @@ class KubeDiscovery:
         self._mode = mode
         self._port_name = port_name
         self._stats = stats
-        self._watch_timeout = watch_timeout
-        self._backoff_initial = backoff_initial
-        self._backoff_max = backoff_max
         self._lock = threading.Lock()
         self._targets: Targets = {}
         self._not_ready: Targets = {}
         self._slices: dict[str, tuple[Targets, Targets]] = {}  # slice name -> (ready, not ready)
         self._answered = threading.Event()
-        self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
-        self.relists = 0  # lists done after the first (410s, reconnects, the switch to slices)
+        self._loop = ListWatch(
+            api.client, what=f"service {api.namespace}/{api.service}", request=self._request,
+            on_list=self._list, on_event=self._apply, on_error=self._failed, watch_timeout=watch_timeout,
+            backoff_initial=backoff_initial, backoff_max=backoff_max)
 
     @property
     def mode(self) -> str:
         return self._mode
+
+    @property
+    def relists(self) -> int:
+        """Lists done after the first (410s, the switch to slices)."""
+        return max(0, self._loop.relists - 1)
 
     def targets(self) -> Mapping[str, str | None]:
         with self._lock:
@@ -178,67 +179,40 @@ class KubeDiscovery:
         return self._answered.wait(timeout)
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="discovery", daemon=True)
+        self._thread = threading.Thread(target=self._loop.run, name="discovery", daemon=True)
         self._thread.start()
 
     def stop(self, timeout: float = 2.0) -> None:
-        """Ask the thread to end; a watch blocked on the socket ends with its timeout (daemon thread)."""
-        self._stopping.set()
-        self._api.interrupt()
+        """End the loop, interrupting a watch blocked on its socket."""
+        self._loop.stop()
         if self._thread is not None:
             self._thread.join(timeout)
 
-    # --- the loop ----------------------------------------------------------------------------------
+    # --- list+watch callbacks ----------------------------------------------------------------------
 
-    def _run(self) -> None:
-        backoff = self._backoff_initial
-        first = True
-        while not self._stopping.is_set():
-            try:
-                if not first:
-                    self.relists += 1
-                first = False
-                resource_version = self._list()
-                backoff = self._backoff_initial
-                self._watch(resource_version)
-            except KubeGone as exc:
-                log.info("discovery: %s; listing again", exc)
-            except _SwitchToSlices:
-                log.warning("discovery: Endpoints %s/%s is truncated (over 1000 addresses); switching to "
-                            "EndpointSlices", self._api.namespace, self._api.service)
-                self._mode = "endpointslices"
-            except KubeError as exc:
-                self._stats.error("discovery")
-                delay = backoff * random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not crypto
-                log.warning("discovery: %s; keeping %d known targets, retrying in %.1fs",
-                            exc, len(self._targets), delay)
-                self._stopping.wait(delay)
-                backoff = min(self._backoff_max, backoff * 2)
+    def _request(self) -> tuple[str, Query]:
+        return self._api.request(self._mode)
 
-    def _list(self) -> str:
-        items, resource_version = self._api.list(self._mode)
+    def _failed(self, exc: KubeError) -> None:
+        self._stats.error("discovery")
+        log.warning("discovery: %s; keeping %d known targets, retrying", exc, len(self._targets))
+
+    def _switch_to_slices(self) -> None:
+        log.warning("discovery: Endpoints %s/%s is truncated (over 1000 addresses); switching to "
+                    "EndpointSlices", self._api.namespace, self._api.service)
+        self._mode = "endpointslices"
+        raise Relist("switching to EndpointSlices")
+
+    def _list(self, items: list[dict[str, Any]]) -> None:
         if self._mode == "endpoints":
             obj = items[0] if items else {}
             if is_truncated(obj):
-                raise _SwitchToSlices
+                self._switch_to_slices()
             self._publish_endpoints(obj)
         else:
             self._slices = {(item.get("metadata") or {}).get("name", ""): self._slice(item) for item in items}
             self._publish_slices()
         self._answered.set()
-        return resource_version
-
-    def _watch(self, resource_version: str) -> None:
-        while not self._stopping.is_set():
-            events = self._api.watch(self._mode, resource_version=resource_version,
-                                     timeout_seconds=self._watch_timeout)
-            for kind, obj in events:
-                if self._stopping.is_set():
-                    return
-                metadata = obj.get("metadata") or {}
-                resource_version = str(metadata.get("resourceVersion") or resource_version)
-                if kind in {"ADDED", "MODIFIED", "DELETED"}:
-                    self._apply(kind, obj)
 
     def _apply(self, kind: str, obj: Mapping[str, Any]) -> None:
         name = (obj.get("metadata") or {}).get("name", "")
@@ -246,7 +220,7 @@ class KubeDiscovery:
             if kind == "DELETED":
                 self._publish({}, {})
             elif is_truncated(obj):
-                raise _SwitchToSlices
+                self._switch_to_slices()
             else:
                 self._publish_endpoints(obj)
             return

@@ -23,6 +23,7 @@ class NodeState:
         "name",
         "pod_keys",
         "sample",
+        "sample_time",
         "series",
         "source",
         "status",
@@ -34,7 +35,8 @@ class NodeState:
         self.series = RingSeries(capacity)
         self.tracker = CounterTracker()
         self.sample: Sample | None = None
-        self.status = "up"
+        self.sample_time = 0.0  # the exporter's own time of `sample` (rates and duplicates only)
+        self.status = "up"  # up | down | gone (store.py says what each means)
         self.last_error: str | None = None
         self.source = "scrape"
         self.last_seen = 0.0  # clock() of the last successful ingest
@@ -44,7 +46,7 @@ class NodeState:
 
 
 class PodState:
-    __slots__ = ("last_seen", "node", "reading", "row", "sample", "series", "tracker")
+    __slots__ = ("last_seen", "node", "reading", "row", "sample", "sample_time", "series", "tracker")
 
     def __init__(self, capacity: int) -> None:
         self.series = RingSeries(capacity)
@@ -52,6 +54,7 @@ class PodState:
         self.reading: PodReading | None = None
         self.node = ""
         self.sample: Sample | None = None
+        self.sample_time = 0.0  # the exporter's (or pusher's) own time of `sample`
         self.row: tuple[float | None, ...] = ()
         self.last_seen = 0.0
 

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Iterable, Mapping, Sequence
 
 from aggregator.entities import PodIdentity, PodKey
-from aggregator.model import RoundResult
+from aggregator.model import ContainerReading, PodReading, RoundResult
 from aggregator.records import GroupView, NodeView
 from aggregator.stats import AggregatorStats
 from aggregator.store import Store
@@ -48,6 +48,16 @@ POD_FAMILIES: tuple[tuple[str, str, str], ...] = (
     ("memory_request_bytes", "gauge", "Sum of container memory requests."),
     ("memory_limit_bytes", "gauge", "Sum of container memory limits."),
 )
+CONTAINER_FAMILIES: tuple[tuple[str, str, str], ...] = (
+    ("cpu_usage_cores", "gauge", "CPU the container used over the last sampling interval."),
+    ("cpu_seconds_total", "counter", "Cumulative CPU time of the container; continues across restarts."),
+    ("memory_working_set_bytes", "gauge", "Container memory usage minus inactive file."),
+    ("cpu_request_cores", "gauge", "The container's CPU request."),
+    ("cpu_limit_cores", "gauge", "The container's CPU limit."),
+    ("memory_request_bytes", "gauge", "The container's memory request."),
+    ("memory_limit_bytes", "gauge", "The container's memory limit."),
+)
+CONTAINER_LABELS: tuple[str, ...] = ("node", "namespace", "pod", "uid", "container")
 GROUP_FAMILIES: tuple[tuple[str, str, str], ...] = (
     ("cpu_usage_cores", "cpu_usage_cores", "CPU summed over the {kind}'s pods in the latest round."),
     ("memory_working_set_bytes", "memory_working_set_bytes", "Working set summed over the {kind}'s pods."),
@@ -82,6 +92,8 @@ def _family(out: list[str], name: str, kind: str, help_text: str, rows: Iterable
 
 
 POD_LABELS: tuple[str, ...] = ("node", "namespace", "pod", "uid", "owner_kind", "owner_name", "deployment")
+# A pod's node, uid, container names and their label strings (each with the "} " after it).
+_CachedContainers = tuple[str, str, tuple[str, ...], tuple[str, ...]]
 # A pod's (node, uid, owner_kind, owner_name, deployment) and its label string with the "} " after it.
 _CachedLabels = tuple[str, str, str, str, str, str]
 
@@ -114,11 +126,59 @@ def _pod_lines(out: list[str], tails: Sequence[str], values: Sequence[Mapping[st
             out.extend(family)
 
 
+def container_lines(
+    keys: Sequence[PodKey],
+    nodes: Sequence[str],
+    readings: Sequence[PodReading],
+    cache: Mapping[PodKey, _CachedContainers] | None = None,
+) -> tuple[list[str], dict[PodKey, _CachedContainers]]:
+    """The container families' text (pods in the given order, containers by name), and the label-string
+    cache for next round: per pod, its node, uid, container names and their label strings with the
+    `} ` after them, reused while all of those stay the same (most pods, most rounds).
+
+    Container by container like _pod_lines; no object is kept per container beyond the cached strings.
+    """
+    old = cache or {}
+    new: dict[PodKey, _CachedContainers] = {}
+    lines: list[list[str]] = [[] for _ in CONTAINER_FAMILIES]
+    columns = [
+        (fam, f"k8smon_container_{fam}{{", family.append)
+        for (fam, _kind, _help), family in zip(CONTAINER_FAMILIES, lines, strict=True)
+    ]
+    for key, node, r in zip(keys, nodes, readings, strict=True):
+        containers = r.containers
+        if not containers:
+            continue
+        hit = old.get(key)
+        if hit is None or hit[0] != node or hit[1] != r.uid or not _same_names(hit[2], containers):
+            prefix = _labels(zip(CONTAINER_LABELS[:4], (node, key[0], key[1], r.uid), strict=True))
+            hit = (node, r.uid, tuple(c.name for c in containers),
+                   tuple(f'{prefix},container="{escape(c.name)}"}} ' for c in containers))
+        new[key] = hit
+        for tail, c in zip(hit[3], containers, strict=True):
+            values = c.values
+            for fam, head, append in columns:
+                v = values.get(fam)
+                if v is not None:
+                    append(f"{head}{tail}{v!r}\n")
+    out: list[str] = []
+    for (fam, kind, help_text), family in zip(CONTAINER_FAMILIES, lines, strict=True):
+        if family:
+            _header(out, f"k8smon_container_{fam}", kind, help_text)
+            out.extend(family)
+    return out, new
+
+
+def _same_names(names: tuple[str, ...], containers: Sequence[ContainerReading]) -> bool:
+    return len(names) == len(containers) and all(n == c.name for n, c in zip(names, containers, strict=True))
+
+
 def render(
     *,
     nodes: Sequence[NodeView],
     pod_tails: Sequence[str],
     pod_values: Sequence[Mapping[str, float]],
+    container_text: Sequence[str] = (),
     namespaces: Sequence[GroupView],
     deployments: Sequence[GroupView],
     result: RoundResult | None,
@@ -139,6 +199,7 @@ def render(
         ]
         _family(out, f"k8smon_node_{fam}", kind, help_text, rows)
     _pod_lines(out, pod_tails, pod_values)
+    out.extend(container_text)
     for kind_name, groups in (("namespace", namespaces), ("deployment", deployments)):
         glabels = [
             (
@@ -254,10 +315,19 @@ class FederationCache:
         self._body: bytes | None = None
         self._gzip: bytes | None = None
         self._labels: dict[PodKey, _CachedLabels] = {}  # last round's label strings
+        self._container_labels: dict[PodKey, _CachedContainers] = {}  # and the containers'
 
-    def _pod_labels(self) -> tuple[list[str], list[Mapping[str, float]], dict[PodKey, _CachedLabels]]:
+    def _pod_labels(
+        self,
+    ) -> tuple[
+        list[str],
+        list[Mapping[str, float]],
+        dict[PodKey, _CachedLabels],
+        list[str],
+        dict[PodKey, _CachedContainers],
+    ]:
         """Current pods' label strings (with the `} ` after them) and values, by namespace/name,
-        reusing last round's strings; and the new string cache to keep."""
+        reusing last round's strings; the new string cache to keep; the pods' container rows."""
         keys, nodes, readings, values = self._store.pod_label_values()
         old = self._labels
         new: dict[PodKey, _CachedLabels] = {}
@@ -277,7 +347,8 @@ class FederationCache:
                 c = (node, r.uid, r.owner_kind, r.owner_name, r.deployment, pod_labels(identity) + "} ")
             new[key] = c
             tails.append(c[5])
-        return tails, values, new
+        text, container_labels = container_lines(keys, nodes, readings, self._container_labels)
+        return tails, values, new, text, container_labels
 
     def rebuild(self, result: RoundResult | None) -> None:
         """Render the store's latest values, this round's target records and the self-metrics."""
@@ -288,11 +359,12 @@ class FederationCache:
                 self._rounds += 1
             rounds = self._rounds
         nodes = store.nodes()
-        pod_tails, pod_values, labels = self._pod_labels()
+        pod_tails, pod_values, labels, containers, container_labels = self._pod_labels()
         text = render(
             nodes=nodes,
             pod_tails=pod_tails,
             pod_values=pod_values,
+            container_text=containers,
             namespaces=groups,
             deployments=store.groups(deployments=True),
             result=result,
@@ -304,6 +376,7 @@ class FederationCache:
         body = text.encode("utf-8")
         with self._lock:
             self._body, self._gzip, self._labels = body, None, labels
+            self._container_labels = container_labels
 
     def body(self) -> bytes:
         """The cached exposition (rendered on first use when no round has completed yet)."""

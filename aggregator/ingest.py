@@ -14,8 +14,11 @@ the node the pod runs on and `memory_bytes` its working set, optionally "namespa
 I/O figures are bytes moved during the pusher's last interval (the seed's meaning). The store works
 with cumulative counters, so each push adds its bytes to a running total per entity; the first push
 of an entity therefore has no rate yet, exactly like a first scrape. Unknown fields, wrong types,
-negative or non-finite numbers, a path/body mismatch or a timestamp in the future are rejected
-with a message naming the field, and nothing is stored.
+negative or non-finite numbers, a path/body mismatch or a timestamp more than `max_skew` seconds
+(--max-push-skew) from the aggregator's clock either way are rejected with a message naming the
+field, and nothing is stored. The pushed timestamp times the rates and orders the pushes (a
+timestamp not newer than the stored one is 409); the stored point takes the time it was received,
+like every other point (see store.py).
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from aggregator.stats import AggregatorStats
 from aggregator.store import Store
 
 MAX_BODY_BYTES = 64 * 1024
-MAX_FUTURE_SECONDS = 300.0  # clock skew tolerated on a pushed timestamp
+MAX_PUSH_SKEW = 60.0  # default --max-push-skew: seconds a pushed timestamp may be off, either way
 _NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 
 _IO = {
@@ -93,7 +96,7 @@ def _name(doc: Mapping[str, Any], key: str) -> str:
     return value
 
 
-def _timestamp(value: Any, *, now: float) -> float:
+def _timestamp(value: Any, *, now: float, max_skew: float) -> float:
     if not isinstance(value, str):
         raise IngestError(
             "timestamp must be an ISO-8601 string such as 2024-01-01T00:00:00Z", field="timestamp"
@@ -105,15 +108,26 @@ def _timestamp(value: Any, *, now: float) -> float:
     if parsed.tzinfo is None:
         raise IngestError("timestamp needs a time zone (end it with Z for UTC)", field="timestamp")
     ts = parsed.timestamp()
-    if ts > now + MAX_FUTURE_SECONDS:
-        raise IngestError(f"timestamp {value!r} is in the future", field="timestamp")
     if ts <= 0:
         raise IngestError(f"timestamp {value!r} is before 1970", field="timestamp")
+    off = ts - now
+    if abs(off) > max_skew:
+        where = "ahead of" if off > 0 else "behind"
+        raise IngestError(
+            f"timestamp {value!r} is {abs(off):.0f}s {where} the aggregator's clock "
+            f"(--max-push-skew {max_skew:g}s)",
+            field="timestamp",
+        )
     return ts
 
 
 def _common(
-    doc: Any, *, optional: Mapping[str, tuple[str, float]], names: tuple[str, ...], now: float
+    doc: Any,
+    *,
+    optional: Mapping[str, tuple[str, float]],
+    names: tuple[str, ...],
+    now: float,
+    max_skew: float,
 ) -> Pushed:
     if not isinstance(doc, dict):
         raise IngestError("the body must be a JSON object")
@@ -148,16 +162,16 @@ def _common(
         extra["uid"] = uid
     return Pushed(
         node=_name(doc, "node_name"),
-        timestamp=_timestamp(doc["timestamp"], now=now),
+        timestamp=_timestamp(doc["timestamp"], now=now, max_skew=max_skew),
         gauges=gauges,
         interval_bytes=interval,
         extra=extra,
     )
 
 
-def parse_node_body(doc: Any, *, node: str, now: float) -> Pushed:
+def parse_node_body(doc: Any, *, node: str, now: float, max_skew: float = MAX_PUSH_SKEW) -> Pushed:
     """Validate a node push for the path's `node`."""
-    pushed = _common(doc, optional=_NODE_OPTIONAL, names=(), now=now)
+    pushed = _common(doc, optional=_NODE_OPTIONAL, names=(), now=now, max_skew=max_skew)
     if pushed.node != node:
         raise IngestError(
             f"node_name {pushed.node!r} does not match the path's node {node!r}", field="node_name"
@@ -169,10 +183,16 @@ def parse_node_body(doc: Any, *, node: str, now: float) -> Pushed:
     return pushed
 
 
-def parse_pod_body(doc: Any, *, namespace: str, pod: str, now: float) -> Pushed:
+def parse_pod_body(
+    doc: Any, *, namespace: str, pod: str, now: float, max_skew: float = MAX_PUSH_SKEW
+) -> Pushed:
     """Validate a pod push for the path's `namespace`/`pod`."""
     pushed = _common(
-        doc, optional=_POD_OPTIONAL, names=("namespace", "pod_name", "uid", "deployment"), now=now
+        doc,
+        optional=_POD_OPTIONAL,
+        names=("namespace", "pod_name", "uid", "deployment"),
+        now=now,
+        max_skew=max_skew,
     )
     for key, want in (("namespace", namespace), ("pod_name", pod)):
         got = pushed.extra.get(key)
@@ -186,9 +206,15 @@ class PushIngest:
     """Feeds validated pushes into the store, turning interval bytes into running counter totals."""
 
     def __init__(
-        self, *, store: Store, stats: AggregatorStats, clock: Callable[[], float] | None = None
+        self,
+        *,
+        store: Store,
+        stats: AggregatorStats,
+        clock: Callable[[], float] | None = None,
+        max_skew: float = MAX_PUSH_SKEW,
     ) -> None:
         self._store = store
+        self._max_skew = max_skew
         self._stats = stats
         self._clock = clock or store.now
         self._lock = threading.Lock()  # serialises pushes so totals and the store stay in step
@@ -200,7 +226,9 @@ class PushIngest:
 
     def push_node(self, node: str, doc: Any) -> int:
         """Validate and store a node push; returns samples stored. Raises IngestError (nothing stored)."""
-        pushed = self._checked(lambda: parse_node_body(doc, node=node, now=self._clock()))
+        pushed = self._checked(
+            lambda: parse_node_body(doc, node=node, now=self._clock(), max_skew=self._max_skew)
+        )
         with self._lock:
             key = ("node", node)
             counters = self._counters(key, pushed)
@@ -210,8 +238,8 @@ class PushIngest:
             current = self._store.node(node)
             if (
                 current is not None
-                and current.sample is not None
-                and pushed.timestamp <= current.sample.timestamp
+                and current.sample_time is not None
+                and pushed.timestamp <= current.sample_time
             ):
                 raise self._stale(node)
             stored = self._store.ingest(reading)
@@ -220,7 +248,11 @@ class PushIngest:
 
     def push_pod(self, namespace: str, pod: str, doc: Any) -> int:
         """Validate and store a pod push; returns samples stored. Raises IngestError (nothing stored)."""
-        pushed = self._checked(lambda: parse_pod_body(doc, namespace=namespace, pod=pod, now=self._clock()))
+        pushed = self._checked(
+            lambda: parse_pod_body(
+                doc, namespace=namespace, pod=pod, now=self._clock(), max_skew=self._max_skew
+            )
+        )
         with self._lock:
             key = ("pod", namespace, pod)
             counters = self._counters(key, pushed)

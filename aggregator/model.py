@@ -13,6 +13,15 @@ from typing import Protocol
 
 
 @dataclass(frozen=True, slots=True)
+class ContainerReading:
+    """One container of a pod: the exporter's `k8smon_container_*` values by family name without prefix
+    (`cpu_usage_cores`, `cpu_seconds_total`, `memory_working_set_bytes`, requests/limits)."""
+
+    name: str
+    values: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
 class PodReading:
     namespace: str  # "" when the exporter could not name the pod
     pod: str  # the pod's UID when unnamed
@@ -21,6 +30,7 @@ class PodReading:
     owner_name: str = ""
     deployment: str = ""
     values: dict[str, float] = field(default_factory=dict)
+    containers: tuple[ContainerReading, ...] = ()  # latest only: pod history stays per pod
 
 
 @dataclass(frozen=True, slots=True)

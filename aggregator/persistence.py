@@ -1,12 +1,14 @@
 """`--state-file`: the Store written to disk every `--snapshot-interval` and on SIGTERM, restored on start.
 
-File format (version 1), no pickle; every integer little-endian:
+File format (version 2), no pickle; every integer little-endian:
 
     header   MAGIC (8 bytes) | u16 version | u16 flags (bit 0: body is one zlib stream) | u32 reserved
     body     chunks: u32 meta_len | u32 array_len | meta (UTF-8 JSON) | array bytes
              first chunk: {"columns": [...], "created": unix_s, "byteorder": "little"} and no arrays;
-             then {"records": [{"kind", "meta", "n"}, ...]} with, per record, n float64 timestamps
-             then n x len(columns) float32 values; a chunk with meta_len 0 ends the body
+             then {"records": [{"kind", "meta", "n", "types"}, ...]} with, per record, n float64
+             timestamps then, per column, n values stored as `types` says (one character per column:
+             `I` uint32, `d` float64; see series.py); a chunk with meta_len 0 ends the body
+             (version 1, still read: no `types`, then n x len(columns) float32 values row by row)
     trailer  u64 body length (uncompressed) | u32 CRC32 of the uncompressed body | END (8 bytes)
 
 A truncated file misses the trailer or fails the CRC; a file from an incompatible build fails the
@@ -17,7 +19,7 @@ either the old snapshot or the new one.
 
 zlib: supported by the reader, off by default. Measured with bench/persistence_bench.py at 1000
 nodes x 30 pods x 1000 points (plausible values; figures in docs/operations.md), level 1 saves only
-about a third of the size (the float32 columns are mostly noise to a compressor) for about 6x the
+about a third of the size (the value columns are mostly noise to a compressor) for about 6x the
 write time, which would not fit the final snapshot into the pod's 30 s grace period.
 """
 
@@ -37,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from aggregator.series import COLUMNS
+from aggregator.series import COLUMNS, TYPECODES
 from aggregator.state import EntityRecord, StateError
 from aggregator.stats import AggregatorStats
 from aggregator.store import Store
@@ -46,7 +48,8 @@ log = logging.getLogger(__name__)
 
 MAGIC = b"K8SMSTAT"
 END = b"K8SMEND\n"
-VERSION = 1
+VERSION = 2
+READS = (1, 2)
 FLAG_ZLIB = 1
 _HEADER = struct.Struct("<8sHHI")
 _CHUNK = struct.Struct("<II")
@@ -112,8 +115,9 @@ def write_snapshot(
             for batch in batches:
                 if not batch:
                     continue
-                meta = {"records": [{"kind": r.kind, "meta": r.meta, "n": len(r.timestamps)} for r in batch]}
-                _chunk(body, meta, (a for r in batch for a in (r.timestamps, r.values)))
+                meta = {"records": [{"kind": r.kind, "meta": r.meta, "n": len(r.timestamps),
+                                     "types": "".join(c.typecode for c in r.columns)} for r in batch]}
+                _chunk(body, meta, (a for r in batch for a in (r.timestamps, *r.columns)))
             body.write(_CHUNK.pack(0, 0))
             body.close()
             out.write(_TRAILER.pack(body.length, body.crc, END))
@@ -215,8 +219,31 @@ def _json(raw: bytes) -> dict[str, Any]:
     return doc
 
 
-def _records(meta: dict[str, Any], arrays: bytes) -> Iterator[EntityRecord]:
+def _columns(
+    rec: dict[str, Any], arrays: bytes, offset: int, n: int, version: int
+) -> tuple[tuple[array, ...], int]:
+    """The record's value columns starting at `offset`, and the offset after them."""
     width = len(COLUMNS)
+    if version == 1:  # float32 rows: exact for what they hold, widened to float64 columns
+        end = offset + 4 * n * width
+        if end > len(arrays):
+            raise SnapshotError("corrupt: point arrays shorter than their counts")
+        rows = _array("f", arrays[offset:end])
+        return tuple(array("d", rows[c::width]) for c in range(width)), end
+    types = rec.get("types")
+    if not isinstance(types, str) or len(types) != width or not set(types) <= set(TYPECODES):
+        raise SnapshotError(f"corrupt: a record with column types {types!r}")
+    out = []
+    for code in types:
+        end = offset + array(code).itemsize * n
+        if end > len(arrays):
+            raise SnapshotError("corrupt: point arrays shorter than their counts")
+        out.append(_array(code, arrays[offset:end]))
+        offset = end
+    return tuple(out), offset
+
+
+def _records(meta: dict[str, Any], arrays: bytes, version: int) -> Iterator[EntityRecord]:
     offset = 0
     records = meta.get("records")
     if not isinstance(records, list):
@@ -226,15 +253,14 @@ def _records(meta: dict[str, Any], arrays: bytes) -> Iterator[EntityRecord]:
             raise SnapshotError("corrupt: a record without a point count")
         n = rec["n"]
         ts_end = offset + 8 * n
-        values_end = ts_end + 4 * n * width
-        if values_end > len(arrays):
+        if ts_end > len(arrays):
             raise SnapshotError("corrupt: point arrays shorter than their counts")
         kind, rec_meta = rec.get("kind"), rec.get("meta")
         if not isinstance(kind, str) or not isinstance(rec_meta, dict):
             raise SnapshotError("corrupt: a record without kind/meta")
-        timestamps, values = _array("d", arrays[offset:ts_end]), _array("f", arrays[ts_end:values_end])
-        yield EntityRecord(kind, rec_meta, timestamps, values)
-        offset = values_end
+        timestamps = _array("d", arrays[offset:ts_end])
+        columns, offset = _columns(rec, arrays, ts_end, n, version)
+        yield EntityRecord(kind, rec_meta, timestamps, columns)
     if offset != len(arrays):
         raise SnapshotError("corrupt: point arrays longer than their counts")
 
@@ -251,8 +277,8 @@ def read_snapshot(path: Path, *, chunk: int = _READ) -> Iterator[EntityRecord]:
         magic, version, flags, _ = _HEADER.unpack(src.read(_HEADER.size))
         if magic != MAGIC:
             raise SnapshotError(f"not a k8s-monitor state file (magic {magic!r})")
-        if version != VERSION:
-            raise SnapshotError(f"unsupported format version {version} (this build reads {VERSION})")
+        if version not in READS:
+            raise SnapshotError(f"unsupported format version {version} (this build reads {READS})")
         src.seek(size - _TRAILER.size)
         length, crc, end = _TRAILER.unpack(src.read(_TRAILER.size))
         if end != END:
@@ -275,7 +301,7 @@ def read_snapshot(path: Path, *, chunk: int = _READ) -> Iterator[EntityRecord]:
                         f"schema mismatch: columns {meta.get('columns')!r}, expected {list(COLUMNS)}")
                 first = False
                 continue
-            yield from _records(meta, arrays)
+            yield from _records(meta, arrays, version)
         body.finish()
         if body.length != length or body.crc != crc:
             raise SnapshotError("corrupt: length/CRC mismatch")

@@ -6,11 +6,12 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from aggregator.model import NodeReading, PodReading
+from aggregator.model import ContainerReading, NodeReading, PodReading
 from aggregator.parser import Sample
 
 NODE_PREFIX = "k8smon_node_"
 POD_PREFIX = "k8smon_pod_"
+CONTAINER_PREFIX = "k8smon_container_"
 TIMESTAMP_METRIC = "k8smon_exporter_sample_timestamp_seconds"
 ROOT_MOUNTPOINT = "/"
 
@@ -29,7 +30,7 @@ class Conversion:
     rejected: int = 0  # pods left out for breaking --max-label-length / --max-labels-per-series
 
 
-_OTHER, _TIMESTAMP, _POD, _NODE, _FILESYSTEM = range(5)
+_OTHER, _TIMESTAMP, _POD, _NODE, _FILESYSTEM, _CONTAINER = range(6)
 # Sample name -> (kind, values key); bounded: a target inventing names must not grow it forever.
 _ROUTES: dict[str, tuple[int, str]] = {}
 _ROUTES_LIMIT = 10_000
@@ -38,6 +39,8 @@ _ROUTES_LIMIT = 10_000
 def _route(name: str) -> tuple[int, str]:
     if name.startswith(POD_PREFIX):
         route = (_POD, name[len(POD_PREFIX):])
+    elif name.startswith(CONTAINER_PREFIX):
+        route = (_CONTAINER, name[len(CONTAINER_PREFIX):])
     elif name.startswith(NODE_PREFIX):
         key = name[len(NODE_PREFIX):]
         route = (_FILESYSTEM if key.startswith("filesystem_") else _NODE, key)
@@ -62,6 +65,9 @@ class _Accumulator:
         self.node_values: dict[str, float] = {}
         self.filesystems: dict[str, dict[str, float]] = {}
         self.pods: dict[tuple[str, str, str], tuple[dict[str, str], dict[str, float]]] = {}
+        # (pod key, container name) -> values; joined to the pods at the end (a container whose pod has
+        # no pod sample is dropped)
+        self.containers: dict[tuple[str, str, str, str], dict[str, float]] = {}
         self.count = 0
         self.dropped = 0
 
@@ -81,6 +87,9 @@ class _Accumulator:
         if not math.isfinite(value):
             self.dropped += 1
             return
+        if kind == _CONTAINER:
+            self.add_container(key_name, labels, value)
+            return
         if kind == _POD:
             uid = labels.get("uid", "")
             key = (labels.get("namespace", ""), labels.get("pod", uid), uid)
@@ -98,6 +107,26 @@ class _Accumulator:
             self.node_values[key_name] = value
         if self.node is None:
             self.node = labels.get("node")
+
+    def add_container(self, key_name: str, labels: dict[str, str], value: float) -> None:
+        uid = labels.get("uid", "")
+        key = (labels.get("namespace", ""), labels.get("pod", uid), uid, labels.get("container", ""))
+        values = self.containers.get(key)
+        if values is None:
+            if not key[3] or key[:3] in self.rejected or self.too_big(labels):
+                self.dropped += 1
+                return
+            values = self.containers[key] = {}
+        values[key_name] = value
+
+    def pod_containers(self) -> dict[tuple[str, str, str], list[ContainerReading]]:
+        """The containers by pod key, each pod's sorted by name."""
+        out: dict[tuple[str, str, str], list[ContainerReading]] = {}
+        for (ns, pod, uid, name), values in self.containers.items():
+            out.setdefault((ns, pod, uid), []).append(ContainerReading(name=name, values=values))
+        for per_pod in out.values():
+            per_pod.sort(key=lambda c: c.name)
+        return out
 
     def too_big(self, labels: dict[str, str]) -> bool:
         """True when the labels break the configured count or value-length limit."""
@@ -140,6 +169,7 @@ def to_reading(
         raise ReadingError(f"node label longer than {max_label_length} characters")
     values = dict(acc.node_values)
     values.update(acc.root_filesystem())
+    containers = acc.pod_containers()
     pods = tuple(
         PodReading(
             namespace=ns,
@@ -149,8 +179,11 @@ def to_reading(
             owner_name=labels.get("owner_name", ""),
             deployment=labels.get("deployment", ""),
             values=pod_values,
+            containers=tuple(containers.pop((ns, pod, uid), ())),
         )
         for (ns, pod, uid), (labels, pod_values) in acc.pods.items()
     )
+    # container samples of pods that are not in the reading (rejected, or no pod sample at all)
+    acc.dropped += sum(len(c.values) for per_pod in containers.values() for c in per_pod)
     reading = NodeReading(node=node, timestamp=acc.timestamp, values=values, pods=pods, source=source)
     return Conversion(reading=reading, samples=acc.count, dropped=acc.dropped, rejected=len(acc.rejected))

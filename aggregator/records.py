@@ -6,6 +6,8 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from aggregator.model import ContainerReading
+
 # Counter -> the series column its per-interval delta goes to.
 IO_COLUMNS: dict[str, str] = {
     "disk_read_bytes_total": "disk_read_bytes",
@@ -19,7 +21,8 @@ IO_COLUMNS: dict[str, str] = {
 class Sample:
     """The latest full-precision reading of one node, pod, namespace or deployment."""
 
-    timestamp: float  # unix seconds (exporter snapshot time; round start for roll-ups)
+    timestamp: float  # unix seconds on the aggregator's clock: when received (scrape round start for
+    # scraped samples and roll-ups); the exporter's own sample time is kept beside it in the store
     values: Mapping[str, float]  # exporter gauges and counter totals, by family name without prefix
     deltas: Mapping[str, float]  # counter -> amount moved during the last interval
     rates: Mapping[str, float]  # counter -> per second over the last interval
@@ -80,13 +83,14 @@ class NodeView:
     """A node as listed: status, last error and its latest sample (the last known one when down)."""
 
     name: str
-    status: str  # up | down
+    status: str  # up | down | gone | stale (see store.py)
     last_error: str | None
     source: str  # scrape | push
     last_seen: float  # unix seconds of the last successful ingest (0 when never)
     down_since: float | None
     sample: Sample | None
     pod_count: int
+    sample_time: float | None = None  # the exporter's (pusher's) own time of `sample`
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +104,7 @@ class PodView:
     owner_name: str
     last_seen: float
     sample: Sample
+    containers: tuple[ContainerReading, ...] = ()  # the latest reading's containers (no history)
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,10 +21,12 @@ from aggregator.parser import FastParser, ParseError
 from aggregator.readings import ReadingError, to_reading
 from aggregator.stats import AggregatorStats
 from k8smon_common.config import parse_hostport
+from k8smon_common.contract import NO_SAMPLE_YET
 
 log = logging.getLogger(__name__)
 
 MAX_HEADER_BYTES = 64 * 1024
+MAX_ERROR_BODY = 1024  # bytes of a 503 body read to tell "no sample yet" from other failures
 MAX_HEADERS = 100
 READ_CHUNK = 64 * 1024
 
@@ -32,9 +34,9 @@ READ_CHUNK = 64 * 1024
 class ScrapeError(Exception):
     """A scrape failed; `str()` is the reason shown for the target."""
 
-    def __init__(self, reason: str, *, source: str = "scrape") -> None:
+    def __init__(self, reason: str, *, source: str | None = "scrape") -> None:
         super().__init__(reason)
-        self.source = source  # the errors-metric label: scrape | parse
+        self.source = source  # the errors-metric label: scrape | parse | ...; None: not an error
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +144,27 @@ async def _read_plain(reader: asyncio.StreamReader, body: _Body, length: str | N
             remaining -= len(data)
 
 
+async def _read_body(reader: asyncio.StreamReader, headers: dict[str, str], max_bytes: int) -> bytes:
+    encoding = headers.get("content-encoding", "identity").lower()
+    if encoding not in {"gzip", "identity"}:
+        raise ScrapeError(f"unsupported Content-Encoding {encoding!r}")
+    body = _Body(limit=max_bytes, gzip=encoding == "gzip")
+    if "chunked" in headers.get("transfer-encoding", "").lower():
+        await _read_chunked(reader, body)
+    else:
+        await _read_plain(reader, body, headers.get("content-length"), max_bytes)
+    return body.finish()
+
+
+async def _no_sample_yet(reader: asyncio.StreamReader, headers: dict[str, str]) -> bool:
+    """True when a 503's (small) body is the exporter's NO_SAMPLE_YET."""
+    try:
+        body = await _read_body(reader, headers, MAX_ERROR_BODY)
+    except ScrapeError:
+        return False
+    return body.decode("utf-8", "replace").strip() == NO_SAMPLE_YET
+
+
 async def fetch(host: str, port: int, *, path: str = "/metrics", max_bytes: int) -> bytes:
     """GET `path` once (no deadline here: the caller sets it); the body, decompressed."""
     try:
@@ -158,17 +181,12 @@ async def fetch(host: str, port: int, *, path: str = "/metrics", max_bytes: int)
         )
         await writer.drain()
         status, headers = await _read_headers(reader)
+        if status == 503 and await _no_sample_yet(reader, headers):
+            # Not a failure: the exporter is starting. Down (nothing to show) with that reason.
+            raise ScrapeError(NO_SAMPLE_YET, source=None)
         if status != 200:
             raise ScrapeError(f"HTTP {status}")
-        encoding = headers.get("content-encoding", "identity").lower()
-        if encoding not in {"gzip", "identity"}:
-            raise ScrapeError(f"unsupported Content-Encoding {encoding!r}")
-        body = _Body(limit=max_bytes, gzip=encoding == "gzip")
-        if "chunked" in headers.get("transfer-encoding", "").lower():
-            await _read_chunked(reader, body)
-        else:
-            await _read_plain(reader, body, headers.get("content-length"), max_bytes)
-        return body.finish()
+        return await _read_body(reader, headers, max_bytes)
     except (ConnectionError, asyncio.IncompleteReadError) as exc:
         raise ScrapeError(f"connection lost: {exc}") from None
     finally:
@@ -271,9 +289,10 @@ class Scraper:
         return conversion.reading, conversion.samples
 
     def _down(
-        self, target: str, node: str | None, reason: str, *, started: float, t0: float, source: str
+        self, target: str, node: str | None, reason: str, *, started: float, t0: float, source: str | None
     ) -> ScrapeOutcome:
-        self._stats.error(source)
+        if source is not None:
+            self._stats.error(source)
         log.debug("scrape of %s failed: %s", target, reason)
         status = TargetStatus(
             target=target,

@@ -159,11 +159,11 @@ class ScrapeService:
 
         async def one(target: str, node: str | None) -> TargetStatus:
             outcome = await self._scraper.scrape(target, node or self._nodes.get(target))
-            self._record(outcome, round_id)
+            self._record(outcome, round_id, started)
             return outcome.status
 
         statuses = await asyncio.gather(*(one(t, n) for t, n in targets.items()))
-        waiting = self._not_ready(targets, round_id)
+        waiting = self._not_ready(targets, round_id, started)
         result = RoundResult(
             round_id=round_id,
             started=started,
@@ -173,7 +173,9 @@ class ScrapeService:
         self._finish(result, answered=answered)
         return result
 
-    def _not_ready(self, ready: Mapping[str, str | None], round_id: int) -> list[TargetStatus]:
+    def _not_ready(
+        self, ready: Mapping[str, str | None], round_id: int, started: float
+    ) -> list[TargetStatus]:
         """Not-ready exporters are not scraped, but a node left with no ready exporter is marked down
         (listed with its last values and the reason) instead of silently leaving the listings."""
         covered = {node or self._nodes.get(target) for target, node in ready.items()}
@@ -183,7 +185,7 @@ class ScrapeService:
             if target in ready or node is None or node in covered:
                 continue
             status = TargetStatus(target, node, up=False, last_error=NOT_READY)
-            self._record(ScrapeOutcome(status, None), round_id)
+            self._record(ScrapeOutcome(status, None), round_id, started)
             out.append(status)
         return out
 
@@ -202,14 +204,15 @@ class ScrapeService:
         self._skipped = skipped
         return {t: targets[t] for t in ordered[:limit]}
 
-    def _record(self, outcome: ScrapeOutcome, round_id: int) -> None:
+    def _record(self, outcome: ScrapeOutcome, round_id: int, started: float) -> None:
         status = outcome.status
         with self._lock:
             self._statuses[status.target] = status
         try:
             if outcome.reading is not None:
                 self._nodes[status.target] = outcome.reading.node
-                self._store.ingest(outcome.reading, round_id=round_id)
+                # The round's start is every scraped point's time (one time base, see store.py).
+                self._store.ingest(outcome.reading, round_id=round_id, received=started)
             elif status.node:
                 self._store.mark_down(status.node, reason=status.last_error or "down",
                                       when=status.last_scrape or self._clock())
@@ -231,10 +234,16 @@ class ScrapeService:
     def _finish(self, result: RoundResult, *, answered: bool) -> None:
         current = {s.target for s in result.targets}
         with self._lock:
-            for gone in [t for t in self._statuses if t not in current]:
-                del self._statuses[gone]
+            left = [self._statuses.pop(t) for t in [t for t in self._statuses if t not in current]]
         for gone in [t for t in self._nodes if t not in current]:
             del self._nodes[gone]
+        covered = {s.node for s in result.targets if s.node}
+        for status in left:
+            if status.node and status.node not in covered:
+                # Its target left discovery (Prometheus marks such series stale at once): `gone` now,
+                # not `up` with its last values until --stale-after.
+                self._store.mark_gone(status.node, when=result.started)
+                log.info("target %s of node %s left discovery; node marked gone", status.target, status.node)
         up = sum(1 for s in result.targets if s.up)
         self._stats.set("round_duration_seconds", result.duration_seconds)
         self._stats.set("targets_up", up)
@@ -282,7 +291,8 @@ class Aggregator:
         app = create_app(store=self.store, status=self.service, federation=self.federation, stats=self.stats,
                          cors_origins=settings.cors_origins, ingest_token=settings.ingest_token,
                          default_window=DEFAULT_WINDOW, started_at=self.started_at, version=__version__,
-                         max_body_bytes=settings.max_body_bytes, liveness_timeout=settings.liveness_timeout)
+                         max_body_bytes=settings.max_body_bytes, liveness_timeout=settings.liveness_timeout,
+                         max_push_skew=settings.max_push_skew)
         # waitress buffers a whole request body before the app sees it: cap that too (the app's own
         # JSON 413 covers bodies up to this; past it waitress answers a plain-text 413).
         self.server = ServerHandle(app, host=settings.listen.host, port=settings.listen.port, threads=8,

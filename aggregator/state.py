@@ -34,7 +34,7 @@ class EntityRecord:
     kind: str  # node | pod | group
     meta: dict[str, Any]
     timestamps: array  # typecode "d"
-    values: array  # typecode "f", len(timestamps) x len(COLUMNS)
+    columns: tuple[array, ...]  # one per series.COLUMNS, typecode "I" or "d", len(timestamps) each
 
 
 def _sample_meta(sample: Sample | None) -> dict[str, Any] | None:
@@ -93,6 +93,13 @@ def _optional_float(value: Any, what: str) -> float | None:
     return None if value is None else _float(value, what)
 
 
+def _sample_time(meta: Mapping[str, Any], sample: Sample | None) -> float:
+    """The source's own sample time; files from before it was kept stored only the sample's time."""
+    if "sample_time" in meta:
+        return _float(meta["sample_time"], "sample_time")
+    return sample.timestamp if sample is not None else 0.0
+
+
 def _tracker_meta(previous: Mapping[str, tuple[float, float]]) -> dict[str, list[float]]:
     return {name: [value, ts] for name, (value, ts) in previous.items()}
 
@@ -116,17 +123,19 @@ def _row(doc: Any) -> tuple[float | None, ...]:
 
 def _series(record: EntityRecord, capacity: int) -> RingSeries:
     """The record's points, at most `capacity` of them (the newest: retention may have shrunk)."""
-    ts, values = record.timestamps, record.values
-    if ts.typecode != "d" or values.typecode != "f" or len(values) != len(ts) * len(COLUMNS):
+    if len(record.columns) != len(COLUMNS):
         raise StateError("point arrays do not match the column layout")
-    return RingSeries.restore(capacity, ts, values, len(COLUMNS))
+    try:
+        return RingSeries.restore(capacity, record.timestamps, record.columns)
+    except ValueError as exc:
+        raise StateError(f"point arrays do not match the column layout: {exc}") from None
 
 
 # --- Store state -> records ----------------------------------------------------------------------------
 
 
 def node_record(node: NodeState) -> EntityRecord:
-    ts, values = node.series.export()
+    ts, columns = node.series.export()
     meta = {
         "name": node.name,
         "status": node.status,
@@ -137,13 +146,14 @@ def node_record(node: NodeState) -> EntityRecord:
         "down_since": node.down_since,
         "pod_keys": [list(k) for k in node.pod_keys],
         "sample": _sample_meta(node.sample),
+        "sample_time": node.sample_time,
         "tracker": _tracker_meta(node.tracker.export()),
     }
-    return EntityRecord(NODE, meta, ts, values)
+    return EntityRecord(NODE, meta, ts, columns)
 
 
 def pod_record(key: tuple[str, str], pod: PodState) -> EntityRecord:
-    ts, values = pod.series.export()
+    ts, columns = pod.series.export()
     r = pod.reading
     meta = {
         "namespace": key[0],
@@ -154,14 +164,15 @@ def pod_record(key: tuple[str, str], pod: PodState) -> EntityRecord:
             "uid": r.uid, "owner_kind": r.owner_kind, "owner_name": r.owner_name, "deployment": r.deployment
         },
         "sample": _sample_meta(pod.sample),
+        "sample_time": pod.sample_time,
         "row": list(pod.row),
         "tracker": _tracker_meta(pod.tracker.export()),
     }
-    return EntityRecord(POD, meta, ts, values)
+    return EntityRecord(POD, meta, ts, columns)
 
 
 def group_record(group: GroupState) -> EntityRecord:
-    ts, values = group.series.export()
+    ts, columns = group.series.export()
     v = group.view
     meta = {
         "namespace": v.namespace,
@@ -171,7 +182,7 @@ def group_record(group: GroupState) -> EntityRecord:
         "sample": _sample_meta(v.sample),
         "last_seen": group.last_seen,
     }
-    return EntityRecord(GROUP, meta, ts, values)
+    return EntityRecord(GROUP, meta, ts, columns)
 
 
 # --- records -> Store state ----------------------------------------------------------------------------
@@ -182,7 +193,7 @@ def node_state(record: EntityRecord, *, capacity: int) -> NodeState:
     node = NodeState(_str(m.get("name"), "node name"), capacity)
     node.series = _series(record, capacity)
     node.status = _str(m.get("status"), "node status")
-    if node.status not in ("up", "down"):
+    if node.status not in ("up", "down", "gone"):
         raise StateError(f"node status {node.status!r}")
     last_error = m.get("last_error")
     node.last_error = None if last_error is None else _str(last_error, "node last_error")
@@ -195,6 +206,7 @@ def node_state(record: EntityRecord, *, capacity: int) -> NodeState:
         raise StateError("node pod_keys: expected [[namespace, pod], ...]")
     node.pod_keys = tuple((_str(ns, "namespace"), _str(p, "pod")) for ns, p in keys)
     node.sample = _sample(m.get("sample"))
+    node.sample_time = _sample_time(m, node.sample)
     node.tracker.restore(_tracker(m.get("tracker")))
     return node
 
@@ -207,6 +219,7 @@ def pod_state(record: EntityRecord, *, capacity: int) -> tuple[tuple[str, str], 
     pod.node = _str(m.get("node"), "pod node")
     pod.last_seen = _float(m.get("last_seen"), "pod last_seen")
     pod.sample = _sample(m.get("sample"))
+    pod.sample_time = _sample_time(m, pod.sample)
     reading = m.get("reading")
     if reading is not None:
         if not isinstance(reading, dict):

@@ -5,8 +5,22 @@ per round, which builds the namespace/deployment roll-ups from the pods that rep
 and drops expired history. Readers (API, federation) get immutable copies (`records.py`). One lock
 guards everything; critical sections do arithmetic on a handful of values, never I/O.
 
-Time: `clock()` (arrival time) decides staleness and expiry, so a skewed exporter clock cannot keep
-a pod listed or drop it early; exporter timestamps order a node's samples and time its rates.
+Time: one time base for everything served. Every point, listing timestamp and age is on the
+aggregator's clock: a scraped point carries its round's start time (when its scrape was started, as
+Prometheus stamps scraped samples), a pushed one the time it was received, a roll-up its round's
+start. The exporter's (or pusher's) own sample time is used only to time counter rates and to tell a
+new snapshot from one already stored, so an exporter whose clock is minutes off still lands in every
+window and on the same time axis as the rest. `clock()` also decides staleness and expiry.
+
+Roll-ups: a pod counts in a round's namespace/deployment point when it was reported in that round.
+A pod whose snapshot was scraped again unchanged keeps its gauges (CPU, memory) in the sums but adds
+no interval I/O: its bytes were counted with the snapshot that brought them, so a roll-up's I/O
+equals the sum of its pods' I/O points over any drift between the two schedules.
+
+Node status: `up` (fresh sample), `down` (its exporter could not be scraped or is not ready),
+`gone` (its target left discovery; its pods leave the current listings with it), `stale` (nothing
+reported for --stale-after: a pusher that stopped; such a node has left the listings and only
+`node()` still shows it).
 """
 
 from __future__ import annotations
@@ -17,11 +31,20 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import replace
 
 from aggregator import state as state_records
 from aggregator.entities import GroupState, NodeState, PodKey, PodState, finite_values
 from aggregator.model import NodeReading, PodReading, RoundResult
-from aggregator.records import GroupView, NodeView, PodView, Point, make_sample, series_row
+from aggregator.records import (
+    IO_COLUMNS,
+    GroupView,
+    NodeView,
+    PodView,
+    Point,
+    make_sample,
+    series_row,
+)
 from aggregator.rollup import GroupKey, PodContribution, group_counts, roll_up
 from aggregator.series import RingSeries
 from aggregator.stats import AggregatorStats
@@ -30,6 +53,26 @@ log = logging.getLogger(__name__)
 
 NODE_MEMORY = "memory_used_bytes"
 POD_MEMORY = "memory_working_set_bytes"
+GONE_REASON = "target left discovery"
+
+
+class _Pending:
+    """A pod reported since the last end_round, with the interval I/O its new samples brought."""
+
+    __slots__ = ("deltas", "pod")
+
+    def __init__(self, pod: PodState) -> None:
+        self.pod = pod
+        self.deltas: Mapping[str, float] | None = None  # counter -> sum over new samples; None: re-scraped
+
+    def add(self, deltas: Mapping[str, float]) -> None:
+        if self.deltas is None:
+            self.deltas = deltas  # the usual single sample: shared, never copied (samples are immutable)
+            return
+        merged = dict(self.deltas)
+        for k, v in deltas.items():
+            merged[k] = merged.get(k, 0.0) + v
+        self.deltas = merged
 
 
 class Store:
@@ -55,7 +98,8 @@ class Store:
         self._nodes: dict[str, NodeState] = {}
         self._pods: dict[PodKey, PodState] = {}
         self._groups: dict[GroupKey, GroupState] = {}
-        self._pending: dict[PodKey, PodState] = {}  # pods reported since the last end_round
+        self._pending: dict[PodKey, _Pending] = {}  # pods reported since the last end_round
+        self._gone: set[str] = set()  # nodes whose target left discovery: their pods leave listings too
 
     @property
     def retention_span(self) -> float:
@@ -64,8 +108,13 @@ class Store:
 
     # --- writers -----------------------------------------------------------------------------------
 
-    def ingest(self, reading: NodeReading, *, round_id: int | None = None) -> int:
-        """Store one exporter snapshot; returns samples stored (0 for a snapshot already stored)."""
+    def ingest(
+        self, reading: NodeReading, *, round_id: int | None = None, received: float | None = None
+    ) -> int:
+        """Store one exporter snapshot; returns samples stored (0 for a snapshot already stored).
+
+        `received`: the point's time on the aggregator's clock (the scrape round's start; default now).
+        """
         del round_id  # roll-ups take every pod reported since the previous end_round
         ts = reading.timestamp
         if not (isinstance(ts, int | float) and math.isfinite(ts) and ts > 0):
@@ -75,24 +124,28 @@ class Store:
         node_values = finite_values(reading.values)
         pod_values = [finite_values(p.values) for p in reading.pods]
         now = self._clock()
+        at = now if received is None else received
         with self._lock:
             node = self._nodes.get(reading.node)
             if node is None:
                 node = self._nodes[reading.node] = NodeState(reading.node, self.retention_points)
             node.status, node.last_error, node.down_since = "up", None, None
+            self._gone.discard(node.name)
             node.source = reading.source
             node.last_seen = node.last_report = now
-            if node.sample is not None and ts <= node.sample.timestamp:
-                # The same exporter snapshot again: nothing new, but its pods are still there and
-                # belong to this round's roll-up.
+            if node.sample is not None and ts <= node.sample_time:
+                # The same exporter snapshot again: nothing new. Its pods are still there and keep
+                # their gauges in this round's roll-up, but bring no interval I/O (counted already).
                 for key in node.pod_keys:
                     pod = self._pods.get(key)
                     if pod is not None and pod.node == node.name:
                         pod.last_seen = now
-                        self._pending[key] = pod
+                        if key not in self._pending:
+                            self._pending[key] = _Pending(pod)
                 return 0
-            node.sample = make_sample(node_values, ts, *node.tracker.update(node_values, ts))
-            node.series.append(ts, series_row(node.sample, memory_key=NODE_MEMORY))
+            node.sample = make_sample(node_values, at, *node.tracker.update(node_values, ts))
+            node.sample_time = ts
+            node.series.append(at, series_row(node.sample, memory_key=NODE_MEMORY))
             stored = len(node_values)
             keys: list[PodKey] = []
             for pr, values in zip(reading.pods, pod_values, strict=True):
@@ -100,8 +153,8 @@ class Store:
                 pod = self._pods.get(key)
                 if pod is None:
                     pod = self._pods[key] = PodState(self.retention_points)
-                self._store_pod(pod, pr, values, node=node.name, timestamp=ts, now=now)
-                self._pending[key] = pod
+                self._store_pod(pod, pr, values, node=node.name, timestamp=ts, received=at, now=now)
+                self._mark_pending(key, pod)
                 keys.append(key)
                 stored += len(values)
             node.pod_keys = tuple(keys)
@@ -117,12 +170,21 @@ class Store:
             pod = self._pods.get(key)
             if pod is None:
                 pod = self._pods[key] = PodState(self.retention_points)
-            elif pod.sample is not None and timestamp <= pod.sample.timestamp:
+            elif pod.sample is not None and timestamp <= pod.sample_time:
                 return 0
-            self._store_pod(pod, reading, values, node=node, timestamp=timestamp, now=now)
-            self._pending[key] = pod
+            self._store_pod(pod, reading, values, node=node, timestamp=timestamp, received=now, now=now)
+            self._mark_pending(key, pod)
         self._stats.incr("samples_ingested", len(values))
         return len(values)
+
+    def _mark_pending(self, key: PodKey, pod: PodState) -> None:
+        """A new sample of `pod` belongs to the next roll-up with its interval I/O (summed when a pod
+        pushes twice between rounds, so no bytes are lost either)."""
+        entry = self._pending.get(key)
+        if entry is None:
+            entry = self._pending[key] = _Pending(pod)
+        assert pod.sample is not None
+        entry.add(pod.sample.deltas)
 
     def _store_pod(
         self,
@@ -132,39 +194,50 @@ class Store:
         *,
         node: str,
         timestamp: float,
+        received: float,
         now: float,
     ) -> None:
         if pod.reading is not None and pod.reading.uid != reading.uid:
             pod.tracker.reset()  # same name, new pod object: its counters start over
         pod.reading, pod.node, pod.last_seen = reading, node, now
-        pod.sample = make_sample(values, timestamp, *pod.tracker.update(values, timestamp))
+        pod.sample = make_sample(values, received, *pod.tracker.update(values, timestamp))
+        pod.sample_time = timestamp
         pod.row = series_row(pod.sample, memory_key=POD_MEMORY)
-        pod.series.append(timestamp, pod.row)
+        pod.series.append(received, pod.row)
 
     def mark_down(self, node: str, *, reason: str, when: float) -> None:
         """The node's exporter could not be scraped: keep it listed as down with its last values."""
+        self._mark(node, "down", reason=reason, when=when)
+
+    def mark_gone(self, node: str, *, when: float, reason: str = GONE_REASON) -> None:
+        """The node's target left discovery: `gone` at once (never `up` again until it reports), listed
+        with its last values until --stale-after, and out of the federated node families."""
+        self._mark(node, "gone", reason=reason, when=when)
+
+    def _mark(self, node: str, status: str, *, reason: str, when: float) -> None:
         now = self._clock()
         with self._lock:
             state = self._nodes.get(node)
             if state is None:
+                if status == "gone":
+                    return  # never seen: nothing to list
                 state = self._nodes[node] = NodeState(node, self.retention_points)
-            if state.status != "down" or state.down_since is None:
+            if state.status == "up" or state.down_since is None:
                 state.down_since = when
-            state.status, state.last_error, state.last_report = "down", reason, now
+            state.status, state.last_error, state.last_report = status, reason, now
+            if status == "gone":
+                self._gone.add(node)
+            else:
+                self._gone.discard(node)
 
     def end_round(self, result: RoundResult) -> None:
         """Roll up the pods reported since the previous round; drop expired history."""
         with self._lock:
             pending, self._pending = self._pending, {}
             contributions = [
-                PodContribution(
-                    namespace=key[0],
-                    deployment=pod.reading.deployment if pod.reading else "",
-                    sample=pod.sample,
-                    row=pod.row,
-                )
-                for key, pod in pending.items()
-                if pod.sample is not None
+                _contribution(key, entry)
+                for key, entry in pending.items()
+                if entry.pod.sample is not None
             ]
         groups = roll_up(contributions, round_id=result.round_id, timestamp=result.started)
         now = self._clock()
@@ -190,6 +263,7 @@ class Store:
             del self._pods[pod_key]
         for name in [n for n, s in self._nodes.items() if max(s.last_seen, s.last_report) < horizon]:
             del self._nodes[name]
+            self._gone.discard(name)
         for group_key in [k for k, g in self._groups.items() if g.last_seen < horizon]:
             del self._groups[group_key]
 
@@ -199,16 +273,23 @@ class Store:
         """The store's clock (time windows are measured against it)."""
         return self._clock()
 
-    def _node_view(self, node: NodeState, pod_count: int) -> NodeView:
+    def _node_view(self, node: NodeState, pod_count: int, now: float) -> NodeView:
+        status, last_error = node.status, node.last_error
+        silent = now - node.last_report
+        if silent > self.stale_after and status == "up":
+            # Nothing reported for --stale-after (a pusher that stopped): never `up` any more.
+            status = "stale"
+            last_error = f"nothing reported for {silent:.0f}s (--stale-after {self.stale_after:g}s)"
         return NodeView(
             name=node.name,
-            status=node.status,
-            last_error=node.last_error,
+            status=status,
+            last_error=last_error,
             source=node.source,
             last_seen=node.last_seen,
             down_since=node.down_since,
             sample=node.sample,
             pod_count=pod_count,
+            sample_time=node.sample_time if node.sample is not None else None,
         )
 
     def _pod_counts(self, now: float) -> Counter[str]:
@@ -220,6 +301,7 @@ class Store:
             and pod.sample is not None
             and now - pod.last_seen <= self.stale_after
             and (node is None or pod.node == node)
+            and pod.node not in self._gone
         )
 
     @staticmethod
@@ -236,6 +318,7 @@ class Store:
             owner_name=r.owner_name,
             last_seen=pod.last_seen,
             sample=pod.sample,
+            containers=r.containers,
         )
 
     def nodes(self) -> list[NodeView]:
@@ -244,7 +327,7 @@ class Store:
         with self._lock:
             counts = self._pod_counts(now)
             return [
-                self._node_view(n, counts[name])
+                self._node_view(n, counts[name], now)
                 for name, n in sorted(self._nodes.items())
                 if now - n.last_report <= self.stale_after
             ]
@@ -254,7 +337,7 @@ class Store:
         now = self._clock()
         with self._lock:
             n = self._nodes.get(name)
-            return None if n is None else self._node_view(n, self._pod_counts(now)[name])
+            return None if n is None else self._node_view(n, self._pod_counts(now)[name], now)
 
     def pods(
         self, *, node: str | None = None, namespace: str | None = None, deployment: str | None = None
@@ -291,9 +374,12 @@ class Store:
         readings: list[PodReading] = []
         values: list[Mapping[str, float]] = []
         with self._lock:
+            gone = self._gone
             for key, p in self._pods.items():
                 sample, reading = p.sample, p.reading
                 if sample is None or reading is None or not now - p.last_seen <= stale_after:
+                    continue
+                if gone and p.node in gone:
                     continue
                 keys.append(key)
                 nodes.append(p.node)
@@ -441,8 +527,30 @@ class Store:
                 raise state_records.StateError(f"unknown record kind {record.kind!r}")
         with self._lock:
             self._nodes, self._pods, self._groups, self._pending = nodes, pods, groups, {}
+            self._gone = {name for name, n in nodes.items() if n.status == "gone"}
             namespaces, deployments = group_counts(groups)
         return {"node": len(nodes), "pod": len(pods), "namespace": namespaces, "deployment": deployments}
+
+
+def _contribution(key: PodKey, entry: _Pending) -> PodContribution:
+    """What a pending pod adds to its groups: its gauges, and only the I/O of its new samples."""
+    pod = entry.pod
+    sample, row, deltas = pod.sample, pod.row, entry.deltas
+    assert sample is not None
+    if row and deltas is not sample.deltas:  # re-scraped (no new I/O), or several pushes since the last round
+        counted = deltas or {}
+        sample = replace(sample, deltas=counted)
+        io = [
+            counted.get(c, 0.0) if v is not None else None
+            for c, v in zip(IO_COLUMNS, row[2:], strict=True)
+        ]
+        row = (*row[:2], *io)
+    return PodContribution(
+        namespace=key[0],
+        deployment=pod.reading.deployment if pod.reading else "",
+        sample=sample,
+        row=row,
+    )
 
 
 def _points(series: RingSeries, since: float, previous: bool) -> list[Point]:

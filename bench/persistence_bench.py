@@ -17,7 +17,6 @@ import os
 import random
 import tempfile
 import time
-from array import array
 from pathlib import Path
 
 from aggregator.model import NodeReading, PodReading, RoundResult
@@ -30,22 +29,22 @@ T0 = 1_764_000_000.0
 TEMPLATES = 64
 
 
-def _template(rng: random.Random, points: int) -> tuple[array, array]:
-    ts = array("d", (T0 + 5 * k + rng.uniform(-0.05, 0.05) for k in range(points)))
-    values = array("f")
+def _template(rng: random.Random, points: int) -> RingSeries:
+    """A series of plausible points, appended the way the store appends them (same column types)."""
+    series = RingSeries(points, len(COLUMNS))
     memory = rng.uniform(5e7, 2e9)
-    for _ in range(points):
+    for k in range(points):
         memory = max(1e6, memory + rng.gauss(0, 2e6))
         burst = rng.random() < 0.2
-        values.extend((
+        series.append(T0 + 5 * k + rng.uniform(-0.05, 0.05), (
             rng.uniform(1, 500),
-            memory,
+            float(int(memory) // 4096 * 4096),
             float(rng.randrange(0, 1 << 20, 4096)) if burst else 0.0,
             float(rng.randrange(0, 1 << 22, 4096)) if burst else 0.0,
             float(rng.randrange(0, 1 << 18)),
             float(rng.randrange(0, 1 << 18)),
         ))
-    return ts, values
+    return series
 
 
 def build(nodes: int, pods: int, points: int) -> Store:
@@ -69,8 +68,8 @@ def build(nodes: int, pods: int, points: int) -> Store:
     pool = [_template(rng, points) for _ in range(TEMPLATES)]
     states = list(store._nodes.values()) + list(store._pods.values()) + list(store._groups.values())
     for k, state in enumerate(states):
-        ts, values = pool[k % TEMPLATES]
-        state.series = RingSeries.restore(points, array("d", ts), array("f", values), len(COLUMNS))
+        ts, columns = pool[k % TEMPLATES].export()
+        state.series = RingSeries.restore(points, ts, columns)
     return store
 
 

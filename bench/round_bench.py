@@ -1,4 +1,5 @@
-"""Per-round store work: `Store.end_round` and `FederationCache.rebuild` on N nodes x P pods, in-process.
+"""Per-round store work: `Store.end_round` and `FederationCache.rebuild` on N nodes x P pods, in-process;
+first the CPU time to parse and convert one exporter exposition of P pods (and C containers each).
 
 The scrape service runs both on the scrape-loop thread after every round, so their time comes out
 of the interval. Synthetic readings (the fake exporters' pod identities and values) are ingested
@@ -7,6 +8,7 @@ ingests fresh readings and times the two calls. Figures only; no targets asserte
 
     python -m bench round                         # N = 100 and 1000, 30 pods, median of 7 rounds
     python -m bench.round_bench --nodes 1000 --rounds 5
+    python -m bench.round_bench --nodes 1000 --containers 3   # with 3 containers per pod
 """
 
 from __future__ import annotations
@@ -22,9 +24,10 @@ REPO = Path(__file__).resolve().parents[1]
 INTERVAL = 5.0
 
 
-def readings(nodes: int, pods: int, seq: int) -> list[object]:
-    """One round of NodeReadings whose values move with `seq` (like the fake exporters')."""
-    from aggregator.model import NodeReading, PodReading
+def readings(nodes: int, pods: int, seq: int, containers: int = 0) -> list[object]:
+    """One round of NodeReadings whose values move with `seq` (like the fake exporters'), with
+    `containers` containers per pod."""
+    from aggregator.model import ContainerReading, NodeReading, PodReading
     from tests.aggregator_fakes import pod_identity
 
     ts = 1_700_000_000.0 + seq * INTERVAL
@@ -49,7 +52,12 @@ def readings(nodes: int, pods: int, seq: int) -> list[object]:
                 "memory_request_bytes": 1.28e8,
                 "memory_limit_bytes": 2.56e8,
             }
-            pod_readings.append(PodReading(ns, pod, uid, owner_kind, owner_name, deployment, values))
+            container_values = {"cpu_usage_cores": 0.003 * (i + 1), "cpu_seconds_total": 0.015 * seq,
+                                "memory_working_set_bytes": 3e7 + 1e5 * i, "cpu_request_cores": 0.03,
+                                "cpu_limit_cores": 0.15, "memory_request_bytes": 4e7,
+                                "memory_limit_bytes": 8e7}
+            per_pod = tuple(ContainerReading(f"c{k}", dict(container_values)) for k in range(containers))
+            pod_readings.append(PodReading(ns, pod, uid, owner_kind, owner_name, deployment, values, per_pod))
         node_values = {
             "cpu_usage_cores": 0.5 + (seq % 7) / 10,
             "cpu_capacity_cores": 8.0,
@@ -82,7 +90,9 @@ class GcPauses:
             self.total += time.perf_counter() - self._start
 
 
-def measure(nodes: int, pods: int, *, rounds: int, warmup: int = 2) -> dict[str, list[float]]:
+def measure(
+    nodes: int, pods: int, *, rounds: int, warmup: int = 2, containers: int = 0
+) -> dict[str, list[float]]:
     """Seconds of end_round and rebuild per measured round: wall, CPU (this process's, which other
     processes on a busy machine disturb less), both together, and garbage-collection pauses."""
     from aggregator.federation import FederationCache
@@ -100,7 +110,7 @@ def measure(nodes: int, pods: int, *, rounds: int, warmup: int = 2) -> dict[str,
     gc.callbacks.append(pauses)
     try:
         for seq in range(1, warmup + rounds + 1):
-            batch = readings(nodes, pods, seq)
+            batch = readings(nodes, pods, seq, containers)
             now[0] = 1_700_000_000.0 + seq * INTERVAL
             for reading in batch:
                 store.ingest(reading)  # type: ignore[arg-type]
@@ -131,6 +141,27 @@ def measure(nodes: int, pods: int, *, rounds: int, warmup: int = 2) -> dict[str,
     return times
 
 
+def measure_parse(pods: int, containers: int, *, expositions: int = 200, repeats: int = 5) -> list[float]:
+    """CPU seconds to parse and convert one exporter exposition (FastParser with a warm per-target
+    cache, then to_reading), per repeat over `expositions` distinct nodes."""
+    from aggregator.parser import FastParser
+    from aggregator.readings import to_reading
+    from tests.aggregator_fakes import render_exposition
+
+    texts = [render_exposition(f"node-{n:04d}", pods=pods, seq=1, timestamp=1.7e9, containers=containers)
+             .decode() for n in range(expositions)]
+    parsers = [FastParser() for _ in texts]
+    for parser, text in zip(parsers, texts, strict=True):
+        to_reading(parser.parse(text))  # warm the per-target head caches, as after the first round
+    out = []
+    for _ in range(repeats):
+        c0 = time.process_time()
+        for parser, text in zip(parsers, texts, strict=True):
+            to_reading(parser.parse(text))
+        out.append((time.process_time() - c0) / expositions)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     """Print end_round and rebuild medians (and min/max), wall and CPU seconds, per N."""
     sys.path.insert(0, str(REPO))
@@ -138,11 +169,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--nodes", type=int, action="append", help="N (repeatable; default 100 and 1000)")
     parser.add_argument("--pods", type=int, default=30)
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--containers", type=int, default=0, help="containers per pod (federated families)")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    parse = [seconds * 1000 for seconds in measure_parse(args.pods, args.containers)]
+    print(f"parse+convert one exposition ({args.pods} pods, {args.containers} containers/pod): CPU median "
+          f"{statistics.median(parse):.2f} ms (min {min(parse):.2f}, max {max(parse):.2f})", flush=True)
     for nodes in args.nodes or [100, 1000]:
-        times = measure(nodes, args.pods, rounds=args.rounds)
+        times = measure(nodes, args.pods, rounds=args.rounds, containers=args.containers)
+        extra = f" containers={nodes * args.pods * args.containers}" if args.containers else ""
         for step, values in times.items():
-            print(f"N={nodes} pods={nodes * args.pods} {step}: median {statistics.median(values):.4f} s "
+            print(f"N={nodes} pods={nodes * args.pods}{extra} {step}: "
+                  f"median {statistics.median(values):.4f} s "
                   f"(min {min(values):.4f}, max {max(values):.4f}, {len(values)} rounds)", flush=True)
     return 0
 

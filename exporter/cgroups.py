@@ -12,6 +12,8 @@ Hierarchies under the cgroup root:
 - pure v2: `<root>/cgroup.controllers` exists; everything comes from that one tree (key "unified");
 - hybrid / v1: `<root>/unified` (a cgroup2 mount, if present) plus the v1 controllers
   `<root>/cpu,cpuacct` or `<root>/cpuacct` (key "cpuacct"), `<root>/memory`, `<root>/blkio`.
+On hybrid and v1 nodes the kubepods directories found in the v1 controllers are looked for at the
+same place in every hierarchy (a second, stale `kubepods` left in `unified` by a runtime is ignored).
 A pod's PodCgroup.paths holds its directory in every hierarchy where it exists; podstats takes each
 figure from v2 where the v2 file exists, else from the v1 controller (see exporter/podstats.py).
 """
@@ -119,12 +121,22 @@ class PodCgroupFinder:
 
     def _scan(self) -> None:
         hierarchies = self._hierarchies()
-        found: list[tuple[str, str]] = []
+        searched: list[tuple[str, str, list[str]]] = []
         for key, top in hierarchies:
             try:
-                found.extend((key, d) for d in _search_kubepods(top))
+                searched.append((key, top, _search_kubepods(top)))
             except OSError as exc:
                 self._errors.record("cgroup", f"searching {top} for kubepods failed", exc)
+        # Hybrid node: kubelet manages the v1 controllers and runc only mirrors each cgroup into the
+        # unified tree, where a runtime may also have left a stale `kubepods` of its own (seen with
+        # `ctr run --cgroup /kubepods/...`). The shallowest search would pick that one and miss the
+        # unified half of every real pod, so the v1 controllers decide where kubepods is.
+        v1_rel = sorted({os.path.relpath(d, top) for key, top, dirs in searched if key != "unified"
+                         for d in dirs})
+        found: list[tuple[str, str]] = []
+        for key, top, own in searched:
+            same = [os.path.join(top, rel) for rel in v1_rel if os.path.isdir(os.path.join(top, rel))]
+            found.extend((key, d) for d in same or own)
         self._kubepods = found
 
     def _hierarchies(self) -> list[tuple[str, str]]:

@@ -8,9 +8,20 @@ from importlib import metadata
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from exporter.snapshot import PodSample, Snapshot
+from exporter.snapshot import ContainerSample, PodSample, Snapshot
 
 POD_LABELS = ("node", "namespace", "pod", "uid", "owner_kind", "owner_name", "deployment")
+CONTAINER_LABELS = ("node", "namespace", "pod", "uid", "container")
+# (family without the k8smon_container_ prefix, help); all gauges but cpu_seconds.
+CONTAINER_FAMILIES = (
+    ("cpu_usage_cores", "CPU the container used over the last sampling interval."),
+    ("cpu_seconds", "Cumulative CPU time of the container; continues across restarts of the same name."),
+    ("memory_working_set_bytes", "Container memory usage minus inactive file, floored at 0."),
+    ("cpu_request_cores", "The container's CPU request."),
+    ("cpu_limit_cores", "The container's CPU limit (absent when unlimited)."),
+    ("memory_request_bytes", "The container's memory request."),
+    ("memory_limit_bytes", "The container's memory limit (absent when unlimited)."),
+)
 
 
 def package_version() -> str:
@@ -33,9 +44,11 @@ def pod_labels(node: str, pod: PodSample) -> list[str]:
 class SnapshotCollector(Collector):
     """A prometheus_client collector over whatever snapshot `latest()` returns at scrape time."""
 
-    def __init__(self, latest: Callable[[], Snapshot | None], *, version: str | None = None) -> None:
+    def __init__(self, latest: Callable[[], Snapshot | None], *, version: str | None = None,
+                 containers: bool = True) -> None:
         self._latest = latest
         self._version = version if version is not None else package_version()
+        self._containers = containers  # False: no k8smon_container_* families (--container-metrics)
 
     def describe(self) -> Iterator[Metric]:
         # Returning nothing keeps registration from calling collect() (no snapshot exists yet).
@@ -52,6 +65,8 @@ class SnapshotCollector(Collector):
         yield from self._self_metrics(snapshot)
         yield from self._node_metrics(snapshot)
         yield from self._pod_metrics(snapshot)
+        if self._containers:
+            yield from self._container_metrics(snapshot)
 
     @staticmethod
     def _self_metrics(s: Snapshot) -> Iterator[Metric]:
@@ -78,6 +93,8 @@ class SnapshotCollector(Collector):
             errors.add_metric([s.node, source], count)
         yield errors
         yield gauge("k8smon_exporter_pods_tracked", "Pods in the served snapshot.", len(s.pods))
+        yield gauge("k8smon_exporter_containers_tracked", "Containers reported in the served snapshot.",
+                    sum(len(p.containers) for p in s.pods))
         yield gauge("k8smon_exporter_kube_connected",
                     "1 while the pod index is synced with the API server.", 1 if s.kube_connected else 0)
 
@@ -185,3 +202,29 @@ class SnapshotCollector(Collector):
                  "memory_limit_bytes")
         for name in order:
             yield g[name] if name in g else c[name]
+
+    @staticmethod
+    def _container_metrics(s: Snapshot) -> Iterator[Metric]:
+        # One family at a time: generate_latest renders each before the next is built, so only one
+        # family's samples (one per container) are alive at once; that keeps the peak RSS down.
+        rows = [(pod_labels(s.node, pod)[:4], c) for pod in s.pods for c in pod.containers]
+        labels = list(CONTAINER_LABELS)
+        getters: dict[str, Callable[[ContainerSample], float | None]] = {
+            "cpu_usage_cores": lambda c: c.cpu_usage_cores,
+            "cpu_seconds": lambda c: c.cpu_seconds,
+            "memory_working_set_bytes": lambda c: c.memory_working_set_bytes,
+            "cpu_request_cores": lambda c: c.meta.cpu_request_cores if c.meta else None,
+            "cpu_limit_cores": lambda c: c.meta.cpu_limit_cores if c.meta else None,
+            "memory_request_bytes": lambda c: c.meta.memory_request_bytes if c.meta else None,
+            "memory_limit_bytes": lambda c: c.meta.memory_limit_bytes if c.meta else None,
+        }
+        for name, doc in CONTAINER_FAMILIES:
+            cls = CounterMetricFamily if name == "cpu_seconds" else GaugeMetricFamily
+            family = cls(f"k8smon_container_{name}", doc, labels=labels)
+            get = getters[name]
+            for pod_values, c in rows:
+                value = get(c)
+                if value is not None:
+                    family.add_metric([*pod_values, c.name], value)
+            yield family  # announced even when empty, like the pod families
+            del family

@@ -13,6 +13,7 @@ from k8smon_common.config import (
     HostPort,
     load_settings,
     option,
+    parse_bool,
     parse_choice,
     parse_csv,
     parse_hostport,
@@ -97,6 +98,11 @@ class ExporterSettings:
         "comma-separated interface name globs left out of host network totals",
         parse=parse_csv, metavar="GLOB,...",
         flag_aliases=("--excluded-interfaces",), env_aliases=("K8SMON_EXCLUDED_INTERFACES",),
+    )
+    container_metrics: bool = option(
+        True, "export per-container families (k8smon_container_*, up to 7 series per container); "
+        "false reads pod cgroups only",
+        parse=parse_bool, metavar="BOOL",
     )
     log_level: str = option("INFO", "debug, info, warning or error", parse=parse_log_level, metavar="LEVEL")
     log_format: str = option("text", "text or json", parse=parse_choice("text", "json"), metavar="FORMAT")

@@ -7,10 +7,10 @@ in the sample and reported to the ErrorSink with source "host"; the others still
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
+from exporter.blockdev import BlockDevices
 from exporter.model import (
     CpuTimes,
     DiskCounters,
@@ -20,7 +20,7 @@ from exporter.model import (
     LogErrors,
     NetCounters,
 )
-from exporter.netdev import parse_net_dev, sum_interfaces
+from exporter.netdev import counted_interfaces, parse_net_dev
 
 # Container-side and overlay interfaces: their traffic is already counted on the physical interface
 # (or never leaves the node), so adding them would double count. `lo` never leaves the node.
@@ -30,17 +30,6 @@ DEFAULT_EXCLUDED_INTERFACES: tuple[str, ...] = (
     "vethwe*", "datapath", "antrea-*", "ovs-system", "nebula*", "ifb*", "dummy*",
 )
 
-# Whole-device names that are not storage of their own:
-# - loop*, ram*: files and RAM presented as disks; their I/O lands on a real disk or nowhere.
-# - zram*: compressed swap in RAM; its "I/O" is CPU and memory traffic, not storage (node_exporter's
-#   default device filter drops it too).
-# - dm-*, md*: device-mapper (LVM, crypt) and software RAID stacked on real disks; the same bytes are
-#   counted again on the disks underneath, so including them would double count.
-# - nbd*: network block devices; the bytes travel over the network and are counted there.
-# - fd*, sr*: floppy and optical drives: not where node workloads do I/O.
-_VIRTUAL_DISK = re.compile(r"^(loop|ram|zram|dm-|md|nbd|fd|sr)\d*")
-# When <sys>/block is unavailable: recognise partitions by name (sda1, vdb2, xvda1, nvme0n1p1, mmcblk0p1).
-_PARTITION = re.compile(r"^((s|v|h|xv)d[a-z]+\d+|(nvme\d+n\d+|mmcblk\d+)p\d+)$")
 _SECTOR = 512  # /proc/diskstats always counts 512-byte sectors, whatever the device's sector size
 _KIB = 1024
 _LOG_ERRORS = LogErrors()
@@ -58,6 +47,7 @@ class HostReader:
         self._rootfs = rootfs
         self._excluded = tuple(excluded_interfaces)
         self._errors = errors
+        self._devices = BlockDevices(sys_root=sys_root, proc_root=proc_root)
         self._user_hz = float(os.sysconf("SC_CLK_TCK"))
 
     def read(self) -> HostSample:
@@ -66,14 +56,18 @@ class HostReader:
         if cpu_count is None:
             cpu_count = self._guard("cpu count", self._read_cpu_online)
         mem_total, mem_avail = self._guard("memory", self._read_memory) or (None, None)
+        disks = self._guard("disk", self._read_disks)
+        interfaces = self._guard("network", self._read_network)
         return HostSample(
             cpu=cpu_times,
             cpu_count=cpu_count,
             memory_total_bytes=mem_total,
             memory_available_bytes=mem_avail,
-            disk=self._guard("disk", self._read_disks),
-            network=self._guard("network", self._read_network),
+            disk=DiskCounters.total(disks) if disks is not None else None,
+            network=NetCounters.total(interfaces) if interfaces is not None else None,
             filesystem=self._guard("filesystem", self._read_filesystem),
+            disk_devices=disks,
+            network_interfaces=interfaces,
         )
 
     def _guard(self, part: str, fn: Callable[[], T]) -> T | None:
@@ -123,9 +117,9 @@ class HostReader:
             avail = sum(info.get(k, 0) for k in ("MemFree", "SReclaimable", *cache_keys))
         return total, avail
 
-    def _read_disks(self) -> DiskCounters:
-        whole = self._whole_devices()
-        read = written = 0
+    def _read_disks(self) -> dict[str, DiskCounters]:
+        """Whole physical disks (exporter/blockdev.py) by name -> cumulative bytes."""
+        disks: dict[str, DiskCounters] = {}
         with open(os.path.join(self._proc, "diskstats"), encoding="ascii") as f:
             for line in f:
                 fields = line.split()
@@ -134,22 +128,13 @@ class HostReader:
                         raise ValueError(f"diskstats line has {len(fields)} fields: {line!r}")
                     continue
                 name = fields[2]
-                if _VIRTUAL_DISK.match(name):
+                if not self._devices.is_whole_disk(f"{fields[0]}:{fields[1]}", name):
                     continue
-                if (name not in whole) if whole is not None else _PARTITION.match(name):
-                    continue
-                read += int(fields[5]) * _SECTOR
-                written += int(fields[9]) * _SECTOR
-        return DiskCounters(read_bytes=read, written_bytes=written)
+                disks[name] = DiskCounters(read_bytes=int(fields[5]) * _SECTOR,
+                                           written_bytes=int(fields[9]) * _SECTOR)
+        return disks
 
-    def _whole_devices(self) -> set[str] | None:
-        # <sys>/block lists whole devices only; partitions live one level deeper. None: use the name rule.
-        try:
-            return set(os.listdir(os.path.join(self._sys, "block")))
-        except FileNotFoundError:
-            return None
-
-    def _read_network(self) -> NetCounters:
+    def _read_network(self) -> dict[str, NetCounters]:
         # <proc>/1/net/dev is the host's namespace even when this process runs in a pod's namespace with
         # the host's /proc mounted; <proc>/net/dev is our own namespace (right with hostNetwork or bare).
         for rel in ("1/net/dev", "net/dev"):
@@ -159,7 +144,7 @@ class HostReader:
             except (FileNotFoundError, PermissionError) as exc:
                 self._errors.record("host", f"{rel} unreadable, trying the next source", exc)
                 continue
-            return sum_interfaces(parse_net_dev(text), excluded=self._excluded)
+            return counted_interfaces(parse_net_dev(text), excluded=self._excluded)
         raise FileNotFoundError(f"neither 1/net/dev nor net/dev readable under {self._proc}")
 
     def _read_filesystem(self) -> FilesystemUsage:

@@ -1,4 +1,4 @@
-"""Parse `/proc/<pid>/net/dev` and sum the interfaces that count."""
+"""Parse `/proc/<pid>/net/dev` and pick the interfaces that count."""
 
 from __future__ import annotations
 
@@ -38,11 +38,12 @@ def is_excluded(name: str, excluded: Sequence[str]) -> bool:
     return any(fnmatchcase(name, pattern) for pattern in excluded)
 
 
+def counted_interfaces(counters: Mapping[str, NetCounters], *,
+                       excluded: Sequence[str]) -> dict[str, NetCounters]:
+    """The interfaces that match none of the `excluded` globs."""
+    return {name: c for name, c in counters.items() if not is_excluded(name, excluded)}
+
+
 def sum_interfaces(counters: Mapping[str, NetCounters], *, excluded: Sequence[str]) -> NetCounters:
     """Total bytes over the interfaces that match none of the `excluded` globs."""
-    rx = tx = 0
-    for name, c in counters.items():
-        if not is_excluded(name, excluded):
-            rx += c.receive_bytes
-            tx += c.transmit_bytes
-    return NetCounters(receive_bytes=rx, transmit_bytes=tx)
+    return NetCounters.total(counted_interfaces(counters, excluded=excluded))

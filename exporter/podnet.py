@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 
 from exporter.model import ErrorSink, LogErrors, NetCounters, PodCgroup
-from exporter.netdev import parse_net_dev, sum_interfaces
+from exporter.netdev import counted_interfaces, parse_net_dev
 
 _LOG_ERRORS = LogErrors()
 _PROCS_SOURCES = ("unified", "cpuacct", "memory", "blkio")
@@ -47,8 +47,9 @@ class PodNetworkReader:
         self._errors = errors
         self._index = PidIndex(proc_root=proc_root, clock=clock, max_age=index_max_age)
 
-    def read(self, cg: PodCgroup) -> tuple[NetCounters | None, bool]:
-        """(counters, host_network); raises PodVanished, OSError or ValueError for the caller to report."""
+    def read(self, cg: PodCgroup) -> tuple[dict[str, NetCounters] | None, bool]:
+        """(counters per interface but lo, host_network); raises PodVanished, OSError or ValueError for
+        the caller to report."""
         host = _HostNetns(self._proc)
         # cgroup.procs first; the /proc index only after those pids ran out (0 = not in our PID namespace).
         pids = _chain((p for p in pod_pids(cg) if p > 0), lambda: self._index.pids(cg.uid))
@@ -67,7 +68,7 @@ class PodNetworkReader:
                 self._errors.record("cgroup", f"pod {cg.uid}: cannot tell the host's network namespace",
                                     exc.__cause__)
                 return None, False
-            return sum_interfaces(parse_net_dev(text), excluded=_POD_NET_EXCLUDED), False
+            return counted_interfaces(parse_net_dev(text), excluded=_POD_NET_EXCLUDED), False
         return None, False  # no process (yet / any more): nothing to read the namespace through
 
 

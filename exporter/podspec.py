@@ -1,4 +1,6 @@
-"""Pod objects (API JSON) -> PodMeta: owners, host network, requests/limits in base units. No I/O here."""
+"""Pod objects (API JSON) -> PodMeta: owners, host network, requests/limits in base units, and which
+container id (from `containerStatuses`, `initContainerStatuses`, `ephemeralContainerStatuses`) is which
+container. No I/O here."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from exporter.model import ErrorSink
-from exporter.snapshot import PodMeta
+from exporter.snapshot import ContainerMeta, PodMeta
 
 log = logging.getLogger(__name__)
 Json = dict[str, Any]
@@ -64,6 +66,60 @@ def sum_resources(containers: list[Json], resource: str) -> tuple[float | None, 
     return (float(requests) if requests is not None else None, float(limits) if limits is not None else None)
 
 
+def _resource(container: Json, kind: str, resource: str) -> float | None:
+    value = ((container.get("resources") or {}).get(kind) or {}).get(resource)
+    return None if value is None else float(quantity(value))
+
+
+def runtime_id(container_id: object) -> str:
+    """The runtime's id in a status' `containerID` ("containerd://<id>", "cri-o://<id>"); "" if none."""
+    if not isinstance(container_id, str):
+        return ""
+    return container_id.partition("://")[2].lower()
+
+
+_STATUS_LISTS = (("containers", "containerStatuses", "container"),
+                 ("initContainers", "initContainerStatuses", "init"),
+                 ("ephemeralContainers", "ephemeralContainerStatuses", "ephemeral"))
+
+
+def container_metas(pod: Json, errors: ErrorSink) -> tuple[dict[str, ContainerMeta], frozenset[str]]:
+    """Current container id -> ContainerMeta, and the ids of containers that ran before a restart.
+
+    Statuses without an id (still waiting) are skipped. A malformed quantity costs that container's
+    resources only (reported, source "kube").
+    """
+    spec, status = pod.get("spec") or {}, pod.get("status") or {}
+    meta = pod.get("metadata") or {}
+    current: dict[str, ContainerMeta] = {}
+    retired: set[str] = set()
+    for spec_key, status_key, kind in _STATUS_LISTS:
+        specs = {c.get("name"): c for c in spec.get(spec_key) or [] if isinstance(c, dict)}
+        for st in status.get(status_key) or []:
+            if not isinstance(st, dict) or not isinstance(st.get("name"), str):
+                continue
+            last = runtime_id(((st.get("lastState") or {}).get("terminated") or {}).get("containerID"))
+            if last:
+                retired.add(last)
+            cid = runtime_id(st.get("containerID"))
+            if not cid:
+                continue
+            name, container = st["name"], specs.get(st["name"]) or {}
+            try:
+                current[cid] = ContainerMeta(
+                    name=name, kind=kind,
+                    cpu_request_cores=_resource(container, "requests", "cpu"),
+                    cpu_limit_cores=_resource(container, "limits", "cpu"),
+                    memory_request_bytes=_resource(container, "requests", "memory"),
+                    memory_limit_bytes=_resource(container, "limits", "memory"),
+                )
+            except ValueError as exc:
+                errors.record("kube", f"pod {meta.get('namespace', '')}/{meta.get('name', '')} "
+                              f"container {name} resources", exc)
+                current[cid] = ContainerMeta(name=name, kind=kind)
+    return current, frozenset(retired - current.keys())
+
+
 def controller_ref(meta: Json) -> Json | None:
     """The ownerReference marked controller, else the first one, else None."""
     refs = meta.get("ownerReferences") or []
@@ -99,9 +155,11 @@ def pod_meta(pod: Json, *, resolve_replicaset: ReplicaSetResolver, errors: Error
     except ValueError as exc:
         errors.record("kube", f"pod {namespace}/{name} resources", exc)
         cpu_req = cpu_lim = mem_req = mem_lim = None
+    containers, retired = container_metas(pod, errors)
     return PodMeta(
         uid=uid, namespace=namespace, name=name, owner_kind=owner_kind, owner_name=owner_name,
         deployment=deployment, host_network=bool(spec.get("hostNetwork")),
         cpu_request_cores=cpu_req, cpu_limit_cores=cpu_lim,
         memory_request_bytes=mem_req, memory_limit_bytes=mem_lim,
+        containers=containers, retired_container_ids=retired,
     )

@@ -5,8 +5,10 @@ Which file each figure comes from (the first that exists in the pod's cgroup dir
   the cpu controller is bound to v1), else v1 `cpuacct.usage` (ns).
 - Memory: v2 `memory.current` and `memory.stat` inactive_file, else v1 `memory.usage_in_bytes` and
   `memory.stat` total_inactive_file; working set = max(0, usage - inactive_file) as kubelet defines it.
-- Disk: v2 `io.stat` rbytes/wbytes summed over devices, else v1 blkio (throttle recursive, then the CFQ
-  recursive file, then throttle non-recursive), `Read`/`Write` lines summed. Caveat seen on kernel 6.18:
+- Disk: v2 `io.stat` rbytes/wbytes per device, else v1 blkio (throttle recursive, then the CFQ
+  recursive file, then throttle non-recursive), `Read`/`Write` lines per device; only whole physical
+  disks count (exporter/blockdev.py: not partitions, not dm/md stacked on a disk that the kernel lists
+  with the same bytes, not loop/zram). Caveat seen on kernel 6.18:
   the v1 blkio.throttle.* counters stay 0 for a device until some cgroup has a throttle rule on it
   (then every cgroup is counted), so v1 nodes without blkio limits may report 0 pod disk bytes.
 - Network: `<proc>/<pid>/net/dev` (minus `lo`) of one process of the pod; if that process shares the
@@ -26,10 +28,12 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
+from exporter.blockdev import BlockDevices
 from exporter.model import DiskCounters, ErrorSink, LogErrors, NetCounters, PodCgroup, PodUsage
 from exporter.podnet import PodNetworkReader, PodVanished, read_text
 
-__all__ = ["PodStatsReader", "PodVanished", "parse_blkio", "parse_io_stat", "read_text", "stat_value"]
+__all__ = ["PodStatsReader", "PodVanished", "blkio_devices", "io_stat_devices", "parse_blkio",
+           "parse_io_stat", "read_text", "stat_value"]
 
 _LOG_ERRORS = LogErrors()
 T = TypeVar("T")
@@ -44,10 +48,11 @@ _V1_BLKIO_FILES = (
 class PodStatsReader:
     """Reads a PodUsage for one PodCgroup."""
 
-    def __init__(self, *, proc_root: str = "/proc", errors: ErrorSink = _LOG_ERRORS,
+    def __init__(self, *, proc_root: str = "/proc", sys_root: str = "/sys", errors: ErrorSink = _LOG_ERRORS,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._proc = proc_root
         self._errors = errors
+        self._devices = BlockDevices(sys_root=sys_root, proc_root=proc_root, clock=clock)
         self._net = PodNetworkReader(proc_root=proc_root, errors=errors, clock=clock)
 
     def read(self, cgroup: PodCgroup) -> PodUsage | None:
@@ -61,10 +66,12 @@ class PodStatsReader:
             self._errors.record("cgroup", f"pod {cgroup.uid} vanished mid-read; skipped this cycle", exc)
             return None
         usage, working_set = memory if memory is not None else (None, None)
-        network, host_network = net if net is not None else (None, False)
+        interfaces, host_network = net if net is not None else (None, False)
         return PodUsage(uid=cgroup.uid, cpu_seconds=cpu, memory_usage_bytes=usage,
-                        memory_working_set_bytes=working_set, disk=disk, network=network,
-                        host_network=host_network)
+                        memory_working_set_bytes=working_set,
+                        disk=DiskCounters.total(disk) if disk is not None else None,
+                        network=NetCounters.total(interfaces) if interfaces is not None else None,
+                        host_network=host_network, disk_devices=disk, network_interfaces=interfaces)
 
     def _field(self, cgroup: PodCgroup, what: str, fn: Callable[[], T]) -> T | None:
         try:
@@ -103,19 +110,22 @@ class PodStatsReader:
         inactive = stat_value(stat, inactive_key) if stat is not None else 0
         return usage, max(0, usage - inactive)
 
-    def _disk(self, cg: PodCgroup) -> DiskCounters | None:
+    def _disk(self, cg: PodCgroup) -> dict[str, DiskCounters] | None:
+        """Whole physical disks by "MAJ:MIN" -> the pod's cumulative bytes on them."""
         text = _read_optional(cg, "unified", "io.stat")
-        if text is not None:
-            return parse_io_stat(text)
-        for name in _V1_BLKIO_FILES:
+        devices = io_stat_devices(text) if text is not None else None
+        for name in _V1_BLKIO_FILES if devices is None else ():
             text = _read_optional(cg, "blkio", name)
             if text is not None:
-                return parse_blkio(text)
-        return None
+                devices = blkio_devices(text)
+                break
+        if devices is None:
+            return None
+        return {dev: c for dev, c in devices.items() if self._devices.is_whole_disk(dev)}
 
     # --- network: through one of the pod's processes (exporter/podnet.py) -----------------------
 
-    def _network(self, cg: PodCgroup) -> tuple[NetCounters | None, bool]:
+    def _network(self, cg: PodCgroup) -> tuple[dict[str, NetCounters] | None, bool]:
         return self._net.read(cg)
 
 
@@ -148,26 +158,44 @@ def stat_value(text: str, key: str) -> int:
     return int(text[start + len(needle):end if end >= 0 else None])
 
 
-def parse_io_stat(text: str) -> DiskCounters:
-    """Sum rbytes/wbytes over the devices of a v2 `io.stat` (`8:0 rbytes=1 wbytes=2 rios=...`)."""
-    read = written = 0
+def io_stat_devices(text: str) -> dict[str, DiskCounters]:
+    """rbytes/wbytes per device of a v2 `io.stat` (`8:0 rbytes=1 wbytes=2 rios=...`)."""
+    devices: dict[str, DiskCounters] = {}
     for line in text.splitlines():
-        for item in line.split()[1:]:
+        if not line.strip():
+            continue
+        dev, *items = line.split()
+        read = written = 0
+        for item in items:
             key, _, value = item.partition("=")
             if key == "rbytes":
-                read += int(value)
+                read = int(value)
             elif key == "wbytes":
-                written += int(value)
-    return DiskCounters(read_bytes=read, written_bytes=written)
+                written = int(value)
+        devices[dev] = DiskCounters(read_bytes=read, written_bytes=written)
+    return devices
 
 
-def parse_blkio(text: str) -> DiskCounters:
-    """Sum the `Read`/`Write` lines of a v1 blkio io_service_bytes file (`8:0 Read 4096`; `Total` skipped)."""
-    read = written = 0
+def blkio_devices(text: str) -> dict[str, DiskCounters]:
+    """`Read`/`Write` bytes per device of a v1 blkio io_service_bytes file (`8:0 Read 4096`; `Total`
+    skipped)."""
+    read: dict[str, int] = {}
+    written: dict[str, int] = {}
     for line in text.splitlines():
         parts = line.split()
         if len(parts) == 3 and parts[1] == "Read":
-            read += int(parts[2])
+            read[parts[0]] = read.get(parts[0], 0) + int(parts[2])
         elif len(parts) == 3 and parts[1] == "Write":
-            written += int(parts[2])
-    return DiskCounters(read_bytes=read, written_bytes=written)
+            written[parts[0]] = written.get(parts[0], 0) + int(parts[2])
+    return {dev: DiskCounters(read_bytes=read.get(dev, 0), written_bytes=written.get(dev, 0))
+            for dev in read.keys() | written.keys()}
+
+
+def parse_io_stat(text: str) -> DiskCounters:
+    """rbytes/wbytes of a v2 `io.stat` summed over every device listed (no whole-disk rule)."""
+    return DiskCounters.total(io_stat_devices(text))
+
+
+def parse_blkio(text: str) -> DiskCounters:
+    """`Read`/`Write` of a v1 blkio io_service_bytes file summed over every device (no whole-disk rule)."""
+    return DiskCounters.total(blkio_devices(text))

@@ -3,22 +3,30 @@
 Readers return cumulative figures; the sampler keeps the previous reading per pod and for the host
 so it can turn two readings into CPU cores. A counter that goes backwards (a cgroup recreated under
 the same pod UID, a host reboot seen through a remounted /proc) starts a new baseline instead of
-producing a negative rate.
+producing a negative rate. Disk and network totals are rebuilt from per-device deltas
+(exporter/counters.py) so they never decrease when a device or interface goes away.
+
+Containers (when a container reader is given) are named and their rates derived by
+exporter/containertrack.py.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Callable, Collection
-from typing import Protocol
+from collections.abc import Callable, Collection, Mapping
+from typing import Protocol, TypeVar
 
-from exporter.model import CpuTimes, HostSample, PodCgroup, PodUsage
+from exporter.containertrack import ContainerSource, ContainerTracker
+from exporter.counters import MonotonicTotal
+from exporter.model import CpuTimes, DiskCounters, HostSample, NetCounters, PodCgroup, PodUsage
 from exporter.snapshot import PodMeta, PodSample, Snapshot
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], float]
+S = TypeVar("S", HostSample, PodUsage)
 
 
 class CountingErrors:
@@ -72,6 +80,7 @@ class Sampler:
         pod_reader: PodStatsSource,
         errors: CountingErrors,
         pods: PodLookup | None = None,
+        container_reader: ContainerSource | None = None,
         exclude_namespaces: Collection[str] = (),
         interval: float = 5.0,
         first_delay: float = 1.0,
@@ -85,6 +94,8 @@ class Sampler:
         self._pod_reader = pod_reader
         self._errors = errors
         self._pods = pods
+        self._containers = (None if container_reader is None
+                            else ContainerTracker(container_reader, errors, monotonic=monotonic))
         self._exclude = frozenset(exclude_namespaces)
         self.interval = interval
         self._first_delay = min(interval, first_delay)
@@ -93,6 +104,8 @@ class Sampler:
         self._cpu_clock = cpu_clock
         self._prev_host: tuple[CpuTimes, int | None] | None = None
         self._prev_pods: dict[str, tuple[float, float]] = {}  # uid -> (cpu seconds, monotonic time)
+        self._host_io = _IoTotals()
+        self._pod_io: dict[str, _IoTotals] = {}  # uid -> its disk and network totals
         self._cycles = 0
         self._latest: Snapshot | None = None
         self._stop = threading.Event()
@@ -108,7 +121,7 @@ class Sampler:
         started_wall = self._now()
         started_mono = self._monotonic()
         started_cpu = self._cpu_clock()
-        host = self._host_reader.read()
+        host = self._host_io.fold(self._host_reader.read())
         host_cores = self._host_rate(host)
         pods = self._read_pods()
         self._cycles += 1
@@ -147,6 +160,8 @@ class Sampler:
             cgroups = []
         samples: list[PodSample] = []
         seen: dict[str, tuple[float, float]] = {}
+        # A pod keeps its disk/network totals while its cgroup exists (a failed read costs no reset).
+        self._pod_io = {cg.uid: self._pod_io.get(cg.uid) or _IoTotals() for cg in cgroups}
         for cgroup in cgroups:
             meta = self._pods.get(cgroup.uid) if self._pods is not None else None
             if meta is not None and meta.namespace in self._exclude:
@@ -158,6 +173,7 @@ class Sampler:
                 continue
             if usage is None:
                 continue  # the reader already counted why
+            usage = self._pod_io[cgroup.uid].fold(usage)
             rate = None
             if usage.cpu_seconds is not None:
                 stamp = self._monotonic()
@@ -167,8 +183,11 @@ class Sampler:
                     if used >= 0 and elapsed > 0:
                         rate = used / elapsed
                 seen[usage.uid] = (usage.cpu_seconds, stamp)
-            samples.append(PodSample(usage=usage, cpu_usage_cores=rate, meta=meta))
+            containers = self._containers.read(cgroup, meta) if self._containers is not None else ()
+            samples.append(PodSample(usage=usage, cpu_usage_cores=rate, meta=meta, containers=containers))
         self._prev_pods = seen  # pods that left drop their baseline with them
+        if self._containers is not None:
+            self._containers.end_cycle({cg.uid for cg in cgroups})
         samples.sort(key=lambda s: s.usage.uid)
         return tuple(samples)
 
@@ -210,3 +229,30 @@ class Sampler:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
+
+
+class _IoTotals:
+    """Monotonic disk and network totals of the host or of one pod."""
+
+    __slots__ = ("disk", "network")
+
+    def __init__(self) -> None:
+        self.disk = MonotonicTotal()
+        self.network = MonotonicTotal()
+
+    def fold(self, sample: S) -> S:
+        """`sample` with its disk/network totals replaced by the monotonic ones (None stays None)."""
+        disk = net = None
+        if sample.disk is not None:
+            disk = DiskCounters(*self.disk.update(_pairs(sample.disk_devices, sample.disk)))
+        if sample.network is not None:
+            net = NetCounters(*self.network.update(_pairs(sample.network_interfaces, sample.network)))
+        return dataclasses.replace(sample, disk=disk, network=net)
+
+
+def _pairs(devices: Mapping[str, DiskCounters] | Mapping[str, NetCounters] | None,
+           total: DiskCounters | NetCounters) -> dict[str, tuple[int, int]]:
+    # A reader that gives no per-device figures (a test double) is one device.
+    items = devices.items() if devices is not None else (("", total),)
+    return {name: (c.read_bytes, c.written_bytes) if isinstance(c, DiskCounters)
+            else (c.receive_bytes, c.transmit_bytes) for name, c in items}

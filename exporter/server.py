@@ -14,6 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from exporter.collector import SnapshotCollector, package_version
 from exporter.snapshot import Snapshot
+from k8smon_common.contract import NO_SAMPLE_YET
 from k8smon_common.http_api import ApiError, add_routes, iso, serialize_error
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,11 @@ def accepts_gzip(header: str | None) -> bool:
 
 
 class MetricsResource:
-    """Renders the registry once per snapshot and serves the cached bytes (gzipped on request)."""
+    """Renders the registry once per snapshot and serves the cached bytes (gzipped on request).
+
+    Before the first sample there is nothing to serve: 503 with a plain-text NO_SAMPLE_YET body, which
+    the aggregator reports as "not ready yet" (a 200 without the sample timestamp read as a parse error).
+    """
 
     def __init__(self, registry: CollectorRegistry, latest: LatestSnapshot) -> None:
         self._registry = registry
@@ -61,6 +66,12 @@ class MetricsResource:
             return self._gzipped
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        if self._latest() is None:
+            resp.status = falcon.HTTP_503
+            resp.content_type = falcon.MEDIA_TEXT
+            resp.set_header("Retry-After", "1")
+            resp.text = f"{NO_SAMPLE_YET}\n"
+            return
         gzipped = accepts_gzip(req.get_header("Accept-Encoding"))
         resp.data = self._render(gzipped)
         resp.content_type = CONTENT_TYPE_LATEST

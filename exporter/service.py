@@ -9,7 +9,14 @@ from prometheus_client import CollectorRegistry
 
 from exporter.collector import SnapshotCollector
 from exporter.config import ExporterSettings
-from exporter.sampler import CgroupSource, CountingErrors, HostSource, PodStatsSource, Sampler
+from exporter.sampler import (
+    CgroupSource,
+    ContainerSource,
+    CountingErrors,
+    HostSource,
+    PodStatsSource,
+    Sampler,
+)
 from exporter.server import create_app
 from exporter.snapshot import Snapshot
 from k8smon_common.http_server import ServerHandle
@@ -29,7 +36,7 @@ def default_readers(
         HostReader(proc_root=settings.proc_root, sys_root=settings.sys_root, rootfs=settings.rootfs,
                    excluded_interfaces=settings.exclude_interfaces, errors=errors),
         PodCgroupFinder(cgroup_root=settings.cgroup_root, errors=errors),
-        PodStatsReader(proc_root=settings.proc_root, errors=errors),
+        PodStatsReader(proc_root=settings.proc_root, sys_root=settings.sys_root, errors=errors),
     )
 
 
@@ -43,6 +50,7 @@ class ExporterService:
         environ: Mapping[str, str] | None = None,
         readers: tuple[HostSource, CgroupSource, PodStatsSource] | None = None,
         errors: CountingErrors | None = None,
+        container_reader: ContainerSource | None = None,
     ) -> None:
         from exporter.podindex import KubeUnavailable, PodIndex, api_client_from
 
@@ -65,14 +73,28 @@ class ExporterService:
             node=self.node, host_reader=host, cgroup_finder=cgroups, pod_reader=podstats,
             errors=self.errors, pods=self.index, exclude_namespaces=settings.exclude_namespaces,
             interval=settings.interval,
+            container_reader=self._container_reader(settings, readers, container_reader),
         )
         self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(SnapshotCollector(self.latest))
+        self.registry.register(SnapshotCollector(self.latest, containers=settings.container_metrics))
         self.app = create_app(
             latest=self.latest, node=self.node, registry=self.registry,
             liveness_timeout=settings.liveness_timeout,
         )
         self.server = ServerHandle(self.app, host=settings.listen.host, port=settings.listen.port, threads=4)
+
+    def _container_reader(self, settings: ExporterSettings,
+                          readers: tuple[HostSource, CgroupSource, PodStatsSource] | None,
+                          given: ContainerSource | None) -> ContainerSource | None:
+        """None when container metrics are off; with `readers` given, `given` (stand-ins go together);
+        else the real reader over the settings' /proc."""
+        if not settings.container_metrics:
+            return None
+        if readers is not None:
+            return given
+        from exporter.containers import ContainerReader
+
+        return ContainerReader(proc_root=settings.proc_root, errors=self.errors)
 
     def latest(self) -> Snapshot | None:
         """The snapshot being served."""

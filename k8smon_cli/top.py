@@ -288,8 +288,11 @@ def _wide_cells(q: Query, d: Doc, style: fmt.Style) -> list[str]:
 def _cells(q: Query, d: Doc, style: fmt.Style, *, wide: bool) -> list[list[str]]:
     lead = [str(d.get("namespace") or "")] if _namespaced(q) else []
     if q.kind == "pods" and q.containers:
+        containers = d.get("containers") or []
+        if not containers:  # e.g. a pushed pod: no per-container figures, shown as kubectl shows none
+            return [[*lead, d["pod_name"], "-", fmt.UNKNOWN, fmt.UNKNOWN]]
         return [[*lead, d["pod_name"], str(c.get("name")), fmt.cpu(c.get("cpu_millicores")),
-                 fmt.memory(c.get("memory_bytes"))] for c in d.get("containers") or []]
+                 fmt.memory(c.get("memory_bytes"))] for c in containers]
     cells = [*lead, _name(d), fmt.cpu(_num(d, "cpu_millicores"))]
     if q.kind == "nodes":
         cells += [style.level(_pct_of(d, "cpu_millicores", "cpu_capacity_millicores")),
@@ -316,4 +319,5 @@ def rows(q: Query, docs: Sequence[Doc], hist: Sequence[Series | None] | None, *,
 
 
 def has_containers(docs: Sequence[Doc]) -> bool:
-    return any("containers" in d for d in docs)
+    """Whether any pod document carries per-container figures (pushed pods carry an empty list)."""
+    return any(d.get("containers") for d in docs)

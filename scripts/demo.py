@@ -207,6 +207,7 @@ def banner(exporter: str, aggregator: str, node: str, token: str) -> str:
     pod = SAMPLE_PODS[0][0]
     return (
         "\nk8s-monitor demo is running (Ctrl-C stops both):\n"
+        f"  dashboard:          open {a}/ui/ in a browser\n"
         f"  exporter metrics:   curl http://{exporter}/metrics\n"
         f"  status:             curl {a}/\n"
         f"  nodes:              curl {a}/api/nodes\n"

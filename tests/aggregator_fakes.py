@@ -38,8 +38,12 @@ def pod_identity(node: str, i: int) -> list[str]:
 Spec = list[tuple[type, str, list[str], list[tuple[list[str], Callable[[int], float]]]]]
 
 
-def _spec(node: str, pods: int, timestamp: Callable[[int], float]) -> Spec:
-    """Every family as (class, name, label names, [(label values, value of snapshot seq)])."""
+CONTAINER_LABELS = ["node", "namespace", "pod", "uid", "container"]
+
+
+def _spec(node: str, pods: int, timestamp: Callable[[int], float], containers: int = 0) -> Spec:
+    """Every family as (class, name, label names, [(label values, value of snapshot seq)]); with
+    `containers`, that many containers per pod with every container family."""
     n = [node]
     fs = ["node", "mountpoint"]
     g, c = GaugeMetricFamily, CounterMetricFamily
@@ -75,6 +79,20 @@ def _spec(node: str, pods: int, timestamp: Callable[[int], float]) -> Spec:
     for cls, name, fn in per_pod:
         rows = [(labels, (lambda s, i=i, fn=fn: fn(i, s))) for i, labels in enumerate(ids)]
         spec.append((cls, name, POD_LABELS, rows))
+    if containers:
+        per_container: list[tuple[type, str, Callable[[int, int], float]]] = [
+            (g, "k8smon_container_cpu_usage_cores", lambda i, s: 0.003 * (i + 1) + (s % 5) / 300),
+            (c, "k8smon_container_cpu_seconds", lambda i, s: (i + 1) * 0.015 * s),
+            (g, "k8smon_container_memory_working_set_bytes", lambda i, s: 3e7 + 1e5 * i),
+            (g, "k8smon_container_cpu_request_cores", lambda i, s: 0.03),
+            (g, "k8smon_container_cpu_limit_cores", lambda i, s: 0.15),
+            (g, "k8smon_container_memory_request_bytes", lambda i, s: 4e7),
+            (g, "k8smon_container_memory_limit_bytes", lambda i, s: 8e7),
+        ]
+        cids = [(i, [*labels[:4], f"c{k}"]) for i, labels in enumerate(ids) for k in range(containers)]
+        for cls, name, fn in per_container:
+            rows = [(labels, (lambda s, i=i, fn=fn: fn(i, s))) for i, labels in cids]
+            spec.append((cls, name, CONTAINER_LABELS, rows))
     return spec
 
 
@@ -90,10 +108,11 @@ class _Collector:
             yield family
 
 
-def render_exposition(node: str, *, pods: int, seq: int, timestamp: float) -> bytes:
+def render_exposition(node: str, *, pods: int, seq: int, timestamp: float, containers: int = 0) -> bytes:
     """One exporter's /metrics body for snapshot number `seq` (rendered by prometheus_client)."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Collector(_spec(node, pods, lambda s: timestamp), seq))  # type: ignore[arg-type]
+    spec = _spec(node, pods, lambda s: timestamp, containers)
+    registry.register(_Collector(spec, seq))  # type: ignore[arg-type]
     return generate_latest(registry)
 
 

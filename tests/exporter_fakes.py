@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from exporter.containers import ContainerCgroup, ContainerUsage
 from exporter.model import (
     CpuTimes,
     DiskCounters,
@@ -14,7 +15,7 @@ from exporter.model import (
     PodCgroup,
     PodUsage,
 )
-from exporter.snapshot import PodMeta
+from exporter.snapshot import ContainerMeta, PodMeta
 
 
 class FakeClock:
@@ -75,6 +76,36 @@ class FakePodStats:
         self.usages[uid] = replace(usage, cpu_seconds=seconds)
 
 
+class FakeContainers:
+    """ContainerReader stand-in: `usages[uid]` are the pod's containers; ids in `sandboxes` are sandboxes,
+    ids in `undecided` have no visible process (is_sandbox None), any other id is a workload container."""
+
+    def __init__(self, usages: dict[str, list[ContainerUsage]] | None = None, *,
+                 sandboxes: set[str] | None = None, undecided: set[str] | None = None) -> None:
+        self.usages = dict(usages or {})
+        self.sandboxes = set(sandboxes or ())
+        self.undecided = set(undecided or ())
+        self.checked: list[str] = []
+
+    def read(self, cgroup: PodCgroup) -> list[ContainerUsage]:
+        return list(self.usages.get(cgroup.uid, []))
+
+    def is_sandbox(self, container: ContainerCgroup) -> bool | None:
+        self.checked.append(container.id)
+        if container.id in self.undecided:
+            return None
+        return container.id in self.sandboxes
+
+    def set_cpu(self, uid: str, cid: str, seconds: float) -> None:
+        self.usages[uid] = [replace(c, cpu_seconds=seconds) if c.id == cid else c for c in self.usages[uid]]
+
+
+def container_usage(cid: str, *, cpu: float = 1.0, working_set: int = 10 * 2**20) -> ContainerUsage:
+    """One container's reading (its paths are never read by the fakes)."""
+    return ContainerUsage(cgroup=ContainerCgroup(id=cid, paths={"unified": f"/fake/{cid}"}), cpu_seconds=cpu,
+                          memory_usage_bytes=working_set + 2**20, memory_working_set_bytes=working_set)
+
+
 class FakeLookup:
     """The pod index as the sampler sees it."""
 
@@ -122,13 +153,29 @@ UID_UNNAMED = "0b6e3f4c-1d2a-4e5f-8a9b-000000000004"
 UID_HOSTNET = "0b6e3f4c-1d2a-4e5f-8a9b-000000000005"
 UID_EXCLUDED = "0b6e3f4c-1d2a-4e5f-8a9b-000000000006"
 
+# Container ids of the golden pods: 64 hex digits as runtimes make them.
+CID_WEB, CID_PROXY, CID_WEB_SANDBOX = "a1" * 32, "a2" * 32, "a0" * 32
+CID_DB, CID_DB_OLD = "b1" * 32, "b9" * 32
+CID_UNNAMED = "c1" * 32
+
 GOLDEN_META = {
     UID_DEPLOY: PodMeta(uid=UID_DEPLOY, namespace="shop", name="web-7d9f8b6c5d-x2x7q",
                         owner_kind="Deployment", owner_name="web", deployment="web",
                         cpu_request_cores=0.25, cpu_limit_cores=0.5,
-                        memory_request_bytes=128 * 2**20, memory_limit_bytes=256 * 2**20),
+                        memory_request_bytes=128 * 2**20, memory_limit_bytes=256 * 2**20,
+                        containers={
+                            CID_WEB: ContainerMeta(name="web", cpu_request_cores=0.2, cpu_limit_cores=0.4,
+                                                   memory_request_bytes=96 * 2**20,
+                                                   memory_limit_bytes=192 * 2**20),
+                            CID_PROXY: ContainerMeta(name="proxy", cpu_request_cores=0.05,
+                                                     cpu_limit_cores=0.1, memory_request_bytes=32 * 2**20,
+                                                     memory_limit_bytes=64 * 2**20),
+                        }),
     UID_STATEFUL: PodMeta(uid=UID_STATEFUL, namespace="shop", name="db-0", owner_kind="StatefulSet",
-                          owner_name="db", cpu_request_cores=1.0, memory_request_bytes=2**30),
+                          owner_name="db", cpu_request_cores=1.0, memory_request_bytes=2**30,
+                          containers={CID_DB: ContainerMeta(name="db", cpu_request_cores=1.0,
+                                                            memory_request_bytes=2**30)},
+                          retired_container_ids=frozenset({CID_DB_OLD})),
     UID_BARE: PodMeta(uid=UID_BARE, namespace="default", name="debug-shell"),
     UID_HOSTNET: PodMeta(uid=UID_HOSTNET, namespace="monitoring", name="node-agent-5xkqp",
                          owner_kind="DaemonSet", owner_name="node-agent", host_network=True,
@@ -148,3 +195,16 @@ def golden_usages() -> dict[str, PodUsage | None]:
         UID_HOSTNET: pod_usage(UID_HOSTNET, cpu=3.0, host_network=True),
         UID_EXCLUDED: pod_usage(UID_EXCLUDED, cpu=4.0),
     }
+
+
+def golden_containers() -> FakeContainers:
+    """Named containers with and without limits, a sandbox, a lingering pre-restart container and an
+    unnamed container in an unnamed pod."""
+    return FakeContainers({
+        UID_DEPLOY: [container_usage(CID_WEB_SANDBOX, cpu=0.01, working_set=300_000),
+                     container_usage(CID_WEB, cpu=8.0, working_set=150 * 2**20),
+                     container_usage(CID_PROXY, cpu=1.5, working_set=40 * 2**20)],
+        UID_STATEFUL: [container_usage(CID_DB, cpu=19.0, working_set=180 * 2**20),
+                       container_usage(CID_DB_OLD, cpu=0.5, working_set=4096)],
+        UID_UNNAMED: [container_usage(CID_UNNAMED, cpu=2.0, working_set=64 * 2**20)],
+    }, sandboxes={CID_WEB_SANDBOX})

@@ -13,7 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from aggregator.api.app import create_app
 from aggregator.federation import FederationCache
-from aggregator.model import NodeReading, PodReading, RoundResult, TargetStatus
+from aggregator.model import ContainerReading, NodeReading, PodReading, RoundResult, TargetStatus
 from aggregator.stats import AggregatorStats
 from aggregator.store import Store
 from tests.aggregator_fakes import FakeStatus
@@ -57,6 +57,13 @@ def _pods(i: int) -> tuple[PodReading, ...]:
                 "disk_written_bytes_total": 5e4 * i,
                 **base,
             },
+            containers=(
+                ContainerReading("app", {"cpu_usage_cores": 0.2, "cpu_seconds_total": 1.5 * i,
+                                         "memory_working_set_bytes": 1.5e8, "cpu_request_cores": 0.4,
+                                         "cpu_limit_cores": 0.8, "memory_request_bytes": 2e8,
+                                         "memory_limit_bytes": 3e8}),
+                ContainerReading("sidecar", {"cpu_usage_cores": 0.05, "memory_working_set_bytes": 5e7}),
+            ),
         ),
         PodReading(
             "shop",
@@ -210,6 +217,35 @@ def test_pods(world: World) -> None:
     assert web["disk_io"]["read_bytes"] == 1e5 and web["network_io"]["bytes_recv_per_second"] == 800.0
     unnamed = get(world, "/api/pods/5f0c-uid")
     assert unnamed["namespace"] == "" and unnamed["uid"] == "5f0c-uid"
+    assert unnamed["containers"] == []
+
+
+def test_pod_containers_with_requests_limits_and_percent(world: World) -> None:
+    app, sidecar = get(world, "/api/pods/web-7d9f-abc12")["containers"]
+    assert app == {
+        "name": "app",
+        "cpu_millicores": 200.0,
+        "cpu_request_millicores": 400.0,
+        "cpu_limit_millicores": 800.0,
+        "cpu_percent_of_request": 50.0,
+        "cpu_percent_of_limit": 25.0,
+        "cpu_seconds_total": 3.0,
+        "memory_bytes": 1.5e8,
+        "memory_request_bytes": 2e8,
+        "memory_limit_bytes": 3e8,
+        "memory_percent_of_request": 75.0,
+        "memory_percent_of_limit": 50.0,
+        "human": {"cpu": "0.2 cores", "cpu_request": "0.4 cores", "cpu_limit": "0.8 cores",
+                  "memory": "143 MiB", "memory_request": "191 MiB", "memory_limit": "286 MiB"},
+    }
+    assert sidecar["name"] == "sidecar" and sidecar["cpu_millicores"] == 50.0
+    assert sidecar["cpu_limit_millicores"] is None and sidecar["cpu_percent_of_limit"] is None
+    # the listing carries them too, and the federated /metrics the container families
+    listed = {p["pod_name"]: p for p in get(world, "/api/pods")["pods"]}
+    assert [c["name"] for c in listed["web-7d9f-abc12"]["containers"]] == ["app", "sidecar"]
+    body = world.client.simulate_get("/metrics").text
+    assert ('k8smon_container_cpu_usage_cores{node="node-a",namespace="shop",pod="web-7d9f-abc12",'
+            'uid="u-web1",container="app"} 0.2') in body
 
 
 def test_pod_ambiguous_and_narrowed(world: World) -> None:

@@ -151,3 +151,20 @@ def test_a_node_without_kubepods_yet_is_searched_again_after_a_few_seconds(tmp_p
     assert finder.find() == []  # not searched again every cycle
     clock.now += 5
     assert [p.uid for p in finder.find()] == ["abcdef01-0000-4111-8222-333344445555"]
+
+
+def test_hybrid_stale_unified_kubepods_does_not_hide_the_real_one(tmp_path: Path) -> None:
+    # As seen on this machine: a runtime run with `--cgroup /kubepods/...` left a `kubepods` tree in the
+    # unified hierarchy only, shallower than kubelet's (here under --cgroup-root=/node). The v1
+    # controllers say where kubepods is; the stale tree's pod is not reported.
+    root = tmp_path / "cgroup"
+    (root / "unified").mkdir(parents=True)
+    (root / "unified/cgroup.controllers").write_text("\n")
+    uid, stale = "0a0b0c0d-1111-4222-8333-444455556666", "5a5b5c5d-1111-4222-8333-444455556666"
+    for ctl in ("unified", "cpuacct", "memory", "blkio"):
+        (root / ctl / f"node/kubepods/burstable/pod{uid}").mkdir(parents=True)
+    (root / f"unified/kubepods/burstable/pod{stale}").mkdir(parents=True)
+    pods = by_uid(PodCgroupFinder(cgroup_root=str(root)).find())
+    assert set(pods) == {uid}
+    assert pods[uid].paths == {ctl: str(root / ctl / f"node/kubepods/burstable/pod{uid}")
+                               for ctl in ("unified", "cpuacct", "memory", "blkio")}

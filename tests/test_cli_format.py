@@ -121,6 +121,10 @@ def test_container_rows_when_documents_carry_containers() -> None:
     assert header == ["NAMESPACE", "POD", "NAME", "CPU(cores)", "MEMORY(bytes)"]
     assert rows == [["ns", "web-1", "app", "251m", "2Mi"], ["ns", "web-1", "sidecar", "50m", "1Mi"]]
     assert top.has_containers([doc]) and not top.has_containers([_pod("x", 1, 1)])
+    assert not top.has_containers([_pod("pushed", 1, 1, containers=[])])
+    pushed = _pod("pushed", 1, 1, containers=[])
+    _, rows = top.rows(q, [doc, pushed], None, wide=False, style=fmt.Style(False))
+    assert rows[-1] == ["ns", "pushed", "-", "<unknown>", "<unknown>"]
 
 
 def test_label_selectors() -> None:

@@ -85,6 +85,8 @@ def test_demo_serves_this_machine_and_stops_on_ctrl_c() -> None:
     # real names, not placeholders: this machine's node as the exporter names it
     assert "<node>" not in banner
     assert f"curl http://{aggregator}/api/nodes/{machine['node_name']}\n" in banner
+    listed = banner.split("k8s-monitor demo is running", 1)[1].splitlines()[1:]
+    assert listed[0].split() == ["dashboard:", "open", f"http://{aggregator}/ui/", "in", "a", "browser"]
     assert "demo: stopped" in out
     # Both components are gone: their ports refuse connections.
     wait_until(lambda: _refused(exporter) and _refused(aggregator), timeout=5, message="both ports closed")

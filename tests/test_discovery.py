@@ -222,7 +222,7 @@ def test_stop_interrupts_an_open_watch() -> None:
         d.start()
         try:
             wait_targets(d, {"10.0.0.1:9100": "n1"}, "initial list")
-            wait_until(lambda: api._watching is not None, timeout=10, message="a watch is open")
+            wait_until(lambda: kube.open_watches >= 1, timeout=10, message="a watch is open")
             t0 = time.monotonic()
             d.stop(timeout=5)
             assert time.monotonic() - t0 < 2, "stop waited for the watch to time out"

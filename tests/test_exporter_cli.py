@@ -60,7 +60,7 @@ def test_service_over_a_recorded_node_tree_without_an_api_server(tmp_path: Path)
     settings = load(fixture_args(NODE_A, "--kubeconfig", str(closed_port_kubeconfig(tmp_path))), {})
     service = ExporterService(settings, environ={})
     assert service.index is not None
-    service.index._backoff_initial = 0.01  # retry fast so errors show within the test
+    service.index.set_backoff(initial=0.01, cap=30.0)  # retry fast so errors show within the test
     service.start()
     try:
         wait_until(lambda: healthy(service.url), timeout=20, message="/healthz 200 after a first sample")

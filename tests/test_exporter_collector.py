@@ -15,6 +15,10 @@ from exporter.collector import POD_LABELS, SnapshotCollector
 from exporter.sampler import CountingErrors, Sampler
 from exporter.snapshot import Snapshot
 from tests.exporter_fakes import (
+    CID_DB,
+    CID_PROXY,
+    CID_UNNAMED,
+    CID_WEB,
     GOLDEN_META,
     UID_BARE,
     UID_DEPLOY,
@@ -26,6 +30,7 @@ from tests.exporter_fakes import (
     FakeHost,
     FakeLookup,
     FakePodStats,
+    golden_containers,
     golden_usages,
     host_sample,
 )
@@ -41,14 +46,18 @@ def golden_snapshot() -> Snapshot:
     stats = FakePodStats(errors, golden_usages())
     host = FakeHost(host_sample(busy=1000.0, total=4000.0, cpus=4))
     wall, mono, cpu = FakeClock(1_764_100_000.0), FakeClock(500.0), FakeClock(12.0)
+    containers = golden_containers()
     sampler = Sampler(node="worker-1", host_reader=host, cgroup_finder=FakeCgroups(stats), pod_reader=stats,
                       errors=errors, pods=FakeLookup(GOLDEN_META), exclude_namespaces=("kube-system",),
-                      interval=5.0, now=wall, monotonic=mono, cpu_clock=cpu)
+                      interval=5.0, now=wall, monotonic=mono, cpu_clock=cpu, container_reader=containers)
     sampler.cycle()
     host.sample = host_sample(busy=1003.0, total=4020.0, cpus=4)
     for uid, seconds in ((UID_DEPLOY, 11.25), (UID_STATEFUL, 22.5), (UID_BARE, 1.0), (UID_UNNAMED, 2.25),
                          (UID_HOSTNET, 3.5)):
         stats.set_cpu(uid, seconds)
+    for uid, cid, seconds in ((UID_DEPLOY, CID_WEB, 9.0), (UID_DEPLOY, CID_PROXY, 1.75),
+                              (UID_STATEFUL, CID_DB, 21.5), (UID_UNNAMED, CID_UNNAMED, 2.25)):
+        containers.set_cpu(uid, cid, seconds)
     errors.record("netns", "pod process exited before its net/dev was read")
     errors.record("cgroup", "memory.stat vanished")
     errors.record("cgroup", "io.stat vanished")
@@ -157,3 +166,39 @@ def test_golden_exposition() -> None:
     assert text == GOLDEN.read_bytes(), (
         "exposition changed: if intended, regenerate with K8SMON_UPDATE_GOLDEN=1 and tell the aggregator side"
     )
+
+
+def test_container_families_name_containers_and_skip_the_sandbox() -> None:
+    families = parse(render(golden_snapshot()))
+    cpu = {(s.labels["uid"], s.labels["container"]): s
+           for s in families["k8smon_container_cpu_usage_cores"].samples}
+    # the sandbox and the pre-restart db container are not reported; the unnamed pod's container is
+    # labelled by its short id; the excluded namespace's pod has none
+    assert set(cpu) == {(UID_DEPLOY, "web"), (UID_DEPLOY, "proxy"), (UID_STATEFUL, "db"),
+                        (UID_UNNAMED, CID_UNNAMED[:12])}
+    assert cpu[(UID_DEPLOY, "web")].labels == {"node": "worker-1", "namespace": "shop",
+                                               "pod": "web-7d9f8b6c5d-x2x7q", "uid": UID_DEPLOY,
+                                               "container": "web"}
+    assert cpu[(UID_UNNAMED, CID_UNNAMED[:12])].labels["pod"] == UID_UNNAMED
+    assert cpu[(UID_DEPLOY, "web")].value == pytest.approx(0.2)  # (9.0 - 8.0) / 5 s
+    assert cpu[(UID_DEPLOY, "proxy")].value == pytest.approx(0.05)
+    assert cpu[(UID_STATEFUL, "db")].value == pytest.approx(0.5)
+
+    def values(family: str) -> dict[str, float]:
+        return {s.labels["container"]: s.value for s in families[family].samples}
+
+    assert values("k8smon_container_cpu_seconds")["db"] == 21.5
+    assert values("k8smon_container_memory_working_set_bytes")["web"] == 150 * 2**20
+    assert values("k8smon_container_cpu_limit_cores") == {"web": 0.4, "proxy": 0.1}  # db unlimited
+    assert values("k8smon_container_memory_request_bytes") == {"web": 96 * 2**20, "proxy": 32 * 2**20,
+                                                               "db": 2**30}
+    assert families["k8smon_exporter_containers_tracked"].samples[0].value == 4
+
+
+def test_container_metrics_off_leaves_the_families_out() -> None:
+    registry = CollectorRegistry(auto_describe=False)
+    snapshot = golden_snapshot()
+    registry.register(SnapshotCollector(lambda: snapshot, version="0.1.0", containers=False))
+    families = parse(generate_latest(registry))
+    assert not [name for name in families if name.startswith("k8smon_container_")]
+    assert "k8smon_pod_cpu_seconds" in families

@@ -43,6 +43,7 @@ def values(roots: dict[str, str]) -> dict[str, tuple[str, object]]:
         "kubeconfig": (roots["kubeconfig"], roots["kubeconfig"]),
         "exclude_namespaces": ("a, b,,c", ("a", "b", "c")),
         "exclude_interfaces": ("lo,eth9*", ("lo", "eth9*")),
+        "container_metrics": ("false", False),
         "log_level": ("debug", "DEBUG"),
         "log_format": ("JSON", "json"),
     }
@@ -58,6 +59,7 @@ def test_defaults_match_the_fixed_names() -> None:
     assert s.exclude_interfaces == DEFAULT_EXCLUDED_INTERFACES
     assert "veth*" in s.exclude_interfaces and "cali*" in s.exclude_interfaces
     assert s.log_format == "text"
+    assert s.container_metrics is True
     assert s.node == socket.gethostname()
 
 

@@ -12,13 +12,15 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.parser import text_string_to_metric_families
 
 from aggregator.federation import (
+    CONTAINER_FAMILIES,
+    CONTAINER_LABELS,
     GROUP_FAMILIES,
     NODE_FAMILIES,
     POD_FAMILIES,
     ROOT_MOUNTPOINT,
     FederationCache,
 )
-from aggregator.model import NodeReading, PodReading, RoundResult, TargetStatus
+from aggregator.model import ContainerReading, NodeReading, PodReading, RoundResult, TargetStatus
 from aggregator.stats import AggregatorStats
 from aggregator.store import Store
 from tests.support import require_tool
@@ -57,6 +59,13 @@ class Oracle:
                         [p.node, p.namespace, p.pod, p.uid, p.owner_kind, p.owner_name, p.deployment],
                         p.sample.values[name],
                     )
+            yield f
+        for name, kind, _ in CONTAINER_FAMILIES:
+            f = fam(f"k8smon_container_{name}", kind, list(CONTAINER_LABELS))
+            for p in pods:
+                for c in p.containers:
+                    if name in c.values:
+                        f.add_metric([p.node, p.namespace, p.pod, p.uid, c.name], c.values[name])
             yield f
         for kind_name, deps in (("namespace", False), ("deployment", True)):
             groups = self.store.groups(deployments=deps)
@@ -118,6 +127,20 @@ def parsed(text: str) -> dict[str, tuple[str, set[tuple[str, tuple[tuple[str, st
 HOSTILE = 'we"ird\\node\nname-ü'
 
 
+def containers(p: int, *, hostile: bool) -> tuple[ContainerReading, ...]:
+    """Two containers for every third pod (one without limits), none for the others."""
+    if p % 3:
+        return ()
+    return (
+        ContainerReading("app", {"cpu_usage_cores": 0.001 * p, "cpu_seconds_total": 5.0 * p,
+                                 "memory_working_set_bytes": 5e5 * p, "cpu_request_cores": 0.05,
+                                 "cpu_limit_cores": 0.1, "memory_request_bytes": 2.0**20,
+                                 "memory_limit_bytes": 2.0**29}),
+        ContainerReading(HOSTILE if hostile else "sidecar", {"cpu_usage_cores": 0.0, "cpu_seconds_total": 1.5,
+                                                             "memory_working_set_bytes": 4096.0}),
+    )
+
+
 def build(
     nodes: int, pods_per_node: int, *, hostile: bool = False
 ) -> tuple[Store, RoundResult, AggregatorStats]:
@@ -148,6 +171,7 @@ def build(
                     "cpu_request_cores": 0.1,
                     "memory_limit_bytes": 2.0**30,
                 },
+                containers(p, hostile=hostile and n == 0),
             )
             for p in range(pods_per_node)
         )
@@ -200,6 +224,8 @@ def test_reads_back_exactly_like_prometheus_client_rendering() -> None:
         assert mine[name] == theirs[name], name
     assert any(HOSTILE in dict(s[1]).get("node", "") for s in mine["k8smon_node_cpu_usage_cores"][1])
     assert len(mine["k8smon_pod_cpu_usage_cores"][1]) == 60
+    assert len(mine["k8smon_container_cpu_usage_cores"][1]) == 5 * 4 * 2  # pods 0, 3, 6, 9 of each node
+    assert any(dict(s[1])["container"] == HOSTILE for s in mine["k8smon_container_cpu_seconds"][1])
 
 
 def test_promtool_check_metrics_passes(tmp_path: object) -> None:

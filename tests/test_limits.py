@@ -11,6 +11,7 @@ import json
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -167,7 +168,8 @@ def _push(agg: Aggregator, body: bytes) -> requests.Response:
 def _node_body(pad: int) -> bytes:
     doc = {"node_name": "push-node", "cpu_millicores": 250, "memory_bytes": 1 << 30,
            "disk_io": {"read_bytes": 0, "write_bytes": 0}, "network_io": {"bytes_recv": 0, "bytes_sent": 0},
-           "timestamp": "2026-01-01T00:00:00Z"}
+           # now: a push outside --max-push-skew is 400 (the length stays the same either way)
+           "timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
     text = json.dumps(doc)
     return (text[:-1] + " " * pad + "}").encode()  # whitespace padding keeps it valid JSON
 

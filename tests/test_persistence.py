@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import struct
 import threading
@@ -114,7 +115,7 @@ def test_reads_in_any_chunk_size(tmp_path: Path, compress: bool, chunk: int) -> 
     """The reader's buffering and the compressed stream's tail are right whatever the read size."""
     path = _good_file(tmp_path, compress=compress)
     def plain(chunk_size: int) -> list[tuple[object, ...]]:  # bytes: NaN points never compare equal
-        return [(r.kind, r.meta, r.timestamps.tobytes(), r.values.tobytes())
+        return [(r.kind, r.meta, r.timestamps.tobytes(), [c.tobytes() for c in r.columns])
                 for r in read_snapshot(path, chunk=chunk_size)]
 
     records = list(read_snapshot(path, chunk=chunk))
@@ -311,3 +312,54 @@ def test_export_does_not_hold_the_lock_for_the_whole_copy(tmp_path: Path) -> Non
     assert done.wait(5), "ingest blocked while an export was in progress"
     worker.join(5)
     assert sum(len(b) for b in batches) > 0
+
+
+def _write_version_1(path: Path, store: Store) -> None:
+    """A state file as the previous build wrote it: format version 1, float32 values row by row."""
+    from array import array
+
+    from aggregator.series import COLUMNS
+
+    body = bytearray()
+
+    def chunk(meta: dict, arrays: bytes) -> None:
+        raw = json.dumps(meta).encode()
+        body.extend(struct.pack("<II", len(raw), len(arrays)) + raw + arrays)
+
+    chunk({"columns": list(COLUMNS), "created": T0, "byteorder": "little"}, b"")
+    for batch in store.export_state():
+        arrays = bytearray()
+        records = []
+        for r in batch:
+            meta = {k: v for k, v in r.meta.items() if k != "sample_time"}  # not kept before
+            def value(column: array, i: int) -> float:
+                v = column[i]
+                return math.nan if column.typecode == "I" and v == 0xFFFFFFFF else v  # sentinel: missing
+
+            rows = array("f", (value(c, i) for i in range(len(r.timestamps)) for c in r.columns))
+            arrays += r.timestamps.tobytes() + rows.tobytes()
+            records.append({"kind": r.kind, "meta": meta, "n": len(r.timestamps)})
+        chunk({"records": records}, bytes(arrays))
+    body.extend(struct.pack("<II", 0, 0))
+    path.write_bytes(struct.pack("<8sHHI", b"K8SMSTAT", 1, 0, 0) + bytes(body)
+                     + struct.pack("<QI8s", len(body), zlib.crc32(body), b"K8SMEND\n"))
+
+
+def test_a_version_1_file_from_the_previous_build_is_restored(tmp_path: Path) -> None:
+    """The float32 layout's files still load (values widened to float64 columns): no history lost on
+    upgrade. Values exact in float32 come back identical, others as float32 had them."""
+    clock = Clock(T0)
+    store = _store(clock)
+    _fill(store, clock, rounds=6)
+    path = tmp_path / "v1.bin"
+    _write_version_1(path, store)
+    restored = _store(clock)
+    result = restore(restored, path, stats=AggregatorStats(), clock=clock)
+    assert result.outcome == "restored", result.reason
+    for n in ("node-a", "node-b"):
+        before, after = store.node_series(n, since=0), restored.node_series(n, since=0)
+        assert before is not None and after is not None and len(after) == 6
+        assert [p.timestamp for p in after] == [p.timestamp for p in before]
+        assert [p.row[2] for p in after] == [p.row[2] for p in before]  # disk read: exact in float32
+        assert [p.row[1] for p in after] == pytest.approx([p.row[1] for p in before], rel=1e-7)
+        assert restored.node(n).status == "up"  # type: ignore[union-attr]

@@ -38,10 +38,15 @@ def _alerts(rules: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {r["alert"]: r for g in rules["groups"] for r in g["rules"] if "alert" in r}
 
 
+def _records(rules: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {r["record"]: r for g in rules["groups"] for r in g["rules"] if "record" in r}
+
+
 def test_promtool_check_rules() -> None:
     done = _promtool("check", "rules", RULES)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert f"SUCCESS: {len(_alerts(_load(RULES)))} rules found" in done.stdout
+    rules = _load(RULES)
+    assert f"SUCCESS: {len(_alerts(rules)) + len(_records(rules))} rules found" in done.stdout
 
 
 def test_promtool_alert_unit_tests_pass() -> None:
@@ -54,6 +59,14 @@ def test_promtool_alert_unit_tests_pass() -> None:
     ("> 0.9\n        for: 15m", "> 0.99\n        for: 15m"),  # saturation thresholds
     ('up{job="k8s-monitor-exporter"} == 0', 'up{job="k8s-monitor-exporter"} == 2'),
     ("absent(up{job=\"k8s-monitor-aggregator\"} == 1)", "absent(up{job=\"k8s-monitor-aggregator\"})"),
+    # Recording rules: a pod seen through both jobs counted twice; unnamed pods summed under "";
+    # the pod sum preferred over the aggregator's roll-up.
+    ("(max by (node, namespace, pod) (k8smon_pod_cpu_usage_cores{namespace!=\"\"}))",
+     "(k8smon_pod_cpu_usage_cores{namespace!=\"\"})"),
+    ("(k8smon_pod_memory_working_set_bytes{namespace!=\"\"}))\n",
+     "(k8smon_pod_memory_working_set_bytes))\n"),
+    ("max by (namespace, deployment) (k8smon_deployment_cpu_usage_cores)\n            or",
+     "max by (namespace, deployment) (k8smon_deployment_cpu_usage_cores)\n            and"),
 ])
 def test_alert_unit_tests_fail_when_a_rule_is_wrong(tmp_path: Path, old: str, new: str) -> None:
     """Mutating a rule makes `promtool test rules` fail, so the unit tests really pin the rules."""
@@ -76,6 +89,16 @@ def test_every_alert_has_a_firing_and_a_silent_case() -> None:
     assert silent == alerts, f"alerts without a silent case: {alerts - silent}"
 
 
+def test_every_recording_rule_has_a_unit_test_and_a_conventional_name() -> None:
+    cases = _load(RULES_TEST)["tests"]
+    tested = {check["expr"] for case in cases for check in case.get("promql_expr_test", [])}
+    records = _records(_load(RULES))
+    assert len(records) >= 20
+    assert set(records) <= tested, f"recording rules without a promql_expr_test: {set(records) - tested}"
+    for name in records:  # level:metric:operations, as Prometheus' naming practice has it
+        assert re.fullmatch(r"[a-z_]+:k8smon_[a-z_]+:[a-z0-9_]+", name), name
+
+
 def test_alerts_have_severity_summary_and_description() -> None:
     for name, rule in _alerts(_load(RULES)).items():
         assert rule["labels"]["severity"] in {"critical", "warning", "info"}, name
@@ -91,8 +114,13 @@ def test_rules_use_documented_metrics_and_existing_jobs() -> None:
     documented = _documented_metrics()
     assert "k8smon_node_cpu_usage_cores" in documented  # the doc parser works
     jobs = {sc["job_name"] for sc in _load(CONFIG)["scrape_configs"]}
-    for name, rule in _alerts(_load(RULES)).items():
-        used = set(re.findall(r"\bk8smon_[a-z_]+", rule["expr"]))
+    rules = _load(RULES)
+    records = _records(rules)
+    for name, rule in {**_alerts(rules), **records}.items():
+        expr = rule["expr"]
+        for recorded in records:  # recorded series are checked through their own rule
+            expr = expr.replace(recorded, "")
+        used = set(re.findall(r"\bk8smon_[a-z_]+", expr))
         assert used <= documented, f"{name} uses undocumented metrics {used - documented}"
         for job in re.findall(r'job="([^"]+)"', rule["expr"]):
             assert job in jobs, f"{name} selects job {job!r}, which prometheus.yml does not define"

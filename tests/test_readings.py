@@ -81,3 +81,37 @@ def test_node_name_falls_back_to_discovery() -> None:
 def test_no_snapshot_yet_is_an_error() -> None:
     with pytest.raises(ReadingError, match="no k8smon_exporter_sample_timestamp_seconds"):
         to_reading([Sample("k8smon_exporter_build_info", {"version": "1"}, 1.0, None)])
+
+
+def test_golden_containers_join_their_pods() -> None:
+    conversion = to_reading(golden())
+    pods = {(p.namespace, p.pod): p for p in conversion.reading.pods}
+    web = pods[("shop", "web-7d9f8b6c5d-x2x7q")]
+    assert [c.name for c in web.containers] == ["proxy", "web"]  # the sandbox is not in the exposition
+    assert web.containers[1].values == {
+        "cpu_usage_cores": 0.2, "cpu_seconds_total": 9.0, "memory_working_set_bytes": 1.572864e8,
+        "cpu_request_cores": 0.2, "cpu_limit_cores": 0.4, "memory_request_bytes": 1.00663296e8,
+        "memory_limit_bytes": 2.01326592e8,
+    }
+    assert [c.name for c in pods[("shop", "db-0")].containers] == ["db"]
+    unnamed = pods[("", "0b6e3f4c-1d2a-4e5f-8a9b-000000000004")]
+    (short,) = unnamed.containers
+    assert short.name == "c1c1c1c1c1c1" and "cpu_request_cores" not in short.values
+    assert pods[("monitoring", "node-agent-5xkqp")].containers == ()
+    assert conversion.dropped == 0
+
+
+def test_containers_of_missing_or_rejected_pods_are_dropped() -> None:
+    labels = {"node": "n", "namespace": "a", "pod": "p", "uid": "u"}
+    samples = [
+        Sample("k8smon_exporter_sample_timestamp_seconds", {"node": "n"}, 10.0, None),
+        Sample("k8smon_pod_cpu_usage_cores", labels, 0.5, None),
+        Sample("k8smon_container_cpu_usage_cores", {**labels, "container": "app"}, 0.25, None),
+        Sample("k8smon_container_cpu_usage_cores", {**labels, "container": "x" * 300}, 0.25, None),
+        Sample("k8smon_container_cpu_usage_cores", {**labels, "container": ""}, 0.25, None),
+        Sample("k8smon_container_cpu_usage_cores", {**labels, "pod": "gone", "container": "app"}, 0.1, None),
+    ]
+    conversion = to_reading(samples, max_label_length=128)
+    (pod,) = conversion.reading.pods
+    assert [(c.name, c.values) for c in pod.containers] == [("app", {"cpu_usage_cores": 0.25})]
+    assert conversion.dropped == 3  # too long a name, no name, a pod with no pod samples

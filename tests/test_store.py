@@ -9,7 +9,7 @@ import pytest
 
 from aggregator.model import NodeReading, PodReading, RoundResult
 from aggregator.rates import CounterTracker, counter_delta
-from aggregator.series import COLUMNS, RingSeries, bytes_per_sample
+from aggregator.series import COLUMNS, RingSeries
 from aggregator.stats import AggregatorStats
 from aggregator.store import Store
 
@@ -66,19 +66,19 @@ def test_tracker_first_sample_has_no_rate_and_gap_spans_missing_value() -> None:
 def test_store_rates_across_missed_scrapes_and_resets() -> None:
     clock = Clock()
     store = Store(clock=clock)
-    store.ingest(node("n1", 100.0, disk_read_bytes_total=1000.0, cpu_seconds_total=50.0))
+    store.ingest(node("n1", 100.0, disk_read_bytes_total=1000.0, cpu_seconds_total=50.0), received=100.0)
     first = store.node("n1")
     assert first is not None and first.sample is not None
     assert first.sample.rates == {} and first.sample.interval_seconds is None
     # A missed scrape: the next stored snapshot is 15 s later; the rate spans the whole gap.
-    store.ingest(node("n1", 115.0, disk_read_bytes_total=4000.0, cpu_seconds_total=80.0))
+    store.ingest(node("n1", 115.0, disk_read_bytes_total=4000.0, cpu_seconds_total=80.0), received=115.0)
     s = store.node("n1").sample  # type: ignore[union-attr]
     assert s.deltas["disk_read_bytes_total"] == 3000.0
     assert s.rates["disk_read_bytes_total"] == pytest.approx(200.0)
     assert s.rates["cpu_seconds_total"] == pytest.approx(2.0)
     assert s.interval_seconds == 15.0
     # The exporter restarted: counters dropped, the new value is the delta since the reset.
-    store.ingest(node("n1", 120.0, disk_read_bytes_total=500.0, cpu_seconds_total=1.0))
+    store.ingest(node("n1", 120.0, disk_read_bytes_total=500.0, cpu_seconds_total=1.0), received=120.0)
     s = store.node("n1").sample  # type: ignore[union-attr]
     assert s.deltas["disk_read_bytes_total"] == 500.0 and s.rates["disk_read_bytes_total"] == 100.0
     assert s.cpu_millicores == pytest.approx(200.0)  # no gauge: counter rate (1 s / 5 s) in millicores
@@ -177,7 +177,7 @@ def test_nodes_no_longer_reported_drop_out() -> None:
 
 
 def test_retention_bounds_points_and_expiry_drops_series() -> None:
-    clock = Clock()
+    clock = Clock(100.0)
     store = Store(clock=clock, retention_points=5, interval=5.0, stale_after=15.0)
     for i in range(12):
         store.ingest(
@@ -207,17 +207,44 @@ def test_ring_series_deque_semantics() -> None:
         ring.append(5.0, (1.0,))
 
 
-def test_bytes_per_stored_sample() -> None:
-    """Measure buffer bytes per stored point (reported figure: 32 B for the six API columns)."""
+def test_series_values_come_back_exactly_and_columns_widen_only_when_needed() -> None:
+    """float32 points turned 2716020736 into 2716021000; every value now comes back as appended."""
+    ring = RingSeries(4)
+    rows = [
+        (250.0, 2716020736.0, 0.0, 4096.0, None, 7.0),  # whole and under 4 GiB: 4-byte columns
+        (253.123456789, 2716020737.0, 1.5, 4096.0, 2.0**40 + 1, 8.0),  # fraction / over 4 GiB: widen
+        (None, 123.0, 0.0, None, 3.0, 9.0),
+    ]
+    for i, row in enumerate(rows):
+        ring.append(100.0 + i, row)
+    assert [r for _t, r in ring.points()] == rows
+    assert ring.typecodes() == "dIdIdI"
+    # The widened column kept its older values too (missing stays missing).
+    ring.append(104.0, (1.0, 1.0, 1.0, 1.0, 1.0, 1.0))
+    ring.append(105.0, (2.0, 2.0, 2.0, 2.0, 2.0, 2.0))  # the ring wraps: oldest point dropped
+    assert [r for _t, r in ring.points()][:2] == rows[1:]
+    ts, columns = ring.export()
+    again = RingSeries.restore(4, ts, columns)
+    assert again.points() == ring.points() and again.typecodes() == ring.typecodes()
+
+
+def test_buffer_bytes_per_typical_pod_point() -> None:
+    """A pod point: 8 B time + 8 B CPU rate + five 4-byte whole-number columns = 36 B (float32: 32 B,
+    inexact; all float64: 56 B, which would not fit 1000 x 30 x 1000 points in 2 GB)."""
     store = Store(clock=Clock(), retention_points=200)
     for i in range(200):
-        pods = [pod(f"p{j}", cpu_seconds_total=float(i), memory_working_set_bytes=1e6) for j in range(30)]
+        pods = [
+            pod(f"p{j}", cpu_seconds_total=0.37 * i, memory_working_set_bytes=1e6 + i,
+                disk_read_bytes_total=4096.0 * i, disk_written_bytes_total=512.0 * i,
+                network_receive_bytes_total=1500.0 * i, network_transmit_bytes_total=900.0 * i)
+            for j in range(30)
+        ]
         store.ingest(node("n1", 10.0 + i, *pods, cpu_seconds_total=float(i)))
     nbytes, points = store.buffer_bytes()
     assert points == 31 * 200
-    per_sample = nbytes / points
-    print(f"\nbytes per stored sample: {per_sample:.1f} (ring buffers; nominal {bytes_per_sample()})")
-    assert bytes_per_sample() <= per_sample <= bytes_per_sample() * 1.2
+    per_point = nbytes / points
+    print(f"\nbuffer bytes per stored point: {per_point:.1f}")
+    assert per_point == pytest.approx(36, abs=0.5)  # 200 node points have a whole CPU rate: 4 B
 
 
 # --- concurrency ---------------------------------------------------------------------------------

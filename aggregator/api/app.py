@@ -15,10 +15,10 @@ from typing import Any
 import falcon
 import falcon.media
 
-from aggregator.api import errors, groups, nodes, params, pods, push, status
+from aggregator.api import errors, groups, nodes, params, pods, push, status, ui
 from aggregator.api.context import ApiContext
 from aggregator.federation import FederationCache
-from aggregator.ingest import MAX_BODY_BYTES, PushIngest
+from aggregator.ingest import MAX_BODY_BYTES, MAX_PUSH_SKEW, PushIngest
 from aggregator.model import StatusProvider
 from aggregator.stats import AggregatorStats
 from aggregator.store import Store
@@ -92,6 +92,12 @@ def routes(
     ]
 
 
+def ui_routes() -> list[tuple[str, Any]]:
+    """The dashboard's static files (not API routes: kept out of the OpenAPI comparison)."""
+    files = ui.UiFiles()
+    return [("/ui", files), ("/ui/{name:path}", files)]
+
+
 def create_app(
     *,
     store: Store,
@@ -105,12 +111,17 @@ def create_app(
     version: str,
     max_body_bytes: int = MAX_BODY_BYTES,
     liveness_timeout: float | None = None,
+    max_push_skew: float = MAX_PUSH_SKEW,
 ) -> falcon.App:
     """The aggregator's WSGI app; /healthz fails after `liveness_timeout` seconds without a round."""
     handler = json_handler()
     # RejectLog last: its process_response runs first, while the error is still a dict.
     middleware = [
-        _cors(cors_origins), errors.RenderGuard(handler, stats), params.QueryGuard(), push.RejectLog()
+        ui.BrowserRedirect(),
+        _cors(cors_origins),
+        errors.RenderGuard(handler, stats),
+        params.QueryGuard(),
+        push.RejectLog(),
     ]
     app = falcon.App(middleware=middleware)
     app.req_options.media_handlers[falcon.MEDIA_JSON] = handler
@@ -127,7 +138,8 @@ def create_app(
         version=version,
         liveness_timeout=liveness_timeout,
     )
-    ingest = PushIngest(store=store, stats=stats)
+    ingest = PushIngest(store=store, stats=stats, max_skew=max_push_skew)
     auth = push.PushAuth(ingest_token, stats)
     http_api.add_routes(app, routes(ctx, ingest=ingest, auth=auth, max_body_bytes=max_body_bytes))
+    http_api.add_routes(app, ui_routes())
     return app

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from aggregator.api.openapi_schemas import (
+    CONTAINER,
     DISK,
     ERROR,
     GROUP,
@@ -223,6 +224,7 @@ def build() -> Schema:
                 "NetworkIO": NET,
                 "Node": NODE,
                 "Pod": POD,
+                "Container": CONTAINER,
                 "Group": GROUP,
                 "Point": POINT,
                 "Timeseries": TIMESERIES,

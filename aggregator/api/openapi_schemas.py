@@ -59,7 +59,12 @@ USAGE: dict[str, Schema] = {
 NODE = obj(
     {
         "node_name": {"type": "string"},
-        "status": {"type": "string", "enum": ["up", "down"]},
+        "status": {
+            "type": "string",
+            "enum": ["up", "down", "gone", "stale"],
+            "description": "up: fresh sample; down: its exporter failed or is not ready; gone: its target "
+            "left discovery; stale: nothing reported for --stale-after (only GET /api/nodes/<node> shows it)",
+        },
         "last_error": STR,
         "source": {"type": "string", "enum": ["scrape", "push"]},
         "down_since": TS,
@@ -85,6 +90,23 @@ NODE = obj(
         ),
     }
 )
+CONTAINER = obj(
+    {
+        "name": {"type": "string", "description": "from the pod status, else the runtime id (12 digits)"},
+        "cpu_millicores": NUM,
+        "cpu_request_millicores": NUM,
+        "cpu_limit_millicores": NUM,
+        "cpu_percent_of_request": NUM,
+        "cpu_percent_of_limit": NUM,
+        "cpu_seconds_total": {**NUM, "description": "continues across restarts under the same name"},
+        "memory_bytes": {**NUM, "description": "working set"},
+        "memory_request_bytes": NUM,
+        "memory_limit_bytes": NUM,
+        "memory_percent_of_request": NUM,
+        "memory_percent_of_limit": NUM,
+        "human": human("cpu", "cpu_request", "cpu_limit", "memory", "memory_request", "memory_limit"),
+    }
+)
 POD = obj(
     {
         "pod_name": {"type": "string"},
@@ -98,6 +120,12 @@ POD = obj(
         "interval_seconds": NUM,
         "host_network": {"type": "boolean", "nullable": True},
         **USAGE,
+        "containers": {
+            "type": "array",
+            "items": ref("Container"),
+            "description": "latest figures per container (the sandbox is only in the pod's); empty when the "
+            "exporter runs with --container-metrics=false",
+        },
     }
 )
 GROUP = obj(
@@ -188,6 +216,7 @@ STATUS = obj(
             "nullable": True,
         },
         "last_scrape": TS,
+        "nodes": obj({"up": {"type": "integer"}, "down": {"type": "integer"}, "gone": {"type": "integer"}}),
         "series": {"type": "object", "additionalProperties": {"type": "integer"}},
     }
 )

@@ -22,6 +22,9 @@ class Status:
         up = sum(1 for t in targets if t.up)
         last = ctx.status.last_round()
         uptime = max(0.0, time.time() - ctx.started_at)
+        nodes = {"up": 0, "down": 0, "gone": 0}  # the nodes /api/nodes lists, by the status it shows
+        for n in ctx.store.nodes():
+            nodes[n.status] = nodes.get(n.status, 0) + 1
         resp.media = {
             "service": "k8s-monitor-aggregator",
             "version": ctx.version,
@@ -55,6 +58,7 @@ class Status:
                 "duration_seconds": last.duration_seconds,
             },
             "last_scrape": human.iso(last.started) if last else None,
+            "nodes": nodes,
             "series": ctx.store.series_counts(),
         }
 

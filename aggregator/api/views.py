@@ -1,7 +1,10 @@
 """Store records → JSON documents: the seed's field names plus rates, totals, capacity, percent, human forms.
 
 I/O fields keep the seed's meaning (`disk_io.read_bytes` = bytes moved during the last sampling
-interval); `*_per_second` and `*_total` sit beside them. Unknown values are null, never 0.
+interval); `*_per_second` and `*_total` sit beside them. Unknown values are null, never 0. Byte counts
+and millicores are served exactly, as JSON integers when whole (`_count`); rates and percentages are
+floats. A series point serves its values through the same functions as the latest view, so the two
+agree to the byte.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from aggregator.api import human
+from aggregator.model import ContainerReading
 from aggregator.records import GroupView, NodeView, PodView, Point, Sample
 
 Doc = dict[str, Any]
@@ -25,9 +29,16 @@ def _num(value: float | None) -> float | None:
     return round(value, 3) if value is not None and math.isfinite(value) else None
 
 
-def _f32(value: float | None) -> float | None:
-    """A series value (stored as float32) without its binary noise: 7 significant digits."""
-    return None if value is None else float(f"{value:.7g}")
+def _count(value: float | None) -> float | None:
+    """A byte count or millicores value, exactly: an int when whole (2716020736, not 2716020736.0)."""
+    if value is None or not math.isfinite(value):
+        return None
+    return int(value) if value == int(value) else value
+
+
+def _cpu(millicores: float | None) -> float | None:
+    """CPU millicores as served everywhere: 3 decimals (rates carry float noise), an int when whole."""
+    return _count(_num(millicores))
 
 
 def _pct(part: float | None, whole: float | None) -> float | None:
@@ -37,7 +48,7 @@ def _pct(part: float | None, whole: float | None) -> float | None:
 
 
 def _milli(cores: float | None) -> float | None:
-    return None if cores is None else round(cores * 1000.0, 3)
+    return None if cores is None else _cpu(cores * 1000.0)
 
 
 def _io(sample: Sample | None) -> tuple[Doc, Doc]:
@@ -47,14 +58,14 @@ def _io(sample: Sample | None) -> tuple[Doc, Doc]:
     values: Mapping[str, float] = sample.values if sample else {}
     disk: Doc = {}
     for name, counter in _DISK:
-        disk[f"{name}_bytes"] = _num(deltas.get(counter))
+        disk[f"{name}_bytes"] = _count(deltas.get(counter))
         disk[f"{name}_bytes_per_second"] = _num(rates.get(counter))
-        disk[f"{name}_bytes_total"] = _num(values.get(counter))
+        disk[f"{name}_bytes_total"] = _count(values.get(counter))
     net: Doc = {}
     for name, counter in _NET:
-        net[name] = _num(deltas.get(counter))
+        net[name] = _count(deltas.get(counter))
         net[f"{name}_per_second"] = _num(rates.get(counter))
-        net[f"{name}_total"] = _num(values.get(counter))
+        net[f"{name}_total"] = _count(values.get(counter))
     return disk, net
 
 
@@ -70,11 +81,11 @@ def _io_human(disk: Doc, net: Doc) -> Doc:
 def node_doc(node: NodeView, *, now: float) -> Doc:
     s = node.sample
     v: Mapping[str, float] = s.values if s else {}
-    cpu = _num(s.cpu_millicores) if s else None
+    cpu = _cpu(s.cpu_millicores) if s else None
     capacity = _milli(v.get("cpu_capacity_cores"))
-    used, total = v.get("memory_used_bytes"), v.get("memory_total_bytes")
+    used, total = _count(v.get("memory_used_bytes")), _count(v.get("memory_total_bytes"))
     disk, net = _io(s)
-    fs_size, fs_avail = v.get("filesystem_size_bytes"), v.get("filesystem_avail_bytes")
+    fs_size, fs_avail = _count(v.get("filesystem_size_bytes")), _count(v.get("filesystem_avail_bytes"))
     filesystem = None
     if fs_size is not None:
         fs_used = fs_size - fs_avail if fs_avail is not None else None
@@ -97,7 +108,7 @@ def node_doc(node: NodeView, *, now: float) -> Doc:
         "cpu_capacity_millicores": capacity,
         "cpu_percent": _pct(cpu, capacity),
         "memory_bytes": used,
-        "memory_available_bytes": v.get("memory_available_bytes"),
+        "memory_available_bytes": _count(v.get("memory_available_bytes")),
         "memory_total_bytes": total,
         "memory_percent": _pct(used, total),
         "disk_io": disk,
@@ -119,10 +130,10 @@ def node_doc(node: NodeView, *, now: float) -> Doc:
 def _usage(sample: Sample) -> Doc:
     """CPU/memory with requests, limits and percentages (pods and roll-ups)."""
     v = sample.values
-    cpu = _num(sample.cpu_millicores)
+    cpu = _cpu(sample.cpu_millicores)
     req, lim = _milli(v.get("cpu_request_cores")), _milli(v.get("cpu_limit_cores"))
-    mem = v.get("memory_working_set_bytes")
-    mreq, mlim = v.get("memory_request_bytes"), v.get("memory_limit_bytes")
+    mem = _count(v.get("memory_working_set_bytes"))
+    mreq, mlim = _count(v.get("memory_request_bytes")), _count(v.get("memory_limit_bytes"))
     disk, net = _io(sample)
     return {
         "timestamp": human.iso(sample.timestamp),
@@ -132,7 +143,7 @@ def _usage(sample: Sample) -> Doc:
         "cpu_percent_of_request": _pct(cpu, req),
         "cpu_percent_of_limit": _pct(cpu, lim),
         "memory_bytes": mem,
-        "memory_usage_bytes": v.get("memory_usage_bytes"),
+        "memory_usage_bytes": _count(v.get("memory_usage_bytes")),
         "memory_request_bytes": mreq,
         "memory_limit_bytes": mlim,
         "memory_percent_of_request": _pct(mem, mreq),
@@ -151,6 +162,38 @@ def _usage(sample: Sample) -> Doc:
     }
 
 
+def container_doc(container: ContainerReading) -> Doc:
+    """One container as `kubectl top pod --containers` shows it, with requests, limits and percent."""
+    v = container.values
+    gauge = v.get("cpu_usage_cores")
+    cpu = None if gauge is None else _num(gauge * 1000.0)
+    req, lim = _milli(v.get("cpu_request_cores")), _milli(v.get("cpu_limit_cores"))
+    mem = v.get("memory_working_set_bytes")
+    mreq, mlim = v.get("memory_request_bytes"), v.get("memory_limit_bytes")
+    return {
+        "name": container.name,
+        "cpu_millicores": cpu,
+        "cpu_request_millicores": req,
+        "cpu_limit_millicores": lim,
+        "cpu_percent_of_request": _pct(cpu, req),
+        "cpu_percent_of_limit": _pct(cpu, lim),
+        "cpu_seconds_total": _num(v.get("cpu_seconds_total")),
+        "memory_bytes": mem,
+        "memory_request_bytes": mreq,
+        "memory_limit_bytes": mlim,
+        "memory_percent_of_request": _pct(mem, mreq),
+        "memory_percent_of_limit": _pct(mem, mlim),
+        "human": {
+            "cpu": human.cores(cpu),
+            "cpu_request": human.cores(req),
+            "cpu_limit": human.cores(lim),
+            "memory": human.size(mem),
+            "memory_request": human.size(mreq),
+            "memory_limit": human.size(mlim),
+        },
+    }
+
+
 def pod_doc(pod: PodView, *, now: float) -> Doc:
     host_network = pod.sample.values.get("host_network")
     return {
@@ -165,6 +208,7 @@ def pod_doc(pod: PodView, *, now: float) -> Doc:
         "interval_seconds": pod.sample.interval_seconds,
         "host_network": None if host_network is None else host_network >= 1,
         **_usage(pod.sample),
+        "containers": [container_doc(c) for c in pod.containers],
     }
 
 
@@ -181,7 +225,8 @@ def points_doc(points: Sequence[Point], *, since: float) -> list[Doc]:
     out: list[Doc] = []
     prev_t: float | None = None
     for p in points:
-        t, (cpu, mem, dr, dw, rx, tx) = p.timestamp, tuple(_f32(v) for v in p.row)
+        t, cpu = p.timestamp, _cpu(p.row[0])
+        mem, dr, dw, rx, tx = (_count(v) for v in p.row[1:])
         dt = t - prev_t if prev_t is not None and t > prev_t else None
         prev_t = t
         if t < since:

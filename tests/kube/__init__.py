@@ -23,9 +23,10 @@ Faithful details worth knowing:
 - Requests without a token are served (kubectl never sends kubeconfig credentials over plain HTTP);
   a wrong token is 401. FakeKube(require_auth=True) makes a missing token 401 as well.
 
-Faults: fail_next(n, status, path_contains), drop_watches(), compact(), pause()/resume() (same
-port). Recording: kube.calls (Call: verb, group, version, resource, namespace, name, user_agent,
-status, path, user), reset_calls(), open_watches.
+Faults: fail_next(n, status, path_contains, retry_after=) (a huge n: failing forever), drop_watches(),
+limit_watches(seconds) (0: every watch ends at once), compact(), pause()/resume() (same port).
+Recording: kube.calls (Call: verb, group, version, resource, namespace, name, user_agent, status,
+path, user, at = monotonic time answered), reset_calls(), open_watches.
 
 Modules: resources (what is served, discovery), store (objects, versions, history), selectors,
 listing (list/paging/writes), watching (watch streams), tables (kubectl's Table), server (HTTP

@@ -163,10 +163,17 @@ class FakeKube:
         """Close every open watch stream abruptly (no terminating chunk)."""
         self.state.drop_watches()
 
-    def fail_next(self, n: int, status: int = 500, path_contains: str | None = None) -> None:
-        """The next n requests (whose path+query contains path_contains) answer a Status with `status`."""
+    def fail_next(self, n: int, status: int = 500, path_contains: str | None = None, *,
+                  retry_after: int | None = None) -> None:
+        """The next n requests (whose path+query contains path_contains) answer a Status with `status`,
+        with a `Retry-After` header when `retry_after` is set."""
         with self.state.lock:
-            self.state.faults.append(Fault(n, status, path_contains))
+            self.state.faults.append(Fault(n, status, path_contains, retry_after))
+
+    def limit_watches(self, seconds: float | None) -> None:
+        """Every watch that starts from now on ends after `seconds` (0: at once, as a misbehaving proxy or
+        server may end them); None lifts the limit."""
+        self.state.watch_limit = seconds
 
     def compact(self) -> int:
         """Forget the event history; watches resuming from an older version get 410 Expired."""

@@ -6,6 +6,7 @@ import json
 import logging
 import socket
 import sys
+import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import NamedTuple
@@ -177,13 +178,16 @@ class Handler(BaseHTTPRequestHandler):
             status=status,
             path=self.path,
             user=self._user,
+            at=time.monotonic(),
         ))
 
-    def send_json(self, status: int, body: dict | list) -> None:
+    def send_json(self, status: int, body: dict | list, *, headers: dict[str, str] | None = None) -> None:
         """A complete JSON answer with Content-Length, recorded as a call."""
         data = json.dumps(body).encode()
         self._record(status)
         self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.send_header("Content-Type", "application/json")
         self.send_header("Cache-Control", "no-cache, private")
         self.send_header("Content-Length", str(len(data)))
@@ -234,7 +238,10 @@ class Handler(BaseHTTPRequestHandler):
             return
         fault = self.state.take_fault(self.path)
         if fault is not None:
-            self.send_status(fault, f"injected fault: {fault} for {self.path}")
+            headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
+            self.send_json(fault.status, failure_status(
+                fault.status, _REASONS.get(fault.status, "Unknown"),
+                f"injected fault: {fault.status} for {self.path}"), headers=headers)
             return
         try:
             if self._route is not None:

@@ -24,15 +24,18 @@ class Call(NamedTuple):
     status: int
     path: str = ""
     user: str = ""  # "tester" with the kubeconfig's token, "system:anonymous" without one (kubectl)
+    at: float = 0.0  # time.monotonic() when answered: request rates in the load tests
 
 
 @dataclass
 class Fault:
-    """`remaining` more requests whose path contains `path_contains` answer `status`."""
+    """`remaining` more requests whose path contains `path_contains` answer `status` (with a
+    `Retry-After: retry_after` header when set, as the API server's priority and fairness sends with 429)."""
 
     remaining: int
     status: int
     path_contains: str | None
+    retry_after: int | None = None
 
 
 @dataclass
@@ -51,20 +54,22 @@ class ServerState:
     drop_epoch: int = 0
     # watch id -> drop epoch it started in; drop_watches waits for the old ones to end.
     watches: dict[int, int] = field(default_factory=dict)
+    # Fault: every watch ends this many seconds after it starts (0: at once, after its initial events).
+    watch_limit: float | None = None
 
     def record(self, call: Call) -> None:
         with self.lock:
             self.calls.append(call)
 
-    def take_fault(self, path: str) -> int | None:
-        """The status code to fail this request with, consuming one use of the first matching fault."""
+    def take_fault(self, path: str) -> Fault | None:
+        """The fault to fail this request with, consuming one use of the first matching one."""
         with self.lock:
             for fault in self.faults:
                 if fault.path_contains is None or fault.path_contains in path:
                     fault.remaining -= 1
                     if fault.remaining <= 0:
                         self.faults.remove(fault)
-                    return fault.status
+                    return fault
         return None
 
     def track(self, conn: socket.socket) -> None:

@@ -119,6 +119,9 @@ class WatchSession:
             raise StatusError(422, "Invalid", "sendInitialEvents requires allowWatchBookmarks=true")
         now = time.monotonic()
         self.deadline = now + timeout if timeout else None
+        limit = self.state.watch_limit
+        if limit is not None:
+            self.deadline = now + limit if self.deadline is None else min(self.deadline, now + limit)
         self.next_bookmark = now + self.state.bookmark_interval
         self.cursor = 0
         self.epoch = 0

@@ -92,8 +92,9 @@ class FakeKubelet:
     tests never meet a real kubelet's pods or each other's; `close()` kills what it started and removes
     every cgroup it made, children first."""
 
-    def __init__(self, root: str = CGROUP_ROOT) -> None:
-        self.prefix = f"k8smon-test-{uuid.uuid4().hex[:10]}"
+    def __init__(self, root: str = CGROUP_ROOT, *, tag: str = "") -> None:
+        # `tag`: the engineer's or suite's tag, so parallel runs can tell whose cgroups are whose.
+        self.prefix = f"k8smon-test-{tag + '-' if tag else ''}{uuid.uuid4().hex[:10]}"
         self.mounts = hierarchies(root)
         self.pods: list[FakePod] = []
         self._created: list[str] = []  # in creation order; removed in reverse

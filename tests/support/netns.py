@@ -35,11 +35,13 @@ class NetnsPair:
 
 
 @contextlib.contextmanager
-def netns_pair() -> Iterator[NetnsPair]:
-    """Create the pair; on exit (also after failures) delete both namespaces, which removes the veths."""
+def netns_pair(owner: str = "") -> Iterator[NetnsPair]:
+    """Create the pair; on exit (also after failures) delete both namespaces, which removes the veths.
+    `owner` (a short tag) goes into the namespace names."""
     tag = uuid.uuid4().hex[:8]
     third, fourth = random.randint(1, 254), random.randrange(0, 252, 4)
-    pair = NetnsPair(a=f"k8smon-a-{tag}", b=f"k8smon-b-{tag}", veth_a=f"km{tag}a", veth_b=f"km{tag}b",
+    ns = f"k8smon-{owner}-" if owner else "k8smon-"
+    pair = NetnsPair(a=f"{ns}a-{tag}", b=f"{ns}b-{tag}", veth_a=f"km{tag}a", veth_b=f"km{tag}b",
                      addr_a=f"169.254.{third}.{fourth + 1}", addr_b=f"169.254.{third}.{fourth + 2}")
     created: list[str] = []
     try:
