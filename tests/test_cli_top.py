@@ -341,3 +341,50 @@ def test_version() -> None:
 
     proc = subprocess.run([K8SMON, "--version"], capture_output=True, text=True, timeout=30, check=True)
     assert proc.stdout.strip() == f"k8smon {__version__}"
+
+
+class _Golden(http.server.BaseHTTPRequestHandler):
+    """An exporter stand-in serving the recorded exposition (tests/fixtures), container families included."""
+
+    body = (ROOT / "tests" / "fixtures" / "exporter_golden.prom").read_bytes()
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+        self.send_header("Content-Length", str(len(self.body)))
+        self.end_headers()
+        self.wfile.write(self.body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_containers_from_a_scraped_exporter() -> None:
+    """Per-container rows from the container families an exporter serves, scraped by a real aggregator."""
+    exporter = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Golden)
+    threading.Thread(target=exporter.serve_forever, daemon=True).start()
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "aggregator", "--listen", f"127.0.0.1:{port}", "--targets",
+         f"127.0.0.1:{exporter.server_port}", "--scrape-interval", "1", "--stale-after", "3600"],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: _ok(f"{url}/api/pods/db-0?namespace=shop"), timeout=30, message="the scrape is in")
+        out = subprocess.run([K8SMON, "--server", url, "top", "pods", "-n", "shop", "--containers"],
+                             capture_output=True, text=True, timeout=30, check=True)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        exporter.shutdown()
+        exporter.server_close()
+    assert out.stderr == ""
+    rows = [line.split() for line in out.stdout.splitlines()]
+    assert rows[0] == ["POD", "NAME", "CPU(cores)", "MEMORY(bytes)"]
+    # db: 0.5 cores, 1.8874368e+08 B = 180Mi; web: 0.2 cores, 150Mi; proxy: 0.05 cores, 40Mi
+    assert sorted(rows[1:]) == [
+        ["db-0", "db", "500m", "180Mi"],
+        ["web-7d9f8b6c5d-x2x7q", "proxy", "50m", "40Mi"],
+        ["web-7d9f8b6c5d-x2x7q", "web", "200m", "150Mi"],
+    ]
