@@ -46,6 +46,26 @@ def _start(exporter: str, aggregator: str, env: dict[str, str] | None = None) ->
     )
 
 
+def _stop(demo: subprocess.Popen[str]) -> None:
+    """End the demo as Ctrl-C does (it stops its components); if it will not, kill it and them.
+
+    Its components run in their own sessions, so killing the demo alone would leave them running.
+    """
+    if demo.poll() is not None:
+        return
+    demo.send_signal(signal.SIGINT)
+    try:
+        demo.communicate(timeout=30)
+        return
+    except subprocess.TimeoutExpired:
+        pass
+    for children in Path(f"/proc/{demo.pid}/task").glob("*/children"):
+        for pid in children.read_text().split():
+            os.kill(int(pid), signal.SIGKILL)
+    demo.kill()
+    demo.communicate()
+
+
 def _banner(demo: subprocess.Popen[str]) -> list[str]:
     """The demo's output up to the end of its banner (what a newcomer reads first).
 
@@ -77,9 +97,7 @@ def test_demo_serves_this_machine_and_stops_on_ctrl_c() -> None:
         demo.send_signal(signal.SIGINT)  # what Ctrl-C delivers
         out, _ = demo.communicate(timeout=30)
     finally:
-        if demo.poll() is None:
-            demo.kill()
-            demo.communicate()
+        _stop(demo)
     assert demo.returncode == 0, out
     assert f"curl http://{aggregator}/api/nodes" in banner
     # real names, not placeholders: this machine's node as the exporter names it
@@ -118,12 +136,7 @@ def test_every_printed_route_has_something_to_show() -> None:
         subprocess.run(["bash", "-c", push.strip() + " --fail --silent"], check=True, timeout=10)
         assert (_get_json(f"http://{aggregator}/api/nodes/my-node") or {}).get("source") == "push"  # type: ignore[union-attr]
     finally:
-        demo.send_signal(signal.SIGINT)
-        try:
-            demo.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            demo.kill()
-            demo.communicate()
+        _stop(demo)  # Ctrl-C
     assert demo.returncode == 0
 
 
@@ -155,9 +168,7 @@ def test_a_component_that_exits_ends_the_demo_non_zero() -> None:
     try:
         out, _ = demo.communicate(timeout=60)
     finally:
-        if demo.poll() is None:
-            demo.kill()
-            demo.communicate()
+        _stop(demo)
     assert demo.returncode == 1, out
     assert time.monotonic() - t0 < 20
     assert "demo: the exporter exited with status 2" in out
