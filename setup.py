@@ -21,6 +21,8 @@ setup(
         "falcon>=4.0,<5",
         "waitress>=3.0,<4",
         "orjson>=3.9,<4",  # aggregator JSON API: ~6x faster than json on large listings
+        "cheroot>=10,<12",  # the metrics.k8s.io listener: a WSGI server that speaks TLS (waitress does not)
+        "cryptography>=42,<51",  # its self-signed certificate when none is given
     ],
     extras_require={
         "test": [

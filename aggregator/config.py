@@ -37,6 +37,11 @@ def parse_size(text: str) -> int:
     return value
 
 
+def parse_optional_hostport(text: str) -> HostPort | None:
+    """`host:port`, or empty for off."""
+    return parse_hostport(text) if text.strip() else None
+
+
 def parse_origins(text: str) -> tuple[str, ...]:
     """CORS origins: `*` or a comma-separated list of `scheme://host[:port]`."""
     origins = parse_csv(text)
@@ -175,6 +180,34 @@ class AggregatorSettings:
         60.0, "seconds between state-file snapshots (one is also written on SIGTERM)",
         parse=parse_positive_float, metavar="SECONDS",
     )
+    metrics_api_listen: HostPort | None = option(
+        None,
+        "address the Resource Metrics API (metrics.k8s.io, for kubectl top and the HPA) listens on over "
+        "TLS (host:port); empty = off",
+        parse=parse_optional_hostport,
+        metavar="HOST:PORT",
+    )
+    tls_cert_file: str = option(
+        "", "PEM certificate of the metrics API listener; empty = a self-signed one made at start",
+        metavar="PATH",
+    )
+    tls_private_key_file: str = option("", "PEM private key of --tls-cert-file", metavar="PATH")
+    metrics_api_auth: str = option(
+        "delegated",
+        "who may read the metrics API: delegated (front-proxy request headers, TokenReview and "
+        "SubjectAccessReview through the API server, as metrics-server) or none (anyone; local demo only)",
+        parse=parse_choice("delegated", "none"),
+        metavar="MODE",
+    )
+    auth: str = option(
+        "none",
+        "who may read the HTTP listener (JSON API, /metrics, dashboard): none (anyone who reaches the "
+        "port reads every pod name, namespace and usage figure) or kubernetes (a bearer token checked "
+        "by TokenReview, then a SubjectAccessReview for get on the path, as kube-rbac-proxy; /healthz "
+        "and /readyz stay open); POST ingest keeps its own token",
+        parse=parse_choice("none", "kubernetes"),
+        metavar="MODE",
+    )
     log_level: str = option("INFO", "debug, info, warning or error", parse=parse_log_level, metavar="LEVEL")
     log_format: str = option("text", "text or json", parse=parse_choice("text", "json"), metavar="FORMAT")
 
@@ -206,6 +239,8 @@ class AggregatorSettings:
         for target in self.targets:
             if target.port == 0:
                 yield f"--targets: {target} needs a port"
+        if bool(self.tls_cert_file) != bool(self.tls_private_key_file):
+            yield "--tls-cert-file and --tls-private-key-file go together: give both or neither"
         if any(c.isspace() for c in self.ingest_token):
             yield "--ingest-token must not contain whitespace"
 

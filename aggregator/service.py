@@ -21,13 +21,15 @@ from aggregator.config import AggregatorSettings
 from aggregator.discovery import Discovery, KubeDiscovery, StaticDiscovery
 from aggregator.federation import FederationCache
 from aggregator.kube import ServiceEndpointsApi, api_client
+from aggregator.metricsapi.service import MetricsApi
 from aggregator.model import RoundResult, TargetStatus
 from aggregator.persistence import Snapshotter, restore
 from aggregator.scraper import ScrapeOutcome, Scraper
 from aggregator.stats import AggregatorStats
 from aggregator.store import Store
-from k8smon_common import __version__
+from k8smon_common import __version__, kube
 from k8smon_common.http_server import ServerHandle
+from k8smon_common.kubeauth import protect
 
 log = logging.getLogger(__name__)
 DEFAULT_WINDOW = 300.0  # seconds of history a timeseries request without ?window= gets
@@ -293,10 +295,17 @@ class Aggregator:
                          default_window=DEFAULT_WINDOW, started_at=self.started_at, version=__version__,
                          max_body_bytes=settings.max_body_bytes, liveness_timeout=settings.liveness_timeout,
                          max_push_skew=settings.max_push_skew)
+        if settings.auth == "kubernetes":
+            # POST ingest checks its own token; a CORS preflight never carries credentials.
+            app = protect(app, kube.api_client(settings.kubeconfig, environ),
+                          bypass=lambda env: env.get("REQUEST_METHOD") in ("POST", "OPTIONS"),
+                          on_reject=lambda code: self.stats.error(f"auth_{code}"))
         # waitress buffers a whole request body before the app sees it: cap that too (the app's own
         # JSON 413 covers bodies up to this; past it waitress answers a plain-text 413).
         self.server = ServerHandle(app, host=settings.listen.host, port=settings.listen.port, threads=8,
                                    max_request_body_size=max(4 * settings.max_body_bytes, 1 << 20))
+        self.metrics_api = (MetricsApi(settings, store=self.store, stats=self.stats, ready=self.service.ready,
+                                       environ=environ) if settings.metrics_api_listen else None)
 
     @property
     def url(self) -> str:
@@ -305,6 +314,8 @@ class Aggregator:
     def start(self) -> Aggregator:
         self.server.start()
         self.service.start()
+        if self.metrics_api is not None:
+            self.metrics_api.start()
         if self.snapshotter is not None:
             self.snapshotter.start()
         log.info("aggregator %s listening on %s (discovery: %s)", __version__, self.server.url,
@@ -314,6 +325,8 @@ class Aggregator:
     def stop(self) -> None:
         """Stop scraping, let in-flight HTTP requests finish, close the server, write the last snapshot."""
         self.service.stop()
+        if self.metrics_api is not None:
+            self.metrics_api.stop()
         self.server.stop()
         if self.snapshotter is not None:
             self.snapshotter.stop()  # after the server: a push that was in flight is in the snapshot

@@ -9,6 +9,7 @@ import threading
 from types import FrameType
 
 from k8smon_common.config import ConfigError, configure_logging
+from k8smon_common.kube import KubeError
 
 log = logging.getLogger("exporter")
 
@@ -26,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(settings.log_level, settings.log_format)
     try:
         service = ExporterService(settings)
-    except OSError as exc:  # e.g. the listen address is taken
+    except (OSError, KubeError) as exc:  # the listen address is taken; --auth kubernetes without an API
         print(f"k8smon-exporter: cannot start: {exc}", file=sys.stderr)
         return 1
     stopping = threading.Event()

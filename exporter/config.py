@@ -104,6 +104,13 @@ class ExporterSettings:
         "false reads pod cgroups only",
         parse=parse_bool, metavar="BOOL",
     )
+    auth: str = option(
+        "none",
+        "who may read this listener: none (anyone who reaches the port reads every pod name, namespace "
+        "and usage figure) or kubernetes (a bearer token checked by TokenReview, then a "
+        "SubjectAccessReview for get on the path, as kube-rbac-proxy; /healthz and /readyz stay open)",
+        parse=parse_choice("none", "kubernetes"), metavar="MODE",
+    )
     log_level: str = option("INFO", "debug, info, warning or error", parse=parse_log_level, metavar="LEVEL")
     log_format: str = option("text", "text or json", parse=parse_choice("text", "json"), metavar="FORMAT")
 

@@ -20,6 +20,7 @@ from exporter.sampler import (
 from exporter.server import create_app
 from exporter.snapshot import Snapshot
 from k8smon_common.http_server import ServerHandle
+from k8smon_common.kubeauth import protect
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +82,9 @@ class ExporterService:
             latest=self.latest, node=self.node, registry=self.registry,
             liveness_timeout=settings.liveness_timeout,
         )
-        self.server = ServerHandle(self.app, host=settings.listen.host, port=settings.listen.port, threads=4)
+        served = self.app if settings.auth == "none" else protect(
+            self.app, api_client, on_reject=lambda code: self.errors.record("auth", f"HTTP {code}"))
+        self.server = ServerHandle(served, host=settings.listen.host, port=settings.listen.port, threads=4)
 
     def _container_reader(self, settings: ExporterSettings,
                           readers: tuple[HostSource, CgroupSource, PodStatsSource] | None,

@@ -111,11 +111,12 @@ def api_client(kubeconfig: str, environ: Mapping[str, str] | None = None) -> kcl
     return kclient.ApiClient(configuration)
 
 
-def http_get(api: kclient.ApiClient, path: str, query: Query, *, timeout: tuple[float, float]) -> Any:
+def http_get(api: kclient.ApiClient, path: str, query: Query, *, timeout: tuple[float, float],
+             accept: str = "application/json") -> Any:
     """GET `path` through the client's auth and TLS settings; the raw (streaming) urllib3 response."""
     try:
         request = api.param_serialize(method="GET", resource_path=path, query_params=query,
-                                      header_params={"Accept": "application/json"},
+                                      header_params={"Accept": accept},
                                       auth_settings=["BearerToken"])
         resp = api.call_api(*request, _request_timeout=timeout)
         if not 200 <= resp.status <= 299:
@@ -130,9 +131,10 @@ def http_get(api: kclient.ApiClient, path: str, query: Query, *, timeout: tuple[
 
 
 def get_json(api: kclient.ApiClient, path: str, query: Query, *,
-             timeout: tuple[float, float] = (CONNECT_TIMEOUT, LIST_TIMEOUT)) -> Json:
+             timeout: tuple[float, float] = (CONNECT_TIMEOUT, LIST_TIMEOUT),
+             accept: str = "application/json") -> Json:
     """GET `path` and decode its JSON object."""
-    resp = http_get(api, path, query, timeout=timeout)
+    resp = http_get(api, path, query, timeout=timeout, accept=accept)
     try:
         doc = json.loads(resp.data)
     except (urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
@@ -141,6 +143,29 @@ def get_json(api: kclient.ApiClient, path: str, query: Query, *,
         resp.release_conn()
     if not isinstance(doc, dict):
         raise KubeApiError(f"GET {path}: the answer is not a JSON object")
+    return doc
+
+
+def post_json(api: kclient.ApiClient, path: str, body: Json, *,
+              timeout: tuple[float, float] = (CONNECT_TIMEOUT, LIST_TIMEOUT)) -> Json:
+    """POST a JSON object (TokenReview, SubjectAccessReview) and decode the JSON object answered."""
+    try:
+        request = api.param_serialize(method="POST", resource_path=path, body=body,
+                                      header_params={"Accept": "application/json",
+                                                     "Content-Type": "application/json"},
+                                      auth_settings=["BearerToken"])
+        resp = api.call_api(*request, _request_timeout=timeout)
+        data = resp.read()
+        if not 200 <= resp.status <= 299:
+            raise ApiException.from_response(http_resp=resp, body=None, data=None)
+        doc = json.loads(data)
+    except ApiException as exc:
+        message = f"POST {path}: HTTP {exc.status} {exc.reason or ''}".strip()
+        raise error_for_status(exc.status or 0, message, _retry_after(exc.headers)) from exc
+    except (urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
+        raise KubeUnavailable(f"POST {path}: {type(exc).__name__}: {exc}"[:300]) from exc
+    if not isinstance(doc, dict):
+        raise KubeApiError(f"POST {path}: the answer is not a JSON object")
     return doc
 
 
@@ -178,7 +203,9 @@ class ListWatch:
     `request()` gives the collection's path and selector query (asked before every call, so a callback
     may switch resources and raise `Relist`); `on_list(items)` replaces the caller's state with a fresh
     list; `on_event(type, object)` applies one ADDED/MODIFIED/DELETED event; `on_error(exc)` hears every
-    failure (count it, log it); `before_watch()` runs before each watch request.
+    failure (count it, log it); `before_watch()` runs before each watch request. `accept` /
+    `watch_accept` are the Accept headers of lists and watches (metadata-only watches ask for
+    PartialObjectMetadata there).
     """
 
     def __init__(
@@ -197,8 +224,11 @@ class ListWatch:
         min_watch: float = 1.0,
         rng: Callable[[], float] = random.random,
         monotonic: Callable[[], float] = time.monotonic,
+        accept: str = "application/json",
+        watch_accept: str = "application/json",
     ) -> None:
         self._api = api
+        self._accept, self._watch_accept = accept, watch_accept
         self.what = what
         self._request = request
         self._on_list = on_list
@@ -226,7 +256,7 @@ class ListWatch:
     def list_now(self) -> None:
         """List the collection, hand the items to `on_list` and remember the resourceVersion."""
         path, query = self._request()
-        doc = get_json(self._api, path, query)
+        doc = get_json(self._api, path, query, accept=self._accept)
         items = doc.get("items")
         if not isinstance(items, list):
             raise KubeApiError(f"list {self.what}: the answer has no items")
@@ -243,7 +273,8 @@ class ListWatch:
         query = [*query, ("watch", "true"), ("allowWatchBookmarks", "true"), ("timeoutSeconds", str(timeout))]
         if self.resource_version:
             query.append(("resourceVersion", self.resource_version))
-        resp = http_get(self._api, path, query, timeout=(CONNECT_TIMEOUT, timeout + 30))
+        resp = http_get(self._api, path, query, timeout=(CONNECT_TIMEOUT, timeout + 30),
+                        accept=self._watch_accept)
         self._opened = self._monotonic()
         self.connected = True  # the API answered; a stream with no events is still in sync
         self._resp = resp

@@ -44,6 +44,7 @@ def values(roots: dict[str, str]) -> dict[str, tuple[str, object]]:
         "exclude_namespaces": ("a, b,,c", ("a", "b", "c")),
         "exclude_interfaces": ("lo,eth9*", ("lo", "eth9*")),
         "container_metrics": ("false", False),
+        "auth": ("kubernetes", "kubernetes"),
         "log_level": ("debug", "DEBUG"),
         "log_format": ("JSON", "json"),
     }

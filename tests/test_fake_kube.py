@@ -423,7 +423,7 @@ def test_calls_are_recorded_with_kubernetes_verbs(kube: FakeKube, core: client.C
         core.read_namespaced_pod("p", "shop")
     # Resources the fake does not serve are 404 but still recorded as what RBAC would see.
     with pytest.raises(client.ApiException) as err:
-        core.list_namespaced_config_map("shop")
+        core.list_namespaced_secret("shop")
     assert err.value.status == 404
     with pytest.raises(client.ApiException):
         core.read_namespaced_pod_log("p", "shop")
@@ -437,7 +437,7 @@ def test_calls_are_recorded_with_kubernetes_verbs(kube: FakeKube, core: client.C
         ("watch", "", "pods", "shop", None, 200),
         ("delete", "", "pods", "shop", "p", 200),
         ("get", "", "pods", "shop", "p", 404),
-        ("list", "", "configmaps", "shop", None, 404),
+        ("list", "", "secrets", "shop", None, 404),
         ("get", "", "pods/log", "shop", "p", 404),
     ]
     assert all(c.user_agent.startswith("OpenAPI-Generator/") and c.user == "tester" for c in kube.calls)
@@ -463,10 +463,11 @@ def test_discovery_documents(kube: FakeKube) -> None:
         assert client.VersionApi(api).get_code().git_version.startswith("v1.32")
         assert client.CoreApi(api).get_api_versions().versions == ["v1"]
         groups = {g.name: g.preferred_version.version for g in client.ApisApi(api).get_api_versions().groups}
-        assert groups == {"apps": "v1", "discovery.k8s.io": "v1"}
+        assert groups == {"apps": "v1", "discovery.k8s.io": "v1", "apiregistration.k8s.io": "v1"}
         core_resources = {r.name: r for r in client.CoreV1Api(api).get_api_resources().resources}
         assert {name: r.short_names for name, r in core_resources.items()} == {
-            "namespaces": ["ns"], "nodes": ["no"], "pods": ["po"], "endpoints": ["ep"], "services": ["svc"]}
+            "namespaces": ["ns"], "nodes": ["no"], "pods": ["po"], "endpoints": ["ep"], "services": ["svc"],
+            "configmaps": ["cm"]}
         assert core_resources["pods"].namespaced and not core_resources["nodes"].namespaced
         apps = {r.name: r.short_names for r in client.AppsV1Api(api).get_api_resources().resources}
         assert apps == {"replicasets": ["rs"], "deployments": ["deploy"]}

@@ -28,6 +28,10 @@ limit_watches(seconds) (0: every watch ends at once), compact(), pause()/resume(
 Recording: kube.calls (Call: verb, group, version, resource, namespace, name, user_agent, status,
 path, user, at = monotonic time answered), reset_calls(), open_watches.
 
+Aggregation layer: FakeKube(aggregation=True); see aggregation.py (APIServices, TLS proxy with a front-proxy
+client certificate and X-Remote-*, the extension-apiserver-authentication ConfigMap, TokenReview and
+SubjectAccessReview answers set by tests) and pki.py (CAs and certificates).
+
 Modules: resources (what is served, discovery), store (objects, versions, history), selectors,
 listing (list/paging/writes), watching (watch streams), tables (kubectl's Table), server (HTTP
 routing), state (calls, faults, connections), fake (the FakeKube handle), objects (builders).

@@ -10,6 +10,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
 
+from tests.kube.aggregation import Aggregation
 from tests.kube.resources import by_kind
 from tests.kube.server import FakeHTTPServer
 from tests.kube.state import Call, Fault, ServerState
@@ -43,12 +44,15 @@ class FakeKube:
     """A Kubernetes API server on 127.0.0.1 for tests; see tests/kube/__init__.py for the interface."""
 
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0, token: str | None = None,
-                 history: int = 1000, bookmark_interval: float = 1.0, require_auth: bool = False) -> None:
+                 history: int = 1000, bookmark_interval: float = 1.0, require_auth: bool = False,
+                 aggregation: bool = False) -> None:
         self.host = host
         self.port = port
         self.token = token or secrets.token_hex(16)
         self.state = ServerState(store=Store(history=history), token=self.token,
                                  bookmark_interval=bookmark_interval, require_auth=require_auth)
+        if aggregation:
+            self.state.aggregation = Aggregation(self.state.store)
         self._server: FakeHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._dir: Path | None = None
@@ -84,6 +88,8 @@ class FakeKube:
     def stop(self) -> None:
         """Close every connection, join every thread, remove the kubeconfig directory."""
         self._close_server()
+        if self.state.aggregation is not None:
+            self.state.aggregation.close()
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None
@@ -102,6 +108,13 @@ class FakeKube:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.stop()
+
+    @property
+    def aggregation(self) -> Aggregation:
+        """The aggregation layer (FakeKube(aggregation=True))."""
+        if self.state.aggregation is None:
+            raise RuntimeError("FakeKube(aggregation=True) serves the aggregation layer")
+        return self.state.aggregation
 
     @property
     def url(self) -> str:

@@ -74,11 +74,14 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("apps", "v1", "replicasets", "ReplicaSet", namespaced=True, short_names=("rs",),
              field_labels=("metadata.name", "metadata.namespace", "status.replicas")),
     Resource("apps", "v1", "deployments", "Deployment", namespaced=True, short_names=("deploy",)),
+    Resource("", "v1", "configmaps", "ConfigMap", namespaced=True, short_names=("cm",)),
+    Resource("apiregistration.k8s.io", "v1", "apiservices", "APIService", namespaced=False,
+             field_labels=("metadata.name",)),
     Resource("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice", namespaced=True,
              field_labels=("metadata.name", "metadata.namespace", "addressType")),
 )
 
-GROUPS: dict[str, str] = {"apps": "v1", "discovery.k8s.io": "v1"}
+GROUPS: dict[str, str] = {"apps": "v1", "discovery.k8s.io": "v1", "apiregistration.k8s.io": "v1"}
 
 
 def by_path(group: str, version: str, plural: str) -> Resource | None:

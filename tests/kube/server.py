@@ -197,6 +197,24 @@ class Handler(BaseHTTPRequestHandler):
     def send_status(self, code: int, message: str, *, reason: str | None = None) -> None:
         self.send_json(code, failure_status(code, reason or _REASONS.get(code, "Unknown"), message))
 
+    @property
+    def remote_user(self) -> str:
+        """Who the request authenticated as ("tester", "system:anonymous")."""
+        return self._user
+
+    @property
+    def raw_body(self) -> bytes:
+        return self._raw_body
+
+    def send_raw(self, status: int, content_type: str, data: bytes) -> None:
+        """A proxied answer as the backend gave it, recorded as a call."""
+        self._record(status)
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
     def send_text(self, status: int, text: str) -> None:
         data = text.encode()
         self._record(status)
@@ -244,6 +262,9 @@ class Handler(BaseHTTPRequestHandler):
                 f"injected fault: {fault.status} for {self.path}"), headers=headers)
             return
         try:
+            aggregation = self.state.aggregation
+            if aggregation is not None and aggregation.handle(self, method, split.path):
+                return
             if self._route is not None:
                 self._resource(method, self._route)
             elif self._info is not None:

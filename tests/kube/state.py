@@ -8,6 +8,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from tests.kube.aggregation import Aggregation
 from tests.kube.store import Store
 
 
@@ -56,6 +57,7 @@ class ServerState:
     watches: dict[int, int] = field(default_factory=dict)
     # Fault: every watch ends this many seconds after it starts (0: at once, after its initial events).
     watch_limit: float | None = None
+    aggregation: Aggregation | None = None  # the aggregation layer, when FakeKube(aggregation=True)
 
     def record(self, call: Call) -> None:
         with self.lock:
