@@ -44,7 +44,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support import require, require_root, require_tool, wait_until
-from tests.support.cgroups import FakeKubelet, FakePod, cgroups_writable
+from tests.support.cgroups import HOLDER, FakeKubelet, FakePod, cgroups_writable
 from tests.support.containerd import Containerd
 from tests.support.deploy import REPO, container_port, find, pod_spec, render
 from tests.support.images import (
@@ -75,15 +75,6 @@ WORKLOADS = {  # component: (kind, name, probe port name)
     "exporter": ("DaemonSet", "k8s-monitor-exporter", "metrics"),
     "aggregator": ("Deployment", "k8s-monitor-aggregator", "http"),
 }
-# Allocates and touches N bytes after a "go" line, says "held", then waits.
-HOLDER = """
-import sys
-n = int(sys.argv[1])
-sys.stdin.readline()
-block = bytearray(b"\\x01") * n
-print("held", flush=True)
-sys.stdin.readline()
-"""
 # Run inside an image: what the installed distribution holds, and what else the image has.
 PROBE = r"""
 import importlib.metadata as md, importlib.util, json, re, shutil, sys, sysconfig
