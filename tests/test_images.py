@@ -44,18 +44,19 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support import require, require_root, require_tool, wait_until
-from tests.support.cgroups import FakeKubelet, FakePod, cgroups_writable
+from tests.support.cgroups import HOLDER, FakeKubelet, FakePod, cgroups_writable
+from tests.support.containerd import Containerd
 from tests.support.deploy import REPO, container_port, find, pod_spec, render
 from tests.support.images import (
     ALL_CAPS,
     BASE_CONFIG,
     BASE_NAME,
     Buildah,
-    Containerd,
     archive_layer_sizes,
     base_rootfs,
     ctr_args_for,
     host_pip_mounts,
+    image_containerd,
     mount_options,
     process_status,
     proxy_build_args,
@@ -74,15 +75,6 @@ WORKLOADS = {  # component: (kind, name, probe port name)
     "exporter": ("DaemonSet", "k8s-monitor-exporter", "metrics"),
     "aggregator": ("Deployment", "k8s-monitor-aggregator", "http"),
 }
-# Allocates and touches N bytes after a "go" line, says "held", then waits.
-HOLDER = """
-import sys
-n = int(sys.argv[1])
-sys.stdin.readline()
-block = bytearray(b"\\x01") * n
-print("held", flush=True)
-sys.stdin.readline()
-"""
 # Run inside an image: what the installed distribution holds, and what else the image has.
 PROBE = r"""
 import importlib.metadata as md, importlib.util, json, re, shutil, sys, sysconfig
@@ -164,8 +156,8 @@ def images(request: pytest.FixtureRequest) -> Iterator[Images]:
     ok, why = cgroups_writable()
     require(ok, f"cgroups not writable here: {why}")
     workdir = Path(tempfile.mkdtemp(prefix=f"k8smon-test-{TAG}-"))
-    built = Images(containerd=Containerd(workdir, namespace=f"k8smon-test-{TAG}"), buildah=Buildah(workdir),
-                   workdir=workdir,
+    built = Images(containerd=image_containerd(workdir, namespace=f"k8smon-test-{TAG}"),
+                   buildah=Buildah(workdir), workdir=workdir,
                    cgroup_prefix=f"k8smon-test-{TAG}-{uuid.uuid4().hex[:8]}")
     problems: list[str] = []
     try:
@@ -242,7 +234,7 @@ def _run_in_image(images: Images, component: str, argv: list[str]) -> str:
     log = images.workdir / f"{cid}.log"
     caps = [a for c in ALL_CAPS for a in ("--cap-drop", f"CAP_{c}")]
     opts = ["--read-only", "--seccomp", "--cgroup", f"/{images.cgroup_prefix}/{cid}", *caps]
-    proc = images.containerd.run(images.refs[component], cid, opts, argv, log=log)
+    proc = images.containerd.run_foreground(images.refs[component], cid, opts, argv, log=log)
     with stopped_on_exit(images.containerd, cid, proc):
         rc = proc.wait(timeout=120)
     out = log.read_text(errors="replace")
@@ -338,7 +330,7 @@ def _start(images: Images, component: str, *, kubelet: FakeKubelet, pod: FakePod
                         cgroup=f"/{kubelet.prefix}/kubepods/{pod.qos}/pod{pod.uid}/{container_id}")
     log = images.workdir / f"{cid}.log"
     started = time.monotonic()
-    proc = images.containerd.run(images.refs[component], cid, opts, log=log)
+    proc = images.containerd.run_foreground(images.refs[component], cid, opts, log=log)
     stack.enter_context(stopped_on_exit(images.containerd, cid, proc))
     stack.callback(lambda: log.unlink(missing_ok=True))
     (container,) = pod_spec(workload)["containers"]

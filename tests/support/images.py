@@ -8,10 +8,11 @@ tarball is cached under /var/cache/k8smon-images, keyed by a hash of its recipe;
 (buildah store, containerd root, state and socket) lives in one temporary directory that `close()`
 methods and the test's teardown remove, mounts included.
 
-The images are started with containerd's `ctr` the way kubelet asks containerd to start a pod's
-container: `ctr_args_for()` translates a rendered Deployment/DaemonSet (user, capabilities, seccomp,
-read-only root, hostPath and emptyDir volumes, env, resource limits) into `ctr run` options. What
-`ctr` 1.6 cannot express is written next to the code that works around it.
+The images are started with `ctr` under a private containerd (tests/support/containerd.py) the way
+kubelet asks containerd to start a pod's container: `ctr_args_for()` translates a rendered
+Deployment/DaemonSet (user, capabilities, seccomp, read-only root, hostPath and emptyDir volumes, env,
+resource limits) into `ctr run` options. What `ctr` 1.6 cannot express is written next to the code that
+works around it.
 """
 
 from __future__ import annotations
@@ -21,14 +22,14 @@ import hashlib
 import json
 import os
 import shutil
-import signal
 import ssl
 import subprocess
 import tarfile
-import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
+
+from tests.support.containerd import Containerd, unmount_all_under
 
 CACHE_DIR = Path(os.environ.get("K8SMON_IMAGE_CACHE", "/var/cache/k8smon-images"))
 BASE_NAME = "docker.io/library/python:3.11-slim-bookworm"  # the Dockerfiles' default BASE_IMAGE
@@ -118,25 +119,6 @@ def archive_layer_sizes(path: Path) -> list[int]:
         return [tar.getmember(layer).size for layer in manifest["Layers"]]
 
 
-def mounts_under(prefix: Path) -> list[str]:
-    """Mount points at or below `prefix` in this mount namespace, deepest first."""
-    found = []
-    with open("/proc/self/mountinfo", encoding="utf-8") as f:
-        for line in f:
-            point = line.split()[4].encode().decode("unicode_escape")  # \040 for a space, etc.
-            if point == str(prefix) or point.startswith(f"{prefix}/"):
-                found.append(point)
-    return sorted(found, key=lambda p: p.count("/"), reverse=True)
-
-
-def unmount_all_under(prefix: Path) -> list[str]:
-    """Lazily unmount whatever is still mounted below `prefix`; returns what had been left mounted."""
-    left = mounts_under(prefix)
-    for point in left:
-        subprocess.run(["umount", "-l", point], capture_output=True, timeout=30, check=False)
-    return left
-
-
 def fs_type(path: Path) -> str:
     """The type of the filesystem `path` lies on (longest mount point that contains it)."""
     best, kind = "", ""
@@ -154,6 +136,13 @@ def on_overlay(path: Path) -> bool:
     """overlayfs cannot take an overlayfs upper layer: on an overlay root (a CI container, say) the stores
     fall back to plain copies (buildah `vfs`, containerd `native`), slower but working anywhere."""
     return fs_type(path) == "overlay"
+
+
+def image_containerd(workdir: Path, *, namespace: str) -> Containerd:
+    """Our own containerd (tests/support/containerd.py) under `workdir`, with the overlayfs snapshotter
+    where the filesystem allows it (the images are hundreds of MB: plain copies only on overlay roots)."""
+    return Containerd(namespace=namespace, workdir=workdir,
+                      snapshotter="native" if on_overlay(workdir) else "overlayfs")
 
 
 class Buildah:
@@ -197,120 +186,6 @@ class Buildah:
         left = unmount_all_under(self.dir)
         shutil.rmtree(self.dir, ignore_errors=True)
         return left
-
-
-class Containerd:
-    """Our own containerd: own root, state, socket and config under `workdir`, no CRI plugin, never the
-    machine's default instance. `close()` kills what it runs, stops it by PID and removes its files."""
-
-    def __init__(self, workdir: Path, *, namespace: str) -> None:
-        self.dir = workdir / "containerd"
-        self.socket = self.dir / "c.sock"  # a unix socket path must stay under 108 bytes
-        # The runc shim keeps its state in /run/containerd/runc/<namespace> whatever our state dir is,
-        # so the namespace must be ours alone too (and that directory is removed in close()).
-        self.namespace = namespace
-        self.snapshotter = "native" if on_overlay(workdir) else "overlayfs"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self, timeout: float = 30) -> None:
-        self.dir.mkdir(parents=True)
-        config = self.dir / "config.toml"
-        config.write_text(f"""version = 2
-root = "{self.dir / 'root'}"
-state = "{self.dir / 'state'}"
-disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.btrfs",
-                    "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper",
-                    "io.containerd.snapshotter.v1.aufs"]
-[grpc]
-  address = "{self.socket}"
-[ttrpc]
-  address = "{self.socket}.ttrpc"
-[debug]
-  address = ""
-[metrics]
-  address = ""
-[plugins."io.containerd.internal.v1.opt"]
-  path = "{self.dir / 'opt'}"
-""", encoding="utf-8")
-        with open(self.dir / "containerd.log", "wb") as log:
-            self.proc = subprocess.Popen(["containerd", "--config", str(config)], stdout=log,
-                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                self.ctr("version", timeout=10)
-                return
-            except AssertionError:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError("containerd did not start:\n"
-                                         + (self.dir / "containerd.log").read_text(errors="replace")[-3000:]
-                                         ) from None
-                time.sleep(0.2)
-
-    def ctr_argv(self, *args: str) -> list[str]:
-        return ["ctr", "--address", str(self.socket), "--namespace", self.namespace, *args]
-
-    def ctr(self, *args: str, timeout: float = 60) -> str:
-        return _run(self.ctr_argv(*args), timeout=timeout)
-
-    def run(self, image: str, cid: str, options: Sequence[str], command: Sequence[str] = (),
-            *, log: Path) -> subprocess.Popen[bytes]:
-        """`ctr run --rm` in the foreground: the Popen's exit status is the container's."""
-        with open(log, "wb") as out:
-            return subprocess.Popen(self.ctr_argv("run", "--rm", "--snapshotter", self.snapshotter, *options,
-                                                  image, cid, *command),
-                                    stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
-
-    def import_archive(self, path: Path) -> None:
-        self.ctr("images", "import", "--snapshotter", self.snapshotter, str(path), timeout=300)
-
-    def kill(self, cid: str, sig: str = "SIGTERM") -> None:
-        """What kubelet's StopContainer asks containerd for."""
-        self.ctr("task", "kill", "--signal", sig, cid)
-
-    def _shim_pids(self) -> list[int]:
-        """Shims of this instance: they outlive containerd, and name its socket in their argv."""
-        pids = []
-        for entry in Path("/proc").iterdir():
-            if entry.name.isdigit():
-                with contextlib.suppress(OSError):
-                    argv = (entry / "cmdline").read_bytes().split(b"\0")
-                    if str(self.socket).encode() in argv:
-                        pids.append(int(entry.name))
-        return pids
-
-    def close(self) -> list[str]:
-        """Kill tasks, delete containers and images, stop containerd and its shims, remove its files.
-        Returns what had to be cleaned up by force (mounts, shims), for the caller to report."""
-        problems: list[str] = []
-        if self.proc is not None and self.proc.poll() is None:
-            with contextlib.suppress(AssertionError, subprocess.TimeoutExpired):
-                for cid in self.ctr("containers", "list", "--quiet").split():
-                    with contextlib.suppress(AssertionError, subprocess.TimeoutExpired):
-                        self.ctr("task", "kill", "--signal", "SIGKILL", cid)
-                    with contextlib.suppress(AssertionError, subprocess.TimeoutExpired):
-                        self.ctr("task", "delete", "--force", cid)
-                    with contextlib.suppress(AssertionError, subprocess.TimeoutExpired):
-                        self.ctr("containers", "delete", cid)
-                    problems.append(f"container {cid} was still there")
-                refs = self.ctr("images", "list", "--quiet").split()
-                if refs:
-                    self.ctr("images", "remove", *refs)
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        for pid in self._shim_pids():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-            problems.append(f"shim {pid} was still running")
-        problems += [f"mount {m}" for m in unmount_all_under(self.dir)]
-        with contextlib.suppress(OSError):  # absent, or not empty: then a shim of ours is still there
-            (Path("/run/containerd/runc") / self.namespace).rmdir()
-        shutil.rmtree(self.dir, ignore_errors=True)
-        return problems
 
 
 def remove_cgroup_trees(name: str, root: str = "/sys/fs/cgroup") -> list[str]:
@@ -444,7 +319,7 @@ def stopped_on_exit(containerd: Containerd, cid: str, proc: subprocess.Popen[byt
         yield
     finally:
         if proc.poll() is None:
-            with contextlib.suppress(AssertionError, subprocess.TimeoutExpired):
+            with contextlib.suppress(RuntimeError, subprocess.TimeoutExpired):
                 containerd.kill(cid, "SIGKILL")
             try:
                 proc.wait(timeout=20)
