@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# `make demo` needs only what running needs; the test extras (~600 MB: checkov, schemathesis...)
+# come with `make test`/`make venv`, which also satisfy the runtime stamp.
+RUN_STAMP := $(VENV)/.installed-run
 
 DEMO_EXPORTER   ?= 127.0.0.1:9100
 DEMO_AGGREGATOR ?= 127.0.0.1:5000
@@ -16,9 +19,15 @@ $(STAMP): setup.py pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(RUN_STAMP) $@
+
+$(RUN_STAMP): setup.py pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
 	touch $@
 
-demo: $(STAMP)
+demo: $(RUN_STAMP)
 	$(BIN)/python scripts/demo.py --exporter $(DEMO_EXPORTER) --aggregator $(DEMO_AGGREGATOR)
 
 lint: $(STAMP)

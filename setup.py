@@ -11,7 +11,7 @@ setup(
     long_description=Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     python_requires=">=3.11",
-    packages=find_packages(include=["exporter*", "aggregator*", "k8smon_common*"]),
+    packages=find_packages(include=["exporter*", "aggregator*", "k8smon_common*", "k8smon_cli*"]),
     # The dashboard's files (aggregator/ui/, served at /ui/) travel in the wheel: no build step, no CDN.
     package_data={"aggregator": ["openapi.json", "ui/*.*", "ui/vendor/*"]},
     install_requires=[
@@ -46,6 +46,7 @@ setup(
         "console_scripts": [
             "k8smon-exporter=exporter.__main__:main",
             "k8smon-aggregator=aggregator.__main__:main",
+            "k8smon=k8smon_cli.main:main",  # the `k8smon top` client: standard library only
         ],
     },
     classifiers=[

@@ -14,6 +14,7 @@ COPY setup.py pyproject.toml README.md ./
 COPY k8smon_common/ k8smon_common/
 COPY exporter/ exporter/
 COPY aggregator/ aggregator/
+COPY k8smon_cli/ k8smon_cli/
 RUN pip wheel --no-cache-dir --disable-pip-version-check --wheel-dir /wheels .
 
 # --- runtime: the wheels installed from a bind mount, so they never land in a layer -------------

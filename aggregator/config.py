@@ -6,6 +6,7 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
+from k8smon_common import __version__
 from k8smon_common.config import (
     HostPort,
     load_settings,
@@ -50,6 +51,24 @@ def parse_origins(text: str) -> tuple[str, ...]:
     return origins
 
 
+DEFAULT_SCRAPE_TIMEOUT = 4.0  # seconds, with the default 5-s interval
+TIMEOUT_SHARE = 0.8  # a derived timeout leaves a fifth of the interval before the next round
+
+
+def derived_defaults(interval: float) -> dict[str, float]:
+    """The interval-bound settings when not given, so `--scrape-interval` alone always starts.
+
+    Prometheus caps its default scrape_timeout at the scrape_interval in the same way. Timeout: 4 s
+    or 0.8 x the interval when shorter; staleness: 15 s or three intervals; liveness: 60 s or three
+    intervals, whichever is longer.
+    """
+    return {
+        "scrape_timeout": min(DEFAULT_SCRAPE_TIMEOUT, round(TIMEOUT_SHARE * interval, 6)),
+        "stale_after": max(15.0, 3 * interval),
+        "liveness_timeout": max(60.0, 3 * interval),
+    }
+
+
 @dataclass(frozen=True)
 class AggregatorSettings:
     """Everything `k8smon-aggregator` can be told; units are in each help text."""
@@ -84,9 +103,12 @@ class AggregatorSettings:
     scrape_interval: float = option(
         5.0, "seconds between scrape rounds", parse=parse_positive_float, metavar="SECONDS"
     )
+    # The three settings declared None are derived from --scrape-interval in __post_init__ when not
+    # given (derived_defaults), so a built settings object always holds numbers.
     scrape_timeout: float = option(
-        4.0,
-        "total deadline per exporter scrape, seconds (< scrape interval)",
+        None,
+        "total deadline per exporter scrape, seconds (< scrape interval); empty = "
+        f"{DEFAULT_SCRAPE_TIMEOUT:g}, capped at {TIMEOUT_SHARE:g} x --scrape-interval",
         parse=parse_positive_float,
         metavar="SECONDS",
     )
@@ -101,15 +123,17 @@ class AggregatorSettings:
         1000, "points kept per node and pod series", parse=parse_positive_int, metavar="N"
     )
     liveness_timeout: float = option(
-        60.0,
+        None,
         "seconds without a completed scrape round after which /healthz answers 503, so the liveness "
-        "probe restarts an aggregator whose scrape loop hangs (> --scrape-interval)",
+        "probe restarts an aggregator whose scrape loop hangs (> --scrape-interval); empty = 60, "
+        "at least 3 x --scrape-interval",
         parse=parse_positive_float,
         metavar="SECONDS",
     )
     stale_after: float = option(
-        15.0,
-        "seconds after which a pod not seen leaves current listings",
+        None,
+        "seconds after which a pod not seen leaves current listings; empty = 15, at least "
+        "3 x --scrape-interval",
         parse=parse_positive_float,
         metavar="SECONDS",
     )
@@ -187,6 +211,12 @@ class AggregatorSettings:
     log_level: str = option("INFO", "debug, info, warning or error", parse=parse_log_level, metavar="LEVEL")
     log_format: str = option("text", "text or json", parse=parse_choice("text", "json"), metavar="FORMAT")
 
+    def __post_init__(self) -> None:
+        # Settings left empty follow the interval; only explicit values that conflict are refused.
+        for name, value in derived_defaults(self.scrape_interval).items():
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, value)
+
     def validate(self) -> Iterator[str]:
         """Problems that involve more than one setting."""
         if self.scrape_timeout >= self.scrape_interval:
@@ -227,6 +257,7 @@ def load(argv: Sequence[str] | None, environ: Mapping[str, str]) -> AggregatorSe
         argv,
         environ,
         prog="k8smon-aggregator",
+        version=__version__,
         description="Discovers k8s-monitor exporters, scrapes them every few seconds into "
         "bounded series and serves a JSON API plus a federated /metrics.",
     )

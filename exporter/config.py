@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from exporter.host import DEFAULT_EXCLUDED_INTERFACES  # one list, owned by the reader that applies it
+from k8smon_common import __version__
 from k8smon_common.config import (
     HostPort,
     load_settings,
@@ -91,10 +92,12 @@ class ExporterSettings:
         "comma-separated namespaces whose pods are not exported (empty = none)",
         parse=parse_csv, metavar="NS,...",
     )
-    excluded_interfaces: tuple[str, ...] = option(
+    # Spelled like --exclude-namespaces; the seed's --excluded-interfaces still works.
+    exclude_interfaces: tuple[str, ...] = option(
         DEFAULT_EXCLUDED_INTERFACES,
         "comma-separated interface name globs left out of host network totals",
         parse=parse_csv, metavar="GLOB,...",
+        flag_aliases=("--excluded-interfaces",), env_aliases=("K8SMON_EXCLUDED_INTERFACES",),
     )
     container_metrics: bool = option(
         True, "export per-container families (k8smon_container_*, up to 7 series per container); "
@@ -140,5 +143,10 @@ class ExporterSettings:
 def load(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> ExporterSettings:
     """Parse flags and environment into settings; raises ConfigError listing every problem."""
     return load_settings(
-        ExporterSettings, argv, os.environ if environ is None else environ, prog=PROG, description=DESCRIPTION
+        ExporterSettings,
+        argv,
+        os.environ if environ is None else environ,
+        prog=PROG,
+        description=DESCRIPTION,
+        version=__version__,
     )

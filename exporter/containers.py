@@ -9,9 +9,9 @@ CRI-O's `crio-conmon-<id>.scope` is its monitor process, not a container, and is
 
 The container directory has the same name in every hierarchy, so one listing (unified, else cpuacct,
 else memory) names the containers and the pod's other hierarchies are joined with that name. Figures
-follow exporter/podstats.py's rules: CPU from v2 `cpu.stat` usage_usec where the unified tree has the
-container, else v1 `cpuacct.usage`; memory from v2 (`memory.current` - inactive_file) on pure v2
-pods, else from the v1 memory controller (usage_in_bytes - total_inactive_file).
+follow the pod's rules (exporter/cgroupusage.py): CPU from v2 `cpu.stat` usage_usec where the unified
+tree has the container, else v1 `cpuacct.usage`; memory from v2 (`memory.current` - inactive_file) on
+pure v2 pods, else from the v1 memory controller (usage_in_bytes - total_inactive_file).
 
 A container whose cgroup disappears mid-read (it exited, a restart) is left out of this cycle quietly:
 that is churn, not an error. Unexpected file contents cost that figure and are reported.
@@ -30,9 +30,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from exporter.cgroupusage import cpu_seconds, memory_bytes
 from exporter.model import ErrorSink, LogErrors, PodCgroup
 from exporter.podnet import read_text
-from exporter.podstats import stat_value
 
 _LOG_ERRORS = LogErrors()
 _CONTAINER_DIR = re.compile(r"^(?:cri-containerd-|crio-|docker-)?([0-9a-f]{64})(?:\.scope)?$")
@@ -128,48 +128,14 @@ class ContainerReader:
         return None
 
 
-def _read(container: ContainerCgroup, key: str, name: str) -> str | None:
-    """A file of the container's `key` directory; None when that hierarchy or file is not there;
-    FileNotFoundError when the container directory itself is gone."""
-    directory = container.paths.get(key)
-    if directory is None:
-        return None
-    try:
-        return read_text(os.path.join(directory, name))
-    except FileNotFoundError:
-        if not os.path.isdir(directory):
-            raise
-        return None  # the kernel has no such file here: the next source
-
-
 def _cpu_seconds(c: ContainerCgroup) -> float | None:
-    try:
-        text = _read(c, "unified", "cpu.stat")
-    except FileNotFoundError:
-        if "cpuacct" not in c.paths:
-            raise
-        text = None  # hybrid node, runtime without a unified mirror of the container: v1 below
-    if text is not None:
-        return stat_value(text, "usage_usec") / 1e6
-    text = _read(c, "cpuacct", "cpuacct.usage")
-    return int(text) / 1e9 if text is not None else None
+    # The container's directory is joined by name into every hierarchy of its pod: a hybrid node's
+    # runtime may have no unified mirror of it, then v1 cpuacct.
+    return cpu_seconds(c.paths, v1_when_unified_gone=True)
 
 
 def _memory(c: ContainerCgroup, *, v2: bool) -> tuple[int, int] | None:
-    if v2:
-        current, stat, inactive_key = _read(c, "unified", "memory.current"), None, "inactive_file"
-        if current is not None:
-            stat = _read(c, "unified", "memory.stat")
-    else:
-        current = _read(c, "memory", "memory.usage_in_bytes")
-        stat, inactive_key = None, "total_inactive_file"
-        if current is not None:
-            stat = _read(c, "memory", "memory.stat")
-    if current is None:
-        return None
-    usage = int(current)
-    inactive = stat_value(stat, inactive_key) if stat is not None else 0
-    return usage, max(0, usage - inactive)
+    return memory_bytes(c.paths, ("unified",) if v2 else ("memory",))
 
 
 class SandboxCheck:

@@ -1,10 +1,7 @@
 """Read one pod's cumulative CPU, memory, disk and network figures from its cgroups and /proc.
 
 Which file each figure comes from (the first that exists in the pod's cgroup directories):
-- CPU seconds: v2 `cpu.stat` usage_usec (always present in a cgroup2 tree, even on hybrid nodes where
-  the cpu controller is bound to v1), else v1 `cpuacct.usage` (ns).
-- Memory: v2 `memory.current` and `memory.stat` inactive_file, else v1 `memory.usage_in_bytes` and
-  `memory.stat` total_inactive_file; working set = max(0, usage - inactive_file) as kubelet defines it.
+- CPU seconds and memory: exporter/cgroupusage.py (the rules the pod's containers share).
 - Disk: v2 `io.stat` rbytes/wbytes per device, else v1 blkio (throttle recursive, then the CFQ
   recursive file, then throttle non-recursive), `Read`/`Write` lines per device; only whole physical
   disks count (exporter/blockdev.py: not partitions, not dm/md stacked on a disk that the kernel lists
@@ -29,6 +26,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from exporter.blockdev import BlockDevices
+from exporter.cgroupusage import cpu_seconds, memory_bytes, read_cgroup_file, stat_value
 from exporter.model import DiskCounters, ErrorSink, LogErrors, NetCounters, PodCgroup, PodUsage
 from exporter.podnet import PodNetworkReader, PodVanished, read_text
 
@@ -89,26 +87,16 @@ class PodStatsReader:
     # --- CPU, memory, disk: files in the pod's cgroup directories ---------------------------------
 
     def _cpu_seconds(self, cg: PodCgroup) -> float | None:
-        text = _read_optional(cg, "unified", "cpu.stat")
-        if text is not None:
-            return stat_value(text, "usage_usec") / 1e6
-        text = _read_optional(cg, "cpuacct", "cpuacct.usage")
-        return int(text) / 1e9 if text is not None else None
+        try:
+            return cpu_seconds(cg.paths)
+        except FileNotFoundError as exc:
+            raise _vanished(exc) from exc
 
     def _memory(self, cg: PodCgroup) -> tuple[int, int] | None:
-        current = _read_optional(cg, "unified", "memory.current")
-        if current is not None:
-            stat = _read_optional(cg, "unified", "memory.stat")
-            inactive_key = "inactive_file"
-        else:
-            current = _read_optional(cg, "memory", "memory.usage_in_bytes")
-            if current is None:
-                return None
-            stat = _read_optional(cg, "memory", "memory.stat")
-            inactive_key = "total_inactive_file"
-        usage = int(current)
-        inactive = stat_value(stat, inactive_key) if stat is not None else 0
-        return usage, max(0, usage - inactive)
+        try:
+            return memory_bytes(cg.paths)
+        except FileNotFoundError as exc:
+            raise _vanished(exc) from exc
 
     def _disk(self, cg: PodCgroup) -> dict[str, DiskCounters] | None:
         """Whole physical disks by "MAJ:MIN" -> the pod's cumulative bytes on them."""
@@ -133,29 +121,15 @@ def _read_optional(cg: PodCgroup, key: str, name: str) -> str | None:
     """A file of the pod's `key` directory; None when the pod has no such directory or the kernel no such
     file (a controller not enabled there is the node's configuration, not a failure); PodVanished when
     the directory itself went away."""
-    directory = cg.paths.get(key)
-    if directory is None:
-        return None
     try:
-        return read_text(os.path.join(directory, name))
+        return read_cgroup_file(cg.paths, key, name)
     except FileNotFoundError as exc:
-        if not os.path.isdir(directory):
-            raise PodVanished(f"{directory} is gone") from exc
-        return None
+        raise _vanished(exc) from exc
 
 
-def stat_value(text: str, key: str) -> int:
-    """The value of `key` in `key value` lines (cpu.stat, memory.stat); KeyError when absent.
-
-    Looks the one key up instead of parsing all ~40 lines of memory.stat; matches at line starts only,
-    so `inactive_file` never finds `total_inactive_file`.
-    """
-    needle = key + " "
-    start = 0 if text.startswith(needle) else text.find("\n" + needle) + 1
-    if start == 0 and not text.startswith(needle):
-        raise KeyError(key)
-    end = text.find("\n", start)
-    return int(text[start + len(needle):end if end >= 0 else None])
+def _vanished(exc: FileNotFoundError) -> PodVanished:
+    """read_cgroup_file's FileNotFoundError for a directory that went away, as the pod vanishing."""
+    return PodVanished(f"{os.path.dirname(exc.filename or '')} is gone")
 
 
 def io_stat_devices(text: str) -> dict[str, DiskCounters]:

@@ -15,6 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from exporter.collector import SnapshotCollector, package_version
 from exporter.snapshot import Snapshot
 from k8smon_common.contract import NO_SAMPLE_YET
+from k8smon_common.http_api import ApiError, add_routes, iso, serialize_error
 
 log = logging.getLogger(__name__)
 LatestSnapshot = Callable[[], Snapshot | None]
@@ -100,18 +101,19 @@ class HealthResource:
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         snapshot = self._latest()
         if snapshot is None:
-            resp.status = falcon.HTTP_503
-            resp.media = {"status": "starting", "detail": "no sample taken yet"}
-            return
+            # The shared error shape (error + description), with `status` kept for existing probes.
+            raise ApiError(
+                falcon.HTTP_503, error="starting", description="no sample taken yet", status="starting"
+            )
         age = round(self._now() - snapshot.timestamp, 3)
         if self._liveness_timeout is not None and age > self._liveness_timeout:
-            resp.status = falcon.HTTP_503
-            resp.media = {
-                "status": "stalled",
-                "detail": f"no new sample for {age:g}s (--liveness-timeout {self._liveness_timeout:g}s)",
-                "sample_age_seconds": age,
-            }
-            return
+            raise ApiError(
+                falcon.HTTP_503,
+                error="stalled",
+                description=f"no new sample for {age:g}s (--liveness-timeout {self._liveness_timeout:g}s)",
+                status="stalled",
+                sample_age_seconds=age,
+            )
         resp.media = {"status": "ok", "sample_age_seconds": age}
 
 
@@ -133,7 +135,7 @@ class StatusResource:
         }
         if snapshot is not None:
             doc["sample"] = {
-                "timestamp": snapshot.timestamp,
+                "timestamp": iso(snapshot.timestamp),  # ISO-8601 like every time the aggregator serves
                 "duration_seconds": snapshot.duration_seconds,
                 "pods": len(snapshot.pods),
                 "kube_connected": snapshot.kube_connected,
@@ -149,7 +151,11 @@ def _internal_error(
     if isinstance(ex, falcon.HTTPError):
         raise ex
     log.exception("unhandled error serving %s %s", req.method, req.path)
-    raise falcon.HTTPInternalServerError(title="internal error", description=type(ex).__name__) from ex
+    raise ApiError(
+        falcon.HTTP_500,
+        error="internal_error",
+        description=f"the exporter failed to answer ({type(ex).__name__}); the error is logged",
+    ) from ex
 
 
 def create_app(
@@ -169,7 +175,13 @@ def create_app(
         registry.register(SnapshotCollector(latest))
     app = falcon.App()
     app.add_error_handler(Exception, _internal_error)
-    app.add_route("/metrics", MetricsResource(registry, latest))
-    app.add_route("/healthz", HealthResource(latest, liveness_timeout=liveness_timeout))
-    app.add_route("/", StatusResource(latest, node=node))
+    app.set_error_serializer(serialize_error)  # {"error", "description"}, as the aggregator answers
+    add_routes(
+        app,
+        [
+            ("/metrics", MetricsResource(registry, latest)),
+            ("/healthz", HealthResource(latest, liveness_timeout=liveness_timeout)),
+            ("/", StatusResource(latest, node=node)),
+        ],
+    )
     return app

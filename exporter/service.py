@@ -35,7 +35,7 @@ def default_readers(
 
     return (
         HostReader(proc_root=settings.proc_root, sys_root=settings.sys_root, rootfs=settings.rootfs,
-                   excluded_interfaces=settings.excluded_interfaces, errors=errors),
+                   excluded_interfaces=settings.exclude_interfaces, errors=errors),
         PodCgroupFinder(cgroup_root=settings.cgroup_root, errors=errors),
         PodStatsReader(proc_root=settings.proc_root, sys_root=settings.sys_root, errors=errors),
     )

@@ -44,12 +44,22 @@ def option(
     *,
     parse: Callable[[str], Any] = str,
     env_aliases: Sequence[str] = (),
+    flag_aliases: Sequence[str] = (),
     metavar: str | None = None,
 ) -> Any:
-    """Declare one setting: its default, its help text (with unit) and how to parse a string value."""
+    """Declare one setting: its default, its help text (with unit) and how to parse a string value.
+
+    `flag_aliases` (e.g. "--old-name") and `env_aliases` keep older spellings working.
+    """
     return dataclasses.field(
         default=default,
-        metadata={"help": help, "parse": parse, "env_aliases": tuple(env_aliases), "metavar": metavar},
+        metadata={
+            "help": help,
+            "parse": parse,
+            "env_aliases": tuple(env_aliases),
+            "flag_aliases": tuple(flag_aliases),
+            "metavar": metavar,
+        },
     )
 
 
@@ -167,19 +177,24 @@ def _format_default(value: Any) -> str:
     return str(value)
 
 
-def build_parser(cls: type, *, prog: str, description: str) -> argparse.ArgumentParser:
+def build_parser(
+    cls: type, *, prog: str, description: str, version: str | None = None
+) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog,
         description=description,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=f"Every flag can also be set as an environment variable: --foo-bar is {ENV_PREFIX}FOO_BAR.",
     )
+    if version is not None:
+        parser.add_argument("--version", action="version", version=f"{prog} {version}")
     for f in dataclasses.fields(cls):
         meta = f.metadata
         envs = ", ".join((env_name(f.name), *meta["env_aliases"]))
         default = _format_default(f.default)
         parser.add_argument(
             flag_name(f.name),
+            *meta["flag_aliases"],
             dest=f.name,
             default=None,
             metavar=meta["metavar"] or f.name.split("_")[-1].upper(),
@@ -195,9 +210,13 @@ def load_settings(
     *,
     prog: str,
     description: str,
+    version: str | None = None,
 ) -> T:
-    """Build `cls` from flags, then env vars, then defaults; raise ConfigError listing every problem."""
-    parser = build_parser(cls, prog=prog, description=description)
+    """Build `cls` from flags, then env vars, then defaults; raise ConfigError listing every problem.
+
+    With `version`, `--version` prints "<prog> <version>" and exits 0 (argparse's SystemExit).
+    """
+    parser = build_parser(cls, prog=prog, description=description, version=version)
     args = parser.parse_args(list(argv) if argv is not None else None)
     values: dict[str, Any] = {}
     problems: list[str] = []
@@ -233,8 +252,9 @@ def markdown_table(cls: type) -> str:
     for f in dataclasses.fields(cls):
         meta = f.metadata
         envs = ", ".join(f"`{e}`" for e in (env_name(f.name), *meta["env_aliases"]))
+        flags = ", ".join(f"`{flag}`" for flag in (flag_name(f.name), *meta["flag_aliases"]))
         default = _format_default(f.default)
-        rows.append(f"| `{flag_name(f.name)}` | {envs} | `{default}` | {meta['help']} |")
+        rows.append(f"| {flags} | {envs} | `{default}` | {meta['help']} |")
     return "\n".join(rows)
 
 

@@ -59,7 +59,7 @@ def test_every_bad_value_is_reported_at_once() -> None:
     ("argv", "fragment"),
     [
         (["--scrape-interval", "2", "--scrape-timeout", "2"], "--scrape-timeout"),
-        (["--scrape-interval", "20", "--scrape-timeout", "4"], "--stale-after"),
+        (["--scrape-interval", "20", "--stale-after", "15"], "--stale-after"),
         (["--max-response-bytes", "100"], "--max-response-bytes"),
         (["--targets", "127.0.0.1:0"], "needs a port"),
     ],
@@ -103,3 +103,47 @@ def test_help_lists_every_flag() -> None:
                           text=True, timeout=60, check=True)
     for flag in ("--listen", "--targets", "--discovery-mode", "--scrape-timeout", "--ingest-token"):
         assert flag in proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("interval", "timeout", "stale", "liveness"),
+    [("5", 4.0, 15.0, 60.0), ("1", 0.8, 15.0, 60.0), ("0.5", 0.4, 15.0, 60.0), ("60", 4.0, 180.0, 180.0)],
+)
+def test_an_interval_alone_starts_with_derived_timeouts(
+    interval: str, timeout: float, stale: float, liveness: float
+) -> None:
+    """--scrape-interval 1 used to be refused: the 4-s default timeout was longer. Settings left
+    empty now follow the interval (Prometheus caps its default scrape_timeout the same way)."""
+    s = load(["--scrape-interval", interval], {})
+    assert (s.scrape_timeout, s.stale_after, s.liveness_timeout) == (timeout, stale, liveness)
+    assert load([], {"K8SMON_SCRAPE_INTERVAL": interval}).scrape_timeout == timeout
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "fragment"),
+    [
+        (["--scrape-interval", "1", "--scrape-timeout", "4"], {}, "--scrape-timeout (4s) must be shorter"),
+        (["--scrape-interval", "1"], {"K8SMON_SCRAPE_TIMEOUT": "1"}, "--scrape-timeout (1s)"),
+        (["--scrape-interval", "60", "--stale-after", "15"], {}, "--stale-after (15s)"),
+        (["--scrape-interval", "60", "--liveness-timeout", "60"], {}, "--liveness-timeout (60s)"),
+    ],
+)
+def test_only_an_explicit_conflict_is_refused(argv: list[str], env: dict[str, str], fragment: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load(argv, env)
+    assert fragment in str(info.value)
+    assert len(info.value.problems) == 1
+
+
+def test_cli_starts_with_only_a_short_interval(tmp_path: Path) -> None:
+    """`k8smon-aggregator --scrape-interval 1` serves (it used to exit 2 at once)."""
+    proc = subprocess.Popen([sys.executable, "-m", "aggregator", "--listen", "127.0.0.1:0",
+                             "--targets", "127.0.0.1:9", "--scrape-interval", "1"],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        with pytest.raises(subprocess.TimeoutExpired):
+            proc.wait(timeout=3)  # still running: the settings were accepted
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -29,6 +28,7 @@ from aggregator.parser import parse_reference
 from aggregator.service import Aggregator
 from tests.kube import FakeKube, objects
 from tests.support import free_port, wait_until
+from tests.support.fixture_pods import create_fixture_pods, fixture_uids
 
 ROOT = Path(__file__).resolve().parent.parent
 NODES_DIR = ROOT / "tests" / "fixtures" / "nodes"
@@ -36,13 +36,6 @@ NS, SVC = "k8s-monitor", "k8s-monitor-exporter"
 INTERVAL, TIMEOUT = 1.0, 0.6
 HOSTS = {"node-a": "127.0.0.2", "node-b": "127.0.0.3", "node-c": "127.0.0.4"}
 EXTRA_HOST = "127.0.0.5"
-
-
-def fixture_uids(node: str) -> list[str]:
-    """Pod UIDs in a recorded cgroup tree (systemd drivers write them with underscores)."""
-    found = {m.group(1).replace("_", "-") for p in (NODES_DIR / node / "cgroup").rglob("*pod*")
-             for m in [re.search(r"pod([0-9a-f_-]{36})", p.name)] if m}
-    return sorted(found)
 
 
 def get(url: str, timeout: float = 5) -> Any:
@@ -104,29 +97,12 @@ class Cluster:
         return None
 
 
-def _create_pods(kube: FakeKube) -> None:
-    kube.create(objects.namespace("shop"))
-    kube.create(objects.namespace("search"))
-    web = kube.create(objects.deployment("web", "shop"))
-    api = kube.create(objects.deployment("api", "search"))
-    web_rs = kube.create(objects.replicaset("web-5d4f8", "shop", deployment=web))
-    api_rs = kube.create(objects.replicaset("api-7c9b2", "search", deployment=api))
-    for node in HOSTS:
-        for i, uid in enumerate(fixture_uids(node)):
-            if i % 3 == 0:
-                kube.create(objects.pod(f"web-5d4f8-{node}-{i}", "shop", node=node, uid=uid, owner=web_rs))
-            elif i % 3 == 1:
-                kube.create(objects.pod(f"debug-{node}-{i}", "shop", node=node, uid=uid))
-            else:
-                kube.create(objects.pod(f"api-7c9b2-{node}-{i}", "search", node=node, uid=uid, owner=api_rs))
-
-
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     logs = tmp_path_factory.mktemp("e2e")
     port = free_port("127.0.0.2")
     with FakeKube() as kube:
-        _create_pods(kube)
+        create_fixture_pods(kube, HOSTS)
         settings = load(["--listen", "127.0.0.1:0", "--kubeconfig", str(kube.kubeconfig),
                          "--scrape-interval", str(INTERVAL), "--scrape-timeout", str(TIMEOUT),
                          "--stale-after", "3"], {})

@@ -3,13 +3,11 @@ reader and scraper ClusterRoles; rendered, validated, and the settings the workl
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from aggregator.config import load as load_aggregator
 from exporter.config import load as load_exporter
-from tests.support.deploy import DEPLOY, Obj, assert_valid, find, literal_env, render
+from tests.support.deploy import DEPLOY, Obj, assert_valid, find, literal_env, render, render_with_components
 from tests.test_deploy_manifests import AGGREGATOR, EXPORTER, NAMESPACE, SCHEMA_VERSIONS
 
 COMPONENT = DEPLOY / "overlays" / "auth"
@@ -17,11 +15,7 @@ COMPONENT = DEPLOY / "overlays" / "auth"
 
 @pytest.fixture(scope="module")
 def objs(tmp_path_factory: pytest.TempPathFactory) -> list[Obj]:
-    user = tmp_path_factory.mktemp("my-monitor")
-    (user / "kustomization.yaml").write_text(
-        f"resources:\n  - {os.path.relpath(DEPLOY, user)}\n"
-        f"components:\n  - {os.path.relpath(COMPONENT, user)}\n")
-    return render(user)
+    return render_with_components(tmp_path_factory.mktemp("my-monitor"), COMPONENT)
 
 
 @pytest.mark.parametrize("version", SCHEMA_VERSIONS)

@@ -4,7 +4,6 @@ fake API server, configured by the rendered Deployment's env)."""
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -15,7 +14,17 @@ from aggregator.config import load
 from aggregator.service import Aggregator
 from tests.kube import FakeKube, objects
 from tests.support import wait_until
-from tests.support.deploy import DEPLOY, Obj, assert_valid, container_port, find, literal_env, render
+from tests.support.deploy import (
+    DEPLOY,
+    Obj,
+    assert_valid,
+    container_port,
+    find,
+    literal_env,
+    object_key,
+    render,
+    render_with_components,
+)
 from tests.test_deploy_manifests import AGGREGATOR, NAMESPACE, SCHEMA_VERSIONS
 from tests.test_rbac_calls import Permission, allows
 
@@ -34,20 +43,12 @@ BUILTIN = {
 
 @pytest.fixture(scope="module")
 def objs(tmp_path_factory: pytest.TempPathFactory) -> list[Obj]:
-    user = tmp_path_factory.mktemp("my-monitor")
-    (user / "kustomization.yaml").write_text(
-        f"resources:\n  - {os.path.relpath(DEPLOY, user)}\n"
-        f"components:\n  - {os.path.relpath(COMPONENT, user)}\n")
-    return render(user)
-
-
-def _key(o: Obj) -> tuple[str, str, str | None]:
-    return o["kind"], o["metadata"]["name"], o["metadata"].get("namespace")
+    return render_with_components(tmp_path_factory.mktemp("my-monitor"), COMPONENT)
 
 
 def test_component_adds_the_api_objects_and_changes_only_the_aggregator(objs: list[Obj]) -> None:
-    base = {_key(o): o for o in render(DEPLOY)}
-    got = {_key(o): o for o in objs}
+    base = {object_key(o): o for o in render(DEPLOY)}
+    got = {object_key(o): o for o in objs}
     assert set(got) - set(base) == {
         ("APIService", "v1beta1.metrics.k8s.io", None), ("APIService", "v1.metrics.k8s.io", None),
         ("Service", "k8s-monitor-metrics-api", NAMESPACE),

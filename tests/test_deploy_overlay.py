@@ -7,13 +7,21 @@ its own outside deploy/ that names deploy/ as a resource and the component.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
 from aggregator.config import load
-from tests.support.deploy import DEPLOY, Obj, assert_valid, find, pod_spec, render
+from tests.support.deploy import (
+    DEPLOY,
+    Obj,
+    assert_valid,
+    find,
+    object_key,
+    pod_spec,
+    render,
+    render_with_components,
+)
 from tests.test_deploy_manifests import AGGREGATOR, NAMESPACE, SCHEMA_VERSIONS
 
 OVERLAY = DEPLOY / "overlays" / "persistence"
@@ -22,20 +30,12 @@ CLAIM = "k8s-monitor-aggregator-state"
 
 @pytest.fixture(scope="module")
 def objs(tmp_path_factory: pytest.TempPathFactory) -> list[Obj]:
-    user = tmp_path_factory.mktemp("my-monitor")
-    base = os.path.relpath(DEPLOY, user)
-    (user / "kustomization.yaml").write_text(
-        f"resources:\n  - {base}\ncomponents:\n  - {os.path.relpath(OVERLAY, user)}\n")
-    return render(user)
-
-
-def _key(o: Obj) -> tuple[str, str, str | None]:
-    return o["kind"], o["metadata"]["name"], o["metadata"].get("namespace")
+    return render_with_components(tmp_path_factory.mktemp("my-monitor"), OVERLAY)
 
 
 def test_overlay_adds_only_the_claim_and_changes_only_the_aggregator(objs: list[Obj]) -> None:
-    base = {_key(o): o for o in render(DEPLOY)}
-    got = {_key(o): o for o in objs}
+    base = {object_key(o): o for o in render(DEPLOY)}
+    got = {object_key(o): o for o in objs}
     assert set(got) - set(base) == {("PersistentVolumeClaim", CLAIM, NAMESPACE)}
     assert set(base) - set(got) == set()
     changed = {k for k in base if base[k] != got[k]}

@@ -42,7 +42,7 @@ def values(roots: dict[str, str]) -> dict[str, tuple[str, object]]:
         "liveness_timeout": ("30", 30.0),
         "kubeconfig": (roots["kubeconfig"], roots["kubeconfig"]),
         "exclude_namespaces": ("a, b,,c", ("a", "b", "c")),
-        "excluded_interfaces": ("lo,eth9*", ("lo", "eth9*")),
+        "exclude_interfaces": ("lo,eth9*", ("lo", "eth9*")),
         "container_metrics": ("false", False),
         "auth": ("kubernetes", "kubernetes"),
         "log_level": ("debug", "DEBUG"),
@@ -57,8 +57,8 @@ def test_defaults_match_the_fixed_names() -> None:
     assert s.interval == 5.0 and s.liveness_timeout == 60.0
     assert s.kubeconfig == ""
     assert s.exclude_namespaces == ("kube-system", "kube-public")
-    assert s.excluded_interfaces == DEFAULT_EXCLUDED_INTERFACES
-    assert "veth*" in s.excluded_interfaces and "cali*" in s.excluded_interfaces
+    assert s.exclude_interfaces == DEFAULT_EXCLUDED_INTERFACES
+    assert "veth*" in s.exclude_interfaces and "cali*" in s.exclude_interfaces
     assert s.log_format == "text"
     assert s.container_metrics is True
     assert s.node == socket.gethostname()
@@ -136,3 +136,25 @@ def test_readme_has_the_current_settings_table() -> None:
     assert markdown_table(ExporterSettings) in section.group(1), (
         "README's exporter settings table is stale: paste markdown_table(ExporterSettings) into it"
     )
+
+
+def test_interfaces_flag_is_spelled_like_namespaces_and_the_old_spelling_still_works() -> None:
+    """--exclude-interfaces matches --exclude-namespaces; --excluded-interfaces (and its env var) stay."""
+    assert load(["--exclude-interfaces", "lo,eth9*"], {}).exclude_interfaces == ("lo", "eth9*")
+    assert load(["--excluded-interfaces", "lo,eth8*"], {}).exclude_interfaces == ("lo", "eth8*")
+    assert load([], {"K8SMON_EXCLUDED_INTERFACES": "eth7"}).exclude_interfaces == ("eth7",)
+    assert load([], {"K8SMON_EXCLUDE_INTERFACES": "eth6", "K8SMON_EXCLUDED_INTERFACES": "eth7"}) \
+        .exclude_interfaces == ("eth6",)  # the current name wins over the alias
+    table = markdown_table(ExporterSettings)
+    assert "| `--exclude-interfaces`, `--excluded-interfaces` |" in table
+    assert "`--exclude-namespaces`" in table
+
+
+@pytest.mark.parametrize("module", ["exporter", "aggregator"])
+def test_cli_prints_its_version(module: str) -> None:
+    from k8smon_common import __version__
+
+    proc = subprocess.run([sys.executable, "-m", module, "--version"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == f"k8smon-{module} {__version__}"

@@ -128,7 +128,7 @@ def test_unexpected_error_is_a_json_500(holder: Holder) -> None:
     client = falcon.testing.TestClient(create_app(latest=broken, node="n"))
     resp = client.simulate_get("/healthz")
     assert resp.status_code == 500
-    assert resp.json["title"] == "internal error"
+    assert resp.json["error"] == "internal_error" and "RuntimeError" in resp.json["description"]
 
 
 def test_real_waitress_server_serves_and_promtool_accepts_it(holder: Holder) -> None:

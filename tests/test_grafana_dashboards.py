@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import re
 import sys
 from pathlib import Path
@@ -19,7 +18,7 @@ import pytest
 import yaml
 
 from tests.support import require
-from tests.support.deploy import DEPLOY, REPO, Obj, assert_valid, render
+from tests.support.deploy import DEPLOY, REPO, Obj, assert_valid, object_key, render, render_with_components
 from tests.test_deploy_manifests import NAMESPACE, SCHEMA_VERSIONS
 
 GRAFANA = DEPLOY / "grafana"
@@ -168,17 +167,12 @@ def test_pod_figures_are_deduplicated_across_scrape_jobs() -> None:
 @pytest.fixture(scope="module")
 def objs(tmp_path_factory: pytest.TempPathFactory) -> list[Obj]:
     """deploy/ plus the Component, rendered from a kustomization of the operator's own, as documented."""
-    user = tmp_path_factory.mktemp("my-monitor")
-    (user / "kustomization.yaml").write_text(
-        f"resources:\n  - {os.path.relpath(DEPLOY, user)}\n"
-        f"components:\n  - {os.path.relpath(GRAFANA, user)}\n")
-    return render(user)
+    return render_with_components(tmp_path_factory.mktemp("my-monitor"), GRAFANA)
 
 
 def test_component_adds_one_labelled_configmap_per_dashboard(objs: list[Obj]) -> None:
-    key = lambda o: (o["kind"], o["metadata"]["name"], o["metadata"].get("namespace"))  # noqa: E731
-    base = {key(o): o for o in render(DEPLOY)}
-    got = {key(o): o for o in objs}
+    base = {object_key(o): o for o in render(DEPLOY)}
+    got = {object_key(o): o for o in objs}
     assert {k: v for k, v in got.items() if k in base} == base, "the component changes only what it adds"
     added = [got[k] for k in set(got) - set(base)]
     assert {o["kind"] for o in added} == {"ConfigMap"}

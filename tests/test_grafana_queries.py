@@ -36,14 +36,19 @@ import yaml
 
 from aggregator.config import load
 from aggregator.service import Aggregator
-from tests.kube import FakeKube, objects
+from tests.kube import FakeKube
 from tests.support import free_port, require_tool, wait_until
 from tests.support.deploy import DEPLOY, REPO
+from tests.support.fixture_pods import create_fixture_pods, fixture_uids
 from tests.support.live_tree import LiveTree, Ticker
 
 NODES_DIR = REPO / "tests" / "fixtures" / "nodes"
 DASHBOARDS = sorted((DEPLOY / "grafana" / "dashboards").glob("*.json"))
 RULES = DEPLOY / "prometheus" / "rules.yml"
+# shop/web-* pods have requests and limits, search/api-* requests only, shop/debug-* neither
+LIMITED = [{"name": "app", "requests": {"cpu": "250m", "memory": "128Mi"},
+           "limits": {"cpu": "1", "memory": "1Gi"}}]
+REQUESTED = [{"name": "app", "requests": {"cpu": "100m", "memory": "64Mi"}}]
 HOSTS = {"node-a": "127.0.0.2", "node-b": "127.0.0.3", "node-c": "127.0.0.4"}
 TOKEN = "i14-push-token"
 PUSHED = [("checkout", f"cart-{i}", "cart") for i in range(3)] + [("checkout", "batch-0", "")]
@@ -64,36 +69,6 @@ RANGES: dict[str, tuple[float, float]] = {
 MAY_BE_ZERO = {"bool_yes_no"}
 # Prometheus scraping the exporters, the aggregator's federated /metrics, or both at once.
 MODES = ("direct", "federated", "both")
-
-
-def fixture_uids(node: str) -> list[str]:
-    """Pod UIDs in a recorded cgroup tree (systemd drivers write them with underscores)."""
-    found = {m.group(1).replace("_", "-") for p in (NODES_DIR / node / "cgroup").rglob("*pod*")
-             for m in [re.search(r"pod([0-9a-f_-]{36})", p.name)] if m}
-    return sorted(found)
-
-
-def _create_pods(kube: FakeKube) -> None:
-    """shop/web-* (Deployment, requests and limits), shop/debug-* (bare), search/api-* (requests only)."""
-    kube.create(objects.namespace("shop"))
-    kube.create(objects.namespace("search"))
-    web = kube.create(objects.deployment("web", "shop"))
-    api = kube.create(objects.deployment("api", "search"))
-    web_rs = kube.create(objects.replicaset("web-5d4f8", "shop", deployment=web))
-    api_rs = kube.create(objects.replicaset("api-7c9b2", "search", deployment=api))
-    limited = [{"name": "app", "requests": {"cpu": "250m", "memory": "128Mi"},
-                "limits": {"cpu": "1", "memory": "1Gi"}}]
-    requested = [{"name": "app", "requests": {"cpu": "100m", "memory": "64Mi"}}]
-    for node in HOSTS:
-        for i, uid in enumerate(fixture_uids(node)):
-            if i % 3 == 0:
-                kube.create(objects.pod(f"web-5d4f8-{node}-{i}", "shop", node=node, uid=uid, owner=web_rs,
-                                        containers=limited))
-            elif i % 3 == 1:
-                kube.create(objects.pod(f"debug-{node}-{i}", "shop", node=node, uid=uid))
-            else:
-                kube.create(objects.pod(f"api-7c9b2-{node}-{i}", "search", node=node, uid=uid, owner=api_rs,
-                                        containers=requested))
 
 
 def _post(url: str, body: dict[str, Any]) -> int:
@@ -158,7 +133,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     port = free_port("127.0.0.2")
     procs: list[subprocess.Popen[bytes]] = []
     with FakeKube() as kube, Ticker(trees):
-        _create_pods(kube)
+        create_fixture_pods(kube, HOSTS, web_containers=LIMITED, api_containers=REQUESTED)
         try:
             for (node, host), tree in zip(HOSTS.items(), trees, strict=True):
                 with (tmp / f"exporter-{node}.log").open("wb") as log:

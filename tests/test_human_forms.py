@@ -67,7 +67,7 @@ def test_rate_is_size_per_second() -> None:
     [
         (0, "0 cores"),
         (2530, "2.53 cores"),
-        (1000, "1 cores"),
+        (1000, "1 core"),
         (250, "0.25 cores"),
         (12.345, "0.0123 cores"),
         (0.01, "0.00001 cores"),  # an idle pod: small, but never "1e-05"

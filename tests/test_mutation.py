@@ -81,7 +81,7 @@ def test_docs_show_a_score_for_every_module() -> None:
         ("aggregator.rates.x_counter_delta__mutmut_7", "aggregator/rates.py", "counter_delta"),
         ("aggregator.rates.xǁCounterTrackerǁupdate__mutmut_25", "aggregator/rates.py",
          "CounterTracker.update"),
-        ("aggregator.api.human.x__figures__mutmut_3", "aggregator/api/human.py", "_figures"),
+        ("aggregator.api.human.x__sig3__mutmut_3", "aggregator/api/human.py", "_sig3"),
     ],
 )
 def test_mutant_names_map_to_functions(mutant: str, module: str, function: str) -> None:

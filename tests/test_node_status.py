@@ -15,6 +15,7 @@ import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
+from aggregator.discovery import StaticDiscovery
 from tests.handmade_exporter import DrivenService, HandmadeExporter
 from tests.test_store import Clock
 
@@ -22,29 +23,19 @@ T0 = 1_760_000_000.0
 AUTH = {"Authorization": "Bearer t0ken", "Content-Type": "application/json"}
 
 
-class MovingTargets:
-    """Discovery whose targets the test changes (KubeDiscovery's own handling of Endpoints removals is
-    tested in test_discovery.py; this is what the scrape service does with them)."""
+class MovingTargets(StaticDiscovery):
+    """Discovery whose targets (and the nodes they name) the test changes; the rest is StaticDiscovery's
+    (KubeDiscovery's own handling of Endpoints removals is tested in test_discovery.py; this is what the
+    scrape service does with them)."""
 
     mode = "endpoints"
 
     def __init__(self, targets: Mapping[str, str | None]) -> None:
+        super().__init__(())
         self.current = dict(targets)
 
     def targets(self) -> Mapping[str, str | None]:
         return dict(self.current)
-
-    def not_ready(self) -> Mapping[str, str | None]:
-        return {}
-
-    def answered(self) -> bool:
-        return True
-
-    def start(self) -> None:
-        """Nothing to start."""
-
-    def stop(self) -> None:
-        """Nothing to stop."""
 
 
 def _node_lines(metrics: str, node: str) -> list[str]:

@@ -20,7 +20,7 @@ from exporter.cgroups import PodCgroupFinder
 from exporter.model import PodCgroup, PodUsage
 from exporter.podstats import PodStatsReader
 from tests.support import require, require_root, wait_until
-from tests.support.cgroups import FakeKubelet, FakePod, RecordingErrors, cgroups_writable, prioritise
+from tests.support.cgroups import HOLDER, FakeKubelet, FakePod, RecordingErrors, cgroups_writable, prioritise
 from tests.support.netns import netns_pair
 
 pytestmark = pytest.mark.root
@@ -38,15 +38,6 @@ w0, c0 = time.monotonic(), time.process_time()
 while True:
     if time.process_time() - c0 >= duty * (time.monotonic() - w0):
         time.sleep(0.002)
-"""
-# Allocates and touches N bytes of anonymous memory after "go", then holds it.
-HOLDER = """
-import sys
-n = int(sys.argv[1])
-sys.stdin.readline()
-block = bytearray(b"\\x01") * n
-print("held", flush=True)
-sys.stdin.readline()
 """
 # In the pod's namespace: after "go", send K bytes to the peer and read K back, then report and wait.
 CLIENT = """

@@ -22,6 +22,7 @@ from aggregator.ingest import MAX_BODY_BYTES, MAX_PUSH_SKEW, PushIngest
 from aggregator.model import StatusProvider
 from aggregator.stats import AggregatorStats
 from aggregator.store import Store
+from k8smon_common import http_api
 
 
 def json_handler() -> falcon.media.JSONHandler:
@@ -114,11 +115,13 @@ def create_app(
 ) -> falcon.App:
     """The aggregator's WSGI app; /healthz fails after `liveness_timeout` seconds without a round."""
     handler = json_handler()
+    # RejectLog last: its process_response runs first, while the error is still a dict.
     middleware = [
         ui.BrowserRedirect(),
         _cors(cors_origins),
         errors.RenderGuard(handler, stats),
         params.QueryGuard(),
+        push.RejectLog(),
     ]
     app = falcon.App(middleware=middleware)
     app.req_options.media_handlers[falcon.MEDIA_JSON] = handler
@@ -137,8 +140,6 @@ def create_app(
     )
     ingest = PushIngest(store=store, stats=stats, max_skew=max_push_skew)
     auth = push.PushAuth(ingest_token, stats)
-    for template, resource in routes(ctx, ingest=ingest, auth=auth, max_body_bytes=max_body_bytes):
-        app.add_route(template, resource)
-    for template, resource in ui_routes():
-        app.add_route(template, resource)
+    http_api.add_routes(app, routes(ctx, ingest=ingest, auth=auth, max_body_bytes=max_body_bytes))
+    http_api.add_routes(app, ui_routes())
     return app

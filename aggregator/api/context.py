@@ -30,8 +30,8 @@ class ApiContext:
     pod_docs: PodDocCache = field(default_factory=PodDocCache)
 
     def window(self, req: falcon.Request) -> float:
-        """The validated `?window=` of a timeseries request."""
-        return params.window(req, default=self.default_window, maximum=self.store.retention_span)
+        """The validated `?window=` of a timeseries request, always a float (`window_seconds` is one type)."""
+        return float(params.window(req, default=self.default_window, maximum=self.store.retention_span))
 
     def series_doc(
         self, window: float, fetch: Callable[[float], Sequence[Point] | None], **ident: Any

@@ -1,5 +1,7 @@
 """Every API error as JSON (`{"error": ..., "description": ..., details}`), mapped in one place.
 
+The shape, `ApiError` and the serializer are shared with the exporter (`k8smon_common.http_api`).
+
 Resources raise the `ApiError` subclasses below (or falcon's own HTTP errors, which the same
 serializer renders); anything else is logged with its traceback and answered with a plain 500 JSON
 body, so a client never sees an HTML page or a stack trace.
@@ -9,38 +11,17 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from collections.abc import Sequence
 from typing import Any
 
 import falcon
 
 from aggregator.stats import AggregatorStats
+from k8smon_common.http_api import ApiError, serialize_error
+
+__all__ = ["Ambiguous", "ApiError", "BadBody", "BadParameter", "NotFound", "RenderGuard", "install"]
 
 log = logging.getLogger(__name__)
-
-
-class ApiError(falcon.HTTPError):
-    """An HTTP error with a machine-readable `error` code and extra detail fields."""
-
-    def __init__(
-        self,
-        status: str,
-        *,
-        error: str,
-        description: str,
-        headers: dict[str, str] | None = None,
-        **details: Any,
-    ) -> None:
-        super().__init__(status, title=error, description=description, headers=headers)
-        self.details = details
-
-    def to_dict(self, obj_type: type = dict) -> Any:
-        doc = obj_type()
-        doc["error"] = self.title
-        doc["description"] = self.description
-        doc.update(self.details)
-        return doc
 
 
 class NotFound(ApiError):
@@ -77,22 +58,6 @@ class Ambiguous(ApiError):
 class BadBody(ApiError):
     def __init__(self, description: str, *, field: str | None = None) -> None:
         super().__init__(falcon.HTTP_400, error="invalid_body", description=description, field=field)
-
-
-def serialize_error(req: falcon.Request, resp: falcon.Response, exc: falcon.HTTPError) -> None:
-    """Render any falcon HTTP error (ours or falcon's own 404/405/413...) as our JSON shape."""
-    doc = dict(exc.to_dict())
-    if not isinstance(exc, ApiError):
-        # falcon's own errors (unknown route, wrong method, bad header...): title is "404 Not Found".
-        title = str(doc.pop("title", exc.status))
-        doc["error"] = re.sub(r"[^a-z]+", "_", title.split(" ", 1)[-1].lower()).strip("_") or "error"
-        doc["description"] = doc.get("description") or title
-    if isinstance(exc, falcon.HTTPMethodNotAllowed):
-        allowed = [m.strip() for m in (exc.headers or {}).get("Allow", "").split(",") if m.strip()]
-        doc["description"] = f"{req.method} is not allowed on {req.path}; allowed: {', '.join(allowed)}"
-        doc["allowed"] = allowed
-    resp.media = {"error": doc.pop("error"), **doc}
-    resp.content_type = falcon.MEDIA_JSON
 
 
 INTERNAL_ERROR = {

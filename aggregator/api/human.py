@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime
+
+from k8smon_common import http_api
 
 _BINARY = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
 
@@ -12,13 +13,14 @@ def _ok(value: float | None) -> bool:
     return value is not None and math.isfinite(value)
 
 
-def _figures(v: float) -> str:
-    """Three significant figures, never in exponent form: 1000 KiB is "1000 KiB", not "1e+03 KiB"."""
-    if v == 0 or abs(v) >= 999.5:
-        return f"{v:.0f}"
-    decimals = 2 - math.floor(math.log10(abs(v)))
-    text = f"{v:.{decimals}f}"
-    return text.rstrip("0").rstrip(".") if "." in text else text
+def _sig3(v: float) -> str:
+    """Three significant figures, never in exponent form: "2.53", "0.25", "1000", "1500", "0.00002"."""
+    text = f"{v:.3g}"
+    if "e" not in text:
+        return text
+    if abs(v) >= 1:
+        return f"{v:.0f}"  # 1000-9999 (a unit's top end before the next one, or many cores): whole
+    return f"{v:.6f}".rstrip("0").rstrip(".") or "0"
 
 
 def size(value: float | None) -> str | None:
@@ -33,7 +35,7 @@ def size(value: float | None) -> str | None:
         v /= 1024
     if unit == "B":
         return f"{v:.0f} B"
-    return f"{_figures(v)} {unit}"
+    return f"{_sig3(v)} {unit}"
 
 
 def rate(value: float | None) -> str | None:
@@ -43,14 +45,16 @@ def rate(value: float | None) -> str | None:
 
 
 def cores(millicores: float | None) -> str | None:
-    """CPU from millicores: "2.53 cores"."""
+    """CPU from millicores: "2.53 cores", "1 core", "1500 cores"."""
     if not _ok(millicores):
         return None
     assert millicores is not None
-    return f"{_figures(millicores / 1000)} cores"
+    text = _sig3(millicores / 1000)
+    return f"{text} {'core' if text == '1' else 'cores'}"
 
 
 def percent(value: float | None) -> str | None:
+    """One decimal: "37.5%"."""
     if not _ok(value):
         return None
     return f"{value:.1f}%"
@@ -66,8 +70,4 @@ def duration(seconds: float) -> str:
     return " ".join([*parts, f"{s}s"])
 
 
-def iso(ts: float | None) -> str | None:
-    """ISO-8601 UTC with `Z`, millisecond precision (the seed's timestamp form)."""
-    if ts is None or not math.isfinite(ts):
-        return None
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+iso = http_api.iso  # ISO-8601 UTC with `Z`, millisecond precision: the exporter's `/` says the same

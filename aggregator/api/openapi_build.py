@@ -209,7 +209,9 @@ def build() -> Schema:
             "version": "0.1.0",
             "description": "Cluster resource usage from the k8s-monitor exporters. Every answer is JSON "
             "(errors: {error, description, ...}). I/O fields are bytes moved during the last sampling "
-            "interval; *_per_second and *_total sit beside them. Unknown values are null.",
+            "interval; *_per_second and *_total sit beside them. Unknown values are null. HEAD is "
+            "answered on every GET route, as GET without the body. A query parameter a route does not "
+            "take is a 400.",
         },
         "paths": paths,
         "components": {

@@ -5,6 +5,10 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import math
+import threading
+import time
+from collections.abc import Callable
 from typing import Any, NoReturn
 
 import falcon
@@ -43,8 +47,7 @@ class PushAuth:
 def _too_large(req: falcon.Request, stats: AggregatorStats, limit: int) -> NoReturn:
     # Counted twice on purpose: "ingest" counts every rejected push, "limit_body" this limit's share.
     stats.error("ingest")
-    stats.error("limit_body")
-    log.warning("push to %s refused: body over --max-body-bytes %d", req.path, limit)
+    stats.error("limit_body")  # logged (rate-limited) by RejectLog like every refused push
     raise ApiError(falcon.HTTP_413, error="too_large", description=f"body exceeds {limit} bytes")
 
 
@@ -79,6 +82,55 @@ def _fail(exc: IngestError) -> ApiError:
     if isinstance(exc, StaleTimestamp):
         return ApiError(falcon.HTTP_409, error="stale_timestamp", description=str(exc), field=exc.field)
     return BadBody(str(exc), field=exc.field)
+
+
+class RejectLog:
+    """Middleware: a refused push (any 4xx on a push route) is logged with its status, reason and client.
+
+    Rate-limited per client address: the first refusal in `interval` seconds is logged, later ones are
+    counted and the count goes into that client's next line; at most `max_lines` lines per interval
+    over all clients (the rest are counted likewise), so a misconfigured fleet or a flood cannot fill
+    the log. `k8smon_aggregator_errors_total{source="ingest..."}` still counts every one. The address
+    is the peer's (WSGI REMOTE_ADDR); a proxy in front shows as itself.
+    """
+
+    def __init__(
+        self, *, interval: float = 10.0, max_lines: int = 20, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._interval, self._max_lines, self._clock = interval, max_lines, clock
+        self._lock = threading.Lock()
+        self._last: dict[str, float] = {}  # client -> when its last line was written
+        self._suppressed: dict[str, int] = {}  # client -> refusals not logged since
+        self._window_start, self._lines = -math.inf, 0
+
+    def process_response(
+        self, req: falcon.Request, resp: falcon.Response, resource: object, req_succeeded: bool
+    ) -> None:
+        if not isinstance(resource, _PushResource) or not str(resp.status).startswith("4"):
+            return
+        media = resp.media if isinstance(resp.media, dict) else {}
+        reason = f"{media.get('error', '?')}: {media.get('description', '')}"
+        if media.get("field") or media.get("parameter"):
+            reason += f" ({media.get('field') or media.get('parameter')})"
+        self.refused(req.remote_addr or "unknown", f"{req.method} {req.path}", str(resp.status), reason)
+
+    def refused(self, client: str, request: str, status: str, reason: str) -> bool:
+        """Log one refusal unless rate-limited; True when a line was written."""
+        now = self._clock()
+        with self._lock:
+            if now - self._window_start >= self._interval:
+                self._window_start, self._lines = now, 0
+                # forget clients quiet for a whole interval, so the map stays small
+                self._last = {c: t for c, t in self._last.items() if now - t < self._interval}
+            if now - self._last.get(client, -math.inf) < self._interval or self._lines >= self._max_lines:
+                self._suppressed[client] = self._suppressed.get(client, 0) + 1
+                return False
+            self._last[client] = now
+            self._lines += 1
+            earlier = self._suppressed.pop(client, 0)
+        more = f" ({earlier} more refused since the last line for this client)" if earlier else ""
+        log.warning("push refused: %s from %s, %s: %s%s", request, client, status, reason, more)
+        return True
 
 
 class _PushResource:

@@ -17,6 +17,17 @@ from pathlib import Path
 
 NODE_TREES = Path(__file__).resolve().parent.parent / "fixtures" / "nodes"
 CGROUP_ROOT = "/sys/fs/cgroup"
+# For `python -c HOLDER <n>` in a pod: after a "go" line, allocates and touches n bytes of anonymous
+# memory, says "held", and holds them until the next line.
+HOLDER = """
+import sys
+n = int(sys.argv[1])
+sys.stdin.readline()
+block = bytearray(b"\\x01") * n
+print("held", flush=True)
+sys.stdin.readline()
+"""
+
 # Where this machine has a hierarchy for each PodCgroup key (cpu and cpuacct are separate mounts here).
 V1_DIRS = {"cpuacct": ("cpu,cpuacct", "cpuacct"), "memory": ("memory",), "blkio": ("blkio",)}
 

@@ -2,12 +2,13 @@
 busybox image built from Debian's busybox-static (no registry needed), containers started the way
 kubelet's cgroupfs driver places them, and a teardown that leaves nothing behind.
 
-What teardown undoes, in order: our tasks (SIGKILL, delete), our containers, the containerd process
-(SIGTERM then SIGKILL, by PID), any shim of ours still alive (found by our socket path in its command
-line, by PID), mounts under our directory, our runc state directory (`/run/containerd/runc/<namespace>`,
-which the runc shim always uses), the directory itself. Cgroups are the caller's (`TestCgroupRoot`),
-removed after the processes are gone, in every hierarchy: runc on a hybrid host also creates each
-container's cgroup in the `unified` and `systemd` hierarchies and in v1 controllers kubelet ignores.
+What teardown undoes, in order: our tasks (SIGKILL, delete), our containers (any other container and the
+images too), the containerd process (SIGTERM then SIGKILL, by PID), any shim of ours still alive (found
+by our socket path in its command line, by PID), mounts under our directory, our runc state directory
+(`/run/containerd/runc/<namespace>`, which the runc shim always uses), the directory itself. Cgroups are
+the caller's (`TestCgroupRoot`), removed after the processes are gone, in every hierarchy: runc on a
+hybrid host also creates each container's cgroup in the `unified` and `systemd` hierarchies and in v1
+controllers kubelet ignores.
 """
 
 from __future__ import annotations
@@ -94,12 +95,22 @@ def write_busybox_image(path: Path, *, busybox: str = BUSYBOX, ref: str = IMAGE)
 
 
 class Containerd:
-    """One containerd process of our own; `close()` always leaves the machine as it found it."""
+    """One containerd process of our own (own root, state, sockets and config, no CRI plugin, never the
+    machine's default instance); `close()` always leaves the machine as it found it.
 
-    def __init__(self, *, namespace: str = "k8smon-test-i11") -> None:
+    Used for per-container tests (a busybox image, detached containers: `run`) and for the image tests
+    (tests/support/images.py: imported archives, foreground containers: `run_foreground`). The runc shim
+    keeps its state in /run/containerd/runc/<namespace> whatever our state dir is, so the namespace must
+    be ours alone too (`close()` removes that directory).
+    """
+
+    def __init__(self, *, namespace: str = "k8smon-test-i11", workdir: Path | None = None,
+                 snapshotter: str = SNAPSHOTTER) -> None:
         # Short path: unix socket addresses are limited to 108 bytes.
-        self.dir = Path(tempfile.mkdtemp(prefix="k8smon-i11-ctd-"))
+        self.dir = (Path(tempfile.mkdtemp(prefix="k8smon-i11-ctd-")) if workdir is None
+                    else workdir / "containerd")
         self.namespace = namespace
+        self.snapshotter = snapshotter
         self.address = str(self.dir / "ctd.sock")
         self.log = self.dir / "containerd.log"
         self._proc: subprocess.Popen[bytes] | None = None
@@ -107,11 +118,14 @@ class Containerd:
 
     def start(self, timeout: float = 30.0) -> Containerd:
         d = self.dir
+        d.mkdir(parents=True, exist_ok=True)
         config = d / "config.toml"
         config.write_text(
             "version = 2\n"
             f'root = "{d / "root"}"\nstate = "{d / "state"}"\n'
-            'disabled_plugins = ["io.containerd.grpc.v1.cri"]\n'
+            'disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.btrfs",\n'
+            '  "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper",\n'
+            '  "io.containerd.snapshotter.v1.aufs"]\n'
             f'[grpc]\n  address = "{self.address}"\n'
             f'[ttrpc]\n  address = "{self.address}.ttrpc"\n'
             '[debug]\n  address = ""\n'
@@ -120,22 +134,27 @@ class Containerd:
         )
         with open(self.log, "wb") as log:
             self._proc = subprocess.Popen(["containerd", "--config", str(config)], stdout=log,
-                                          stderr=subprocess.STDOUT, start_new_session=True)
+                                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                          start_new_session=True)
         deadline = time.monotonic() + timeout
         while True:
             if self._proc.poll() is not None:
-                tail = self.log.read_text()[-2000:]
+                tail = self.log.read_text(errors="replace")[-2000:]
                 raise RuntimeError(f"containerd exited {self._proc.returncode}: {tail}")
-            if os.path.exists(self.address) and self.ctr("version", check=False).returncode == 0:
+            if os.path.exists(self.address) and self.ctr("version", check=False, timeout=10).returncode == 0:
                 return self
             if time.monotonic() > deadline:
-                raise RuntimeError(f"containerd did not answer in {timeout}s: {self.log.read_text()[-2000:]}")
+                raise RuntimeError(f"containerd did not answer in {timeout}s: "
+                                   f"{self.log.read_text(errors='replace')[-2000:]}")
             time.sleep(0.1)
+
+    def ctr_argv(self, *args: str) -> list[str]:
+        return ["ctr", "--address", self.address, "--namespace", self.namespace, *args]
 
     def ctr(self, *args: str, check: bool = True, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
         """`ctr` against our socket and namespace."""
-        result = subprocess.run(["ctr", "--address", self.address, "--namespace", self.namespace, *args],
-                                check=False, capture_output=True, text=True, timeout=timeout)
+        result = subprocess.run(self.ctr_argv(*args), check=False, capture_output=True, text=True,
+                                timeout=timeout)
         if check and result.returncode != 0:
             raise RuntimeError(f"ctr {' '.join(args)} failed ({result.returncode}): {result.stderr.strip()}")
         return result
@@ -143,18 +162,33 @@ class Containerd:
     def import_busybox(self) -> str:
         tarball = self.dir / "busybox-oci.tar"
         write_busybox_image(tarball)
-        self.ctr("images", "import", "--snapshotter", SNAPSHOTTER, str(tarball))
+        self.import_archive(tarball)
         return IMAGE
+
+    def import_archive(self, path: Path, timeout: float = 300.0) -> None:
+        self.ctr("images", "import", "--snapshotter", self.snapshotter, str(path), timeout=timeout)
 
     def run(self, container_id: str, argv: Sequence[str], *, cgroup: str, netns: str | None = None,
             extra: Sequence[str] = ()) -> None:
         """Start a detached container (its output to /dev/null) in cgroup path `cgroup` (cgroupfs driver)."""
-        args = ["run", "--detach", "--null-io", "--snapshotter", SNAPSHOTTER,
+        args = ["run", "--detach", "--null-io", "--snapshotter", self.snapshotter,
                 "--fifo-dir", str(self.dir / "fifo"), "--cgroup", cgroup]
         if netns is not None:
             args += ["--with-ns", f"network:{netns}"]
         self._containers.append(container_id)
         self.ctr(*args, *extra, IMAGE, container_id, *argv)
+
+    def run_foreground(self, image: str, cid: str, options: Sequence[str], command: Sequence[str] = (),
+                       *, log: Path) -> subprocess.Popen[bytes]:
+        """`ctr run --rm` in the foreground: the Popen's exit status is the container's."""
+        with open(log, "wb") as out:
+            return subprocess.Popen(self.ctr_argv("run", "--rm", "--snapshotter", self.snapshotter, *options,
+                                                  image, cid, *command),
+                                    stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+
+    def kill(self, cid: str, sig: str = "SIGTERM") -> None:
+        """What kubelet's StopContainer asks containerd for."""
+        self.ctr("tasks", "kill", "--signal", sig, cid)
 
     def remove(self, container_id: str, timeout: float = 20.0) -> None:
         """Kill a container's task and delete task and container (runc removes its cgroups)."""
@@ -173,7 +207,8 @@ class Containerd:
                         str(self.dir / "fifo"), container_id, *argv, timeout=timeout).stdout
 
     def close(self) -> list[str]:
-        """Undo everything; returns what could not be undone (empty when clean)."""
+        """Undo everything; returns what could not be undone or had to be forced (empty when clean):
+        containers started with `run` are ours to remove; any other one still there is reported."""
         problems: list[str] = []
         if self._proc is not None and self._proc.poll() is None:
             for cid in reversed(self._containers):
@@ -189,9 +224,20 @@ class Containerd:
                         break
                     time.sleep(0.1)
                 self.ctr("containers", "delete", cid, check=False)
+            self._containers.clear()
+            with contextlib.suppress(RuntimeError, subprocess.TimeoutExpired):
+                for cid in self.ctr("containers", "list", "--quiet").stdout.split():
+                    for args in (("tasks", "kill", "--signal", "SIGKILL", cid),
+                                 ("tasks", "delete", "--force", cid), ("containers", "delete", cid)):
+                        with contextlib.suppress(subprocess.TimeoutExpired):
+                            self.ctr(*args, check=False)
+                    problems.append(f"container {cid} was still there")
+                refs = self.ctr("images", "list", "--quiet").stdout.split()
+                if refs:
+                    self.ctr("images", "remove", *refs)
             self._proc.send_signal(signal.SIGTERM)
             try:
-                self._proc.wait(timeout=10)
+                self._proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 self._proc.kill()
                 self._proc.wait(timeout=10)
@@ -199,33 +245,44 @@ class Containerd:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
             problems.append(f"shim {pid} was still running (killed)")
-        for mount in self._our_mounts():
-            if subprocess.run(["umount", "-l", mount], check=False, capture_output=True).returncode != 0:
-                problems.append(f"mount {mount} left")
-        runc_state = Path("/run/containerd/runc") / self.namespace
-        with contextlib.suppress(FileNotFoundError, OSError):
-            runc_state.rmdir()
+        problems += [f"mount {m} was left (unmounted)" for m in unmount_all_under(self.dir)]
+        with contextlib.suppress(OSError):  # absent, or not empty: then a shim of ours is still there
+            (Path("/run/containerd/runc") / self.namespace).rmdir()
         shutil.rmtree(self.dir, ignore_errors=True)
         return problems
 
     def _our_shims(self) -> list[int]:
+        """Shims of this instance: they outlive containerd, and name its socket in their argv."""
         pids = []
         for name in os.listdir("/proc"):
             if not name.isdigit():
                 continue
             try:
-                cmdline = Path(f"/proc/{name}/cmdline").read_bytes()
+                argv = Path(f"/proc/{name}/cmdline").read_bytes().split(b"\0")
             except OSError:
                 continue
-            if self.address.encode() in cmdline and b"containerd-shim" in cmdline:
+            if self.address.encode() in argv and b"containerd-shim" in argv[0]:
                 pids.append(int(name))
         return pids
 
-    def _our_mounts(self) -> list[str]:
-        prefix = str(self.dir) + "/"
-        with open("/proc/self/mountinfo", encoding="utf-8") as f:
-            mounts = [line.split()[4] for line in f]
-        return sorted((m for m in mounts if m.startswith(prefix)), key=len, reverse=True)
+
+def mounts_under(prefix: Path) -> list[str]:
+    """Mount points at or below `prefix` in this mount namespace, deepest first."""
+    found = []
+    with open("/proc/self/mountinfo", encoding="utf-8") as f:
+        for line in f:
+            point = line.split()[4].encode().decode("unicode_escape")  # \040 for a space, etc.
+            if point == str(prefix) or point.startswith(f"{prefix}/"):
+                found.append(point)
+    return sorted(found, key=lambda p: p.count("/"), reverse=True)
+
+
+def unmount_all_under(prefix: Path) -> list[str]:
+    """Lazily unmount whatever is still mounted below `prefix`; returns what had been left mounted."""
+    left = mounts_under(prefix)
+    for point in left:
+        subprocess.run(["umount", "-l", point], capture_output=True, timeout=30, check=False)
+    return left
 
 
 class TestCgroupRoot:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,6 +33,20 @@ def _render_text(path: str) -> str:
 def render(path: Path | str = DEPLOY) -> list[Obj]:
     """The objects `kubectl kustomize <path>` renders (a fresh copy each call; rendering is cached)."""
     return [doc for doc in yaml.safe_load_all(_render_text(str(path))) if doc]
+
+
+def render_with_components(user: Path, *components: Path) -> list[Obj]:
+    """What an operator gets from a kustomization of their own in directory `user` that takes deploy/ as
+    its resource and adds `components` (as the docs tell them to)."""
+    lines = [f"resources:\n  - {os.path.relpath(DEPLOY, user)}\n", "components:\n",
+             *(f"  - {os.path.relpath(c, user)}\n" for c in components)]
+    (user / "kustomization.yaml").write_text("".join(lines))
+    return render(user)
+
+
+def object_key(o: Obj) -> tuple[str, str, str | None]:
+    """(kind, name, namespace): how objects of two renders are matched up."""
+    return o["kind"], o["metadata"]["name"], o["metadata"].get("namespace")
 
 
 def assert_valid(objs: list[Obj], version: str) -> None:
