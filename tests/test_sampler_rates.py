@@ -12,7 +12,7 @@ import dataclasses
 
 import pytest
 
-from exporter.model import HostSample
+from exporter.model import DiskCounters, HostSample, NetCounters
 from exporter.sampler import CountingErrors, Sampler
 from tests.exporter_fakes import FakeCgroups, FakeClock, FakeHost, FakePodStats, host_sample, pod_usage
 
@@ -183,3 +183,45 @@ def test_a_finder_that_raises_costs_the_pods_of_one_cycle_only() -> None:
     assert snap.pods == () and snap.errors == {"cgroup": 1}
     rig.sampler._cgroup_finder = finder
     assert [p.usage.uid for p in rig.sampler.cycle().pods] == [A]
+
+
+def test_host_rate_over_an_interval_of_one_tick_or_less() -> None:
+    rig = Rig()
+    rig.sampler.cycle()  # busy 1000 / total 4000
+    assert rig.host_rate(1000.5, 4001.0, 4) == 2.0  # half of one second on 4 CPUs
+
+
+def test_without_a_pod_index_the_snapshot_says_not_connected() -> None:
+    assert Rig().sampler.cycle().kube_connected is False
+
+
+def test_pod_and_host_io_totals_keep_what_a_device_that_left_moved() -> None:
+    rig = Rig()
+    disks = {"8:0": DiskCounters(read_bytes=100, written_bytes=200),
+             "8:16": DiskCounters(read_bytes=50, written_bytes=50)}
+    nics = {"eth0": NetCounters(receive_bytes=1000, transmit_bytes=10),
+            "eth1": NetCounters(receive_bytes=500, transmit_bytes=5)}
+
+    def with_devices(sample, disks, nics):  # type: ignore[no-untyped-def]
+        return dataclasses.replace(
+            sample, disk=DiskCounters(sum(d.read_bytes for d in disks.values()),
+                                      sum(d.written_bytes for d in disks.values())),
+            disk_devices=disks, network=NetCounters(sum(n.receive_bytes for n in nics.values()),
+                                                    sum(n.transmit_bytes for n in nics.values())),
+            network_interfaces=nics)
+
+    rig.stats.usages[A] = with_devices(rig.stats.usages[A], disks, nics)
+    rig.host.sample = with_devices(host_sample(), disks, nics)
+    first = rig.sampler.cycle()
+    assert (first.pods[0].usage.disk, first.pods[0].usage.network) == (
+        DiskCounters(150, 250), NetCounters(1500, 15))
+    # 8:16 and eth1 go away; the others move on. The totals only grow.
+    later_disks = {"8:0": DiskCounters(read_bytes=110, written_bytes=230)}
+    later_nics = {"eth0": NetCounters(receive_bytes=1100, transmit_bytes=12)}
+    rig.stats.usages[A] = with_devices(rig.stats.usages[A], later_disks, later_nics)
+    rig.host.sample = with_devices(host_sample(), later_disks, later_nics)
+    rig.mono.advance(5.0)
+    snap = rig.sampler.cycle()
+    for usage in (snap.pods[0].usage, snap.host):
+        assert usage.disk == DiskCounters(160, 280)
+        assert usage.network == NetCounters(1600, 17)
