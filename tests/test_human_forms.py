@@ -71,6 +71,7 @@ def test_rate_is_size_per_second() -> None:
         (250, "0.25 cores"),
         (12.345, "0.0123 cores"),
         (0.01, "0.00001 cores"),  # an idle pod: small, but never "1e-05"
+        (0.0001, "0 cores"),  # below the last shown digit: 0, not "0." or "1e-07"
         (64_000, "64 cores"),
         (1_000_000, "1000 cores"),  # was "1e+03 cores"
     ],
