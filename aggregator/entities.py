@@ -6,7 +6,7 @@ import math
 
 from aggregator.model import PodReading
 from aggregator.rates import CounterTracker
-from aggregator.records import GroupView, Sample
+from aggregator.records import GroupView, PodView, Sample
 from aggregator.series import RingSeries
 
 PodKey = tuple[str, str]  # (namespace, pod)
@@ -46,7 +46,7 @@ class NodeState:
 
 
 class PodState:
-    __slots__ = ("last_seen", "node", "reading", "row", "sample", "sample_time", "series", "tracker")
+    __slots__ = ("last_seen", "node", "reading", "row", "sample", "sample_time", "series", "tracker", "view")
 
     def __init__(self, capacity: int) -> None:
         self.series = RingSeries(capacity)
@@ -57,6 +57,7 @@ class PodState:
         self.sample_time = 0.0  # the exporter's (or pusher's) own time of `sample`
         self.row: tuple[float | None, ...] = ()
         self.last_seen = 0.0
+        self.view: PodView | None = None  # the listed view of the above, built once (None: changed since)
 
 
 class GroupState:

@@ -2,7 +2,8 @@
 
 Writers (scraper, push ingest) call `ingest`/`mark_down`; the scrape service calls `end_round` once
 per round, which builds the namespace/deployment roll-ups from the pods that reported in that round
-and drops expired history. Readers (API, federation) get immutable copies (`records.py`). One lock
+and drops expired history. Readers (API, federation) get immutable copies (`records.py`); the current
+pods are one shared `PodListing` (`podlisting.py`), built by the first reader after a write. One lock
 guards everything; critical sections do arithmetic on a handful of values, never I/O.
 
 Time: one time base for everything served. Every point, listing timestamp and age is on the
@@ -36,6 +37,7 @@ from dataclasses import replace
 from aggregator import state as state_records
 from aggregator.entities import GroupState, NodeState, PodKey, PodState, finite_values
 from aggregator.model import NodeReading, PodReading, RoundResult
+from aggregator.podlisting import PodListing
 from aggregator.records import (
     IO_COLUMNS,
     GroupView,
@@ -100,6 +102,9 @@ class Store:
         self._groups: dict[GroupKey, GroupState] = {}
         self._pending: dict[PodKey, _Pending] = {}  # pods reported since the last end_round
         self._gone: set[str] = set()  # nodes whose target left discovery: their pods leave listings too
+        # The current pods, shared by every reader until the next write (see podlisting.py).
+        self._listing: PodListing | None = None
+        self._pod_order: list[PodKey] | None = None  # the keys of _pods, sorted (None: pods came or went)
 
     @property
     def retention_span(self) -> float:
@@ -126,6 +131,7 @@ class Store:
         now = self._clock()
         at = now if received is None else received
         with self._lock:
+            self._changed()
             node = self._nodes.get(reading.node)
             if node is None:
                 node = self._nodes[reading.node] = NodeState(reading.node, self.retention_points)
@@ -139,7 +145,7 @@ class Store:
                 for key in node.pod_keys:
                     pod = self._pods.get(key)
                     if pod is not None and pod.node == node.name:
-                        pod.last_seen = now
+                        pod.last_seen, pod.view = now, None
                         if key not in self._pending:
                             self._pending[key] = _Pending(pod)
                 return 0
@@ -153,6 +159,7 @@ class Store:
                 pod = self._pods.get(key)
                 if pod is None:
                     pod = self._pods[key] = PodState(self.retention_points)
+                    self._pod_order = None
                 self._store_pod(pod, pr, values, node=node.name, timestamp=ts, received=at, now=now)
                 self._mark_pending(key, pod)
                 keys.append(key)
@@ -170,8 +177,10 @@ class Store:
             pod = self._pods.get(key)
             if pod is None:
                 pod = self._pods[key] = PodState(self.retention_points)
+                self._pod_order = None
             elif pod.sample is not None and timestamp <= pod.sample_time:
                 return 0
+            self._changed()
             self._store_pod(pod, reading, values, node=node, timestamp=timestamp, received=now, now=now)
             self._mark_pending(key, pod)
         self._stats.incr("samples_ingested", len(values))
@@ -199,7 +208,7 @@ class Store:
     ) -> None:
         if pod.reading is not None and pod.reading.uid != reading.uid:
             pod.tracker.reset()  # same name, new pod object: its counters start over
-        pod.reading, pod.node, pod.last_seen = reading, node, now
+        pod.reading, pod.node, pod.last_seen, pod.view = reading, node, now, None
         pod.sample = make_sample(values, received, *pod.tracker.update(values, timestamp))
         pod.sample_time = timestamp
         pod.row = series_row(pod.sample, memory_key=POD_MEMORY)
@@ -217,6 +226,7 @@ class Store:
     def _mark(self, node: str, status: str, *, reason: str, when: float) -> None:
         now = self._clock()
         with self._lock:
+            self._changed()
             state = self._nodes.get(node)
             if state is None:
                 if status == "gone":
@@ -249,6 +259,7 @@ class Store:
                 group.view, group.last_seen = view, now
                 group.series.append(result.started, row)
             self._expire(now)
+            self._changed()
             namespaces, deployments = group_counts(self._groups)
             counts = {"node": len(self._nodes), "pod": len(self._pods)}
         self._stats.set("series_node", counts["node"])
@@ -256,11 +267,16 @@ class Store:
         self._stats.set("series_namespace", namespaces)
         self._stats.set("series_deployment", deployments)
 
+    def _changed(self) -> None:
+        """Something a listing shows changed (lock held): the next reader builds a new one."""
+        self._listing = None
+
     def _expire(self, now: float) -> None:
         """Drop series whose newest point is older than the retention span (bounded memory with churn)."""
         horizon = now - self.retention_span
         for pod_key in [k for k, p in self._pods.items() if p.last_seen < horizon]:
             del self._pods[pod_key]
+            self._pod_order = None
         for name in [n for n, s in self._nodes.items() if max(s.last_seen, s.last_report) < horizon]:
             del self._nodes[name]
             self._gone.discard(name)
@@ -292,7 +308,40 @@ class Store:
             sample_time=node.sample_time if node.sample is not None else None,
         )
 
+    def pod_listing(self) -> PodListing:
+        """The current pods (seen within the staleness period) as a shared listing, by namespace/name.
+
+        Built at most once per write: the listing is kept until the next write or until its first pod
+        goes stale, whichever comes first; a pod's view is kept until that pod changes, and the name
+        order until pods come or go, so a rebuild after one node's scrape renews only its pods' views.
+        """
+        now = self._clock()
+        with self._lock:
+            listing = self._listing
+            if listing is not None and listing.current(now):
+                return listing
+            order = self._pod_order
+            if order is None:
+                order = self._pod_order = sorted(self._pods)
+            pods, gone, stale = self._pods, self._gone, self.stale_after
+            views: list[PodView] = []
+            for key in order:  # the test of _is_current_pod, inlined (30k pods)
+                pod = pods[key]
+                if pod.sample is None or not now - pod.last_seen <= stale or (gone and pod.node in gone):
+                    continue
+                view = pod.view
+                if view is None:
+                    view = pod.view = self._pod_view(key, pod)
+                views.append(view)
+            oldest = min((v.last_seen for v in views), default=math.inf)
+            listing = self._listing = PodListing(views, built_at=now, oldest_seen=oldest, stale_after=stale)
+        return listing
+
     def _pod_counts(self, now: float) -> Counter[str]:
+        """Listed pods per node, read with the lock held (from the listing when it is that of now)."""
+        listing = self._listing
+        if listing is not None and listing.current(now):
+            return listing.node_counts()
         return Counter(p.node for p in self._pods.values() if self._is_current_pod(p, None, now))
 
     def _is_current_pod(self, pod: PodState | None, node: str | None, now: float) -> bool:
@@ -323,6 +372,7 @@ class Store:
 
     def nodes(self) -> list[NodeView]:
         """Nodes reported (up or down) within the staleness period, by name."""
+        self.pod_listing()  # built (or found) first, so that _pod_counts reads its counts
         now = self._clock()
         with self._lock:
             counts = self._pod_counts(now)
@@ -334,6 +384,7 @@ class Store:
 
     def node(self, name: str) -> NodeView | None:
         """One node, listed or not yet expired; None when unknown."""
+        self.pod_listing()
         now = self._clock()
         with self._lock:
             n = self._nodes.get(name)
@@ -343,20 +394,7 @@ class Store:
         self, *, node: str | None = None, namespace: str | None = None, deployment: str | None = None
     ) -> list[PodView]:
         """Current pods (seen within the staleness period), optionally filtered, by namespace/name."""
-        now = self._clock()
-        with self._lock:
-            out = []
-            for key, pod in self._pods.items():
-                if not self._is_current_pod(pod, node, now):
-                    continue
-                assert pod is not None and pod.reading is not None
-                if namespace is not None and key[0] != namespace:
-                    continue
-                if deployment is not None and pod.reading.deployment != deployment:
-                    continue
-                out.append(self._pod_view(key, pod))
-        out.sort(key=lambda p: (p.namespace, p.pod))
-        return out
+        return list(self.pod_listing().select(node=node, namespace=namespace, deployment=deployment))
 
     def pod_label_values(
         self,
@@ -527,6 +565,8 @@ class Store:
                 raise state_records.StateError(f"unknown record kind {record.kind!r}")
         with self._lock:
             self._nodes, self._pods, self._groups, self._pending = nodes, pods, groups, {}
+            self._pod_order = None
+            self._changed()
             self._gone = {name for name, n in nodes.items() if n.status == "gone"}
             namespaces, deployments = group_counts(groups)
         return {"node": len(nodes), "pod": len(pods), "namespace": namespaces, "deployment": deployments}

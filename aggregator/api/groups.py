@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import falcon
 
 from aggregator.api import listing, params, views
@@ -47,7 +49,8 @@ class NamespacePods:
         _known_namespace(self._ctx, namespace)
         query = listing.parse(req, filters=False)
         store = self._ctx.store
-        page = listing.answer(self._ctx.pod_docs, query, store.pods(namespace=namespace), now=store.now())
+        query = replace(query, namespace=namespace)
+        page = listing.answer(self._ctx.pod_docs, query, store.pod_listing(), now=store.now())
         resp.media = {"namespace": namespace, **page}
 
 
@@ -106,9 +109,8 @@ class DeploymentPods:
         store = self._ctx.store
         if store.group(namespace, deployment) is None:
             raise NotFound("deployment", deployment, namespace=namespace)
-        query = listing.parse(req, filters=False)
-        pods = store.pods(namespace=namespace, deployment=deployment)
-        page = listing.answer(self._ctx.pod_docs, query, pods, now=store.now())
+        query = replace(listing.parse(req, filters=False), namespace=namespace, deployment=deployment)
+        page = listing.answer(self._ctx.pod_docs, query, store.pod_listing(), now=store.now())
         resp.media = {"namespace": namespace, "deployment": deployment, **page}
 
 

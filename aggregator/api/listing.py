@@ -23,6 +23,7 @@ import falcon
 from aggregator.api import params
 from aggregator.api.errors import BadParameter
 from aggregator.api.views import PodDocCache
+from aggregator.podlisting import PodListing
 from aggregator.records import PodView, Sample
 
 MAX_LIMIT = 10_000
@@ -65,34 +66,37 @@ class PodQuery:
     limit: int | None = None
     offset: int = 0
 
-    def select(self, pods: Sequence[PodView]) -> list[PodView]:
-        """The matching pods in the asked order (`pods` comes sorted by namespace/name)."""
-        out = [p for p in pods if self._matches(p)]
+    def select(self, pods: PodListing) -> Sequence[PodView]:
+        """The matching pods in the asked order.
+
+        Exact filters come from the listing's indexes; the sort order of the whole listing is built
+        once per listing and shared, so a page of it costs the page (a filtered one sorts its matches).
+        """
+        out = pods.select(namespace=self.namespace, node=self.node, deployment=self.deployment)
+        if self.text is not None:
+            text = self.text
+            out = [p for p in out if text in p.pod.lower()]
         if self.sort == "name":
-            if self.descending:
-                out.reverse()
-            return out
+            return out[::-1] if self.descending else out
+        if out is pods.views:
+            return pods.memo(("sort", self.sort, self.descending), lambda: self._sorted(pods.views))
+        return self._sorted(out)
+
+    def _sorted(self, pods: Sequence[PodView]) -> tuple[PodView, ...]:
+        """`pods` (in name order) by the sort key; pods without the figure last, ties in name order."""
         key = SORT_KEYS[self.sort]
         known: list[tuple[float, PodView]] = []
         unknown: list[PodView] = []
-        for p in out:
+        for p in pods:
             v = key(p.sample)
             if v is None:
                 unknown.append(p)
             else:
                 known.append((v, p))
         known.sort(key=_first, reverse=self.descending)  # stable: ties keep the name order
-        return [p for _, p in known] + unknown
+        return (*(p for _, p in known), *unknown)  # a tuple: the whole listing's order is shared
 
-    def _matches(self, p: PodView) -> bool:
-        return (
-            (self.namespace is None or p.namespace == self.namespace)
-            and (self.node is None or p.node == self.node)
-            and (self.deployment is None or p.deployment == self.deployment)
-            and (self.text is None or self.text in p.pod.lower())
-        )
-
-    def page(self, pods: list[PodView]) -> tuple[list[PodView], dict[str, Any]]:
+    def page(self, pods: Sequence[PodView]) -> tuple[Sequence[PodView], dict[str, Any]]:
         """This page's pods and the paging fields of the answer."""
         end = len(pods) if self.limit is None else self.offset + self.limit
         chunk = pods[self.offset : end]
@@ -153,9 +157,10 @@ def parse(req: falcon.Request, *, filters: bool) -> PodQuery:
 
 
 def answer(
-    pod_docs: PodDocCache, query: PodQuery, pods: Sequence[PodView], *, now: float, whole: bool = False
+    pod_docs: PodDocCache, query: PodQuery, pods: PodListing, *, now: float, whole: bool = False
 ) -> dict[str, Any]:
-    """`pods`, `count` (this page) and the paging fields; `whole`: `pods` is every current pod."""
+    """`pods`, `count` (this page) and the paging fields; `whole`: the query may ask for every pod
+    (`/api/pods`: an unfiltered answer then refreshes the document cache)."""
     chunk, paging = query.page(query.select(pods))
     docs = pod_docs.docs(chunk, now=now, full=whole and not query.filtered)
     return {"pods": docs, "count": len(docs), **paging}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import falcon
 
 from aggregator.api import listing, params, views
@@ -40,8 +42,8 @@ class NodePods:
         store = self._ctx.store
         if store.node(params.subdomain(node, "node")) is None:
             raise NotFound("node", node)
-        query = listing.parse(req, filters=False)
-        page = listing.answer(self._ctx.pod_docs, query, store.pods(node=node), now=store.now())
+        query = replace(listing.parse(req, filters=False), node=node)
+        page = listing.answer(self._ctx.pod_docs, query, store.pod_listing(), now=store.now())
         resp.media = {"node_name": node, **page}
 
 

@@ -33,7 +33,7 @@ class PodList:
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         query = listing.parse(req, filters=True)
         store = self._ctx.store
-        pods = store.pods(namespace=query.namespace, node=query.node, deployment=query.deployment)
+        pods = store.pod_listing()
         resp.media = listing.answer(self._ctx.pod_docs, query, pods, now=store.now(), whole=True)
 
 

@@ -1,0 +1,86 @@
+"""The current pods as one shared, immutable listing: built once per store change, read by every request.
+
+At 1000 nodes x 30 pods, building a PodView per pod and sorting 30,000 of them for each request cost
+0.15-0.3 s of CPU, even for a 50-pod page. The store's data changes only when something is stored
+(scrape, push) or at the end of a round, so the store keeps one `PodListing` and hands it to every
+reader until the next change, or until the first listed pod goes stale (a listing also changes with
+time). Indexes (by namespace, node, deployment) and sort orders are derived on first use and kept
+with the listing; a listing never changes after it is built, so readers need no store lock.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Callable, Hashable, Sequence
+from typing import Any, TypeVar
+
+from aggregator.records import PodView
+
+T = TypeVar("T")
+_MISSING = object()
+_FIELDS = ("namespace", "node", "deployment")
+
+
+class PodListing:
+    """The pods current at `built_at`; `views` come in namespace/name order."""
+
+    def __init__(
+        self, views: Sequence[PodView], *, built_at: float, oldest_seen: float, stale_after: float
+    ) -> None:
+        self.views: tuple[PodView, ...] = tuple(views)
+        self.built_at = built_at
+        self._oldest_seen = oldest_seen  # the listed pod seen longest ago: the first to go stale
+        self._stale_after = stale_after
+        self._lock = threading.Lock()
+        self._memo: dict[Hashable, Any] = {}
+
+    def current(self, now: float) -> bool:
+        """True when no listed pod has gone stale since `built_at` and none left out could be current
+        again (the clock went back). The staleness test is the store's, to the same float."""
+        return self.built_at <= now and now - self._oldest_seen <= self._stale_after
+
+    def memo(self, key: Hashable, build: Callable[[], T]) -> T:
+        """`build()`, computed once per listing (two threads may both build it; both get equal values).
+
+        For values derived from `views` only, under a bounded set of keys (a listing lives one round).
+        """
+        with self._lock:
+            hit = self._memo.get(key, _MISSING)
+        if hit is _MISSING:
+            value = build()
+            with self._lock:
+                hit = self._memo.setdefault(key, value)
+        return hit  # type: ignore[no-any-return]
+
+    def select(
+        self, *, namespace: str | None = None, node: str | None = None, deployment: str | None = None
+    ) -> Sequence[PodView]:
+        """The pods matching every given field exactly, in name order, from the narrowest index."""
+        wanted = {f: v for f, v in zip(_FIELDS, (namespace, node, deployment), strict=True) if v is not None}
+        if not wanted:
+            return self.views
+        subsets = {f: self.index(f).get(v, ()) for f, v in wanted.items()}
+        field = min(subsets, key=lambda f: len(subsets[f]))
+        out = subsets[field]
+        rest = [(f, v) for f, v in wanted.items() if f != field]
+        if rest:
+            out = tuple(p for p in out if all(getattr(p, f) == v for f, v in rest))
+        return out
+
+    def index(self, field: str) -> dict[str, tuple[PodView, ...]]:
+        """Pods by the value of `field` (namespace, node or deployment), each in name order."""
+        if field not in _FIELDS:
+            raise ValueError(f"no index on {field!r}")
+
+        def build() -> dict[str, tuple[PodView, ...]]:
+            groups: dict[str, list[PodView]] = {}
+            for p in self.views:
+                groups.setdefault(getattr(p, field), []).append(p)
+            return {k: tuple(v) for k, v in groups.items()}
+
+        return self.memo(("index", field), build)
+
+    def node_counts(self) -> Counter[str]:
+        """Listed pods per node (a node's `pod_count`)."""
+        return self.memo("node_counts", lambda: Counter(p.node for p in self.views))
