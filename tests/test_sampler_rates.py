@@ -225,3 +225,12 @@ def test_pod_and_host_io_totals_keep_what_a_device_that_left_moved() -> None:
     for usage in (snap.pods[0].usage, snap.host):
         assert usage.disk == DiskCounters(160, 280)
         assert usage.network == NetCounters(1600, 17)
+
+
+def test_a_pod_or_host_without_io_figures_keeps_none() -> None:
+    rig = Rig()
+    rig.stats.usages[A] = dataclasses.replace(rig.stats.usages[A], disk=None, network=None, host_network=True)
+    rig.host.sample = dataclasses.replace(host_sample(), disk=None, network=None)
+    snap = rig.sampler.cycle()
+    assert (snap.pods[0].usage.disk, snap.pods[0].usage.network) == (None, None)
+    assert (snap.host.disk, snap.host.network) == (None, None)
