@@ -35,10 +35,10 @@ def render(path: Path | str = DEPLOY) -> list[Obj]:
     return [doc for doc in yaml.safe_load_all(_render_text(str(path))) if doc]
 
 
-def render_with_components(user: Path, *components: Path) -> list[Obj]:
-    """What an operator gets from a kustomization of their own in directory `user` that takes deploy/ as
-    its resource and adds `components` (as the docs tell them to)."""
-    lines = [f"resources:\n  - {os.path.relpath(DEPLOY, user)}\n", "components:\n",
+def render_with_components(user: Path, *components: Path, base: Path = DEPLOY) -> list[Obj]:
+    """What an operator gets from a kustomization of their own in directory `user` that takes `base`
+    (deploy/, or deploy/prometheus) as its resource and adds `components` (as the docs tell them to)."""
+    lines = [f"resources:\n  - {os.path.relpath(base, user)}\n", "components:\n",
              *(f"  - {os.path.relpath(c, user)}\n" for c in components)]
     (user / "kustomization.yaml").write_text("".join(lines))
     return render(user)
