@@ -88,7 +88,7 @@ def test_cpu_quantities_are_canonical(nanocores: int, text: str) -> None:
 
 @pytest.mark.parametrize(("value", "text"), [
     (0, "0"), (512, "512"), (1023, "1023"), (1024, "1Ki"), (4096 * 3, "12Ki"), (1 << 20, "1Mi"),
-    (1500, "1500"), (2000, "2k"), (3 << 30, "3Gi"), (1025 * 1024, "1025Ki"),
+    (1500, "1500"), (2000, "2000"), (3 << 30, "3Gi"), (1025 * 1024, "1025Ki"),
 ])
 def test_memory_quantities_are_canonical(value: int, text: str) -> None:
     assert quantity.binary_quantity(value) == text

@@ -2,8 +2,9 @@
 
 CPU goes out as metrics-server builds it, `NewScaledQuantity(nanocores, -9)` (DecimalSI): trailing
 zeros come off in steps of 1000, so 1500000n prints as `1500u` and 2000000n as `2m`. Memory is
-`NewQuantity(bytes, BinarySI)`: a multiple of 1024 prints with Ki/Mi/Gi..., anything else (or under
-1024) as a plain decimal, which is what `Quantity.String()` does.
+`NewQuantity(bytes, BinarySI)`: a multiple of 1024 prints with Ki/Mi/Gi..., anything else as the plain
+integer (2000 bytes is `2000`), and under 1024 in magnitude as DecimalSI (1000 bytes is `1k`), which is
+what `Quantity.String()` does.
 """
 
 from __future__ import annotations
@@ -37,7 +38,9 @@ def decimal_quantity(value: int, scale: int) -> str:
 
 def binary_quantity(value: int) -> str:
     """`value` bytes in canonical BinarySI form (Ki/Mi/... when exact, plain decimal otherwise)."""
-    if -1024 < value < 1024 or value % 1024:
+    # CanonicalizeBytes switches to DecimalSI only under 1024 in magnitude (1000 bytes is `1k`); at or
+    # above, a value with no factor of 1024 is the bare integer (2000 bytes is `2000`, not `2k`).
+    if -1024 < value < 1024:
         return decimal_quantity(value, 0)
     power = 0
     while value % 1024 == 0 and power < len(_BINARY_SUFFIXES) - 1:
