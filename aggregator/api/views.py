@@ -150,16 +150,18 @@ def _usage(sample: Sample) -> Doc:
         "memory_percent_of_limit": _pct(mem, mlim),
         "disk_io": disk,
         "network_io": net,
-        "human": {
-            "cpu": human.cores(cpu),
-            "cpu_request": human.cores(req),
-            "cpu_limit": human.cores(lim),
-            "memory": human.size(mem),
-            "memory_request": human.size(mreq),
-            "memory_limit": human.size(mlim),
-            **_io_human(disk, net),
-        },
+        "human": {**_usage_human((cpu, req, lim), (mem, mreq, mlim)), **_io_human(disk, net)},
     }
+
+
+def _usage_human(cpu: tuple[float | None, ...], memory: tuple[float | None, ...]) -> dict[str, str | None]:
+    """Human forms of (usage, request, limit) in millicores and in bytes, for pods and containers alike."""
+    forms: dict[str, str | None] = {}
+    for key, value in zip(("cpu", "cpu_request", "cpu_limit"), cpu, strict=True):
+        forms[key] = human.cores(value)
+    for key, value in zip(("memory", "memory_request", "memory_limit"), memory, strict=True):
+        forms[key] = human.size(value)
+    return forms
 
 
 def container_doc(container: ContainerReading) -> Doc:
@@ -183,14 +185,7 @@ def container_doc(container: ContainerReading) -> Doc:
         "memory_limit_bytes": mlim,
         "memory_percent_of_request": _pct(mem, mreq),
         "memory_percent_of_limit": _pct(mem, mlim),
-        "human": {
-            "cpu": human.cores(cpu),
-            "cpu_request": human.cores(req),
-            "cpu_limit": human.cores(lim),
-            "memory": human.size(mem),
-            "memory_request": human.size(mreq),
-            "memory_limit": human.size(mlim),
-        },
+        "human": _usage_human((cpu, req, lim), (mem, mreq, mlim)),
     }
 
 
