@@ -15,6 +15,7 @@ from collections.abc import Callable, Collection
 from typing import Protocol
 
 from exporter.containers import ContainerCgroup, ContainerUsage
+from exporter.counters import cpu_rate
 from exporter.model import ErrorSink, PodCgroup
 from exporter.snapshot import ContainerSample, PodMeta
 
@@ -88,13 +89,8 @@ class ContainerTracker:
         """(cores over the last interval of this container id, the name's continued CPU counter)."""
         if c.cpu_seconds is None:
             return None, None
-        rate = None
         stamp = self._monotonic()
-        prev = self._prev.get(c.id)
-        if prev is not None:
-            used, elapsed = c.cpu_seconds - prev[0], stamp - prev[1]
-            if used >= 0 and elapsed > 0:
-                rate = used / elapsed
+        rate = cpu_rate(self._prev.get(c.id), c.cpu_seconds, stamp)
         self._seen[c.id] = (c.cpu_seconds, stamp)
         state = states.get(name)
         if state is None:

@@ -49,3 +49,12 @@ class MonotonicTotal:
     @property
     def total(self) -> Pair:
         return self._total
+
+
+def cpu_rate(previous: tuple[float, float] | None, seconds: float, stamp: float) -> float | None:
+    """Cores used since `previous` (cpu seconds, monotonic stamp): None on a first reading, when the
+    counter went back (a re-created cgroup) or when no time passed, so a rate is never negative."""
+    if previous is None:
+        return None
+    used, elapsed = seconds - previous[0], stamp - previous[1]
+    return used / elapsed if used >= 0 and elapsed > 0 else None

@@ -20,7 +20,7 @@ from collections.abc import Callable, Collection, Mapping
 from typing import Protocol, TypeVar
 
 from exporter.containertrack import ContainerSource, ContainerTracker
-from exporter.counters import MonotonicTotal
+from exporter.counters import MonotonicTotal, cpu_rate
 from exporter.model import CpuTimes, DiskCounters, HostSample, NetCounters, PodCgroup, PodUsage
 from exporter.snapshot import PodMeta, PodSample, Snapshot
 
@@ -177,11 +177,7 @@ class Sampler:
             rate = None
             if usage.cpu_seconds is not None:
                 stamp = self._monotonic()
-                prev = self._prev_pods.get(usage.uid)
-                if prev is not None:
-                    used, elapsed = usage.cpu_seconds - prev[0], stamp - prev[1]
-                    if used >= 0 and elapsed > 0:
-                        rate = used / elapsed
+                rate = cpu_rate(self._prev_pods.get(usage.uid), usage.cpu_seconds, stamp)
                 seen[usage.uid] = (usage.cpu_seconds, stamp)
             containers = self._containers.read(cgroup, meta) if self._containers is not None else ()
             samples.append(PodSample(usage=usage, cpu_usage_cores=rate, meta=meta, containers=containers))

@@ -16,7 +16,7 @@ from typing import NamedTuple
 import pytest
 
 from aggregator.rates import COUNTERS, CounterTracker, counter_delta
-from exporter.counters import MonotonicTotal
+from exporter.counters import MonotonicTotal, cpu_rate
 
 T0 = 1_000.0  # every interval below is exact in binary, so T0 + s - T0 == s
 
@@ -166,3 +166,22 @@ def test_tracker_reset_forgets_history() -> None:
     t.reset()
     assert t.export() == {}
     assert t.update({"cpu_seconds_total": 20.0}, 5.0) == ({}, {}, None)  # first reading again
+
+
+@pytest.mark.parametrize(
+    ("previous", "seconds", "stamp", "expected"),
+    [
+        (None, 5.0, 10.0, None),  # first reading: no interval yet
+        ((2.0, 8.0), 5.0, 10.0, 1.5),  # 3 cpu-seconds over 2 s
+        ((2.0, 9.5), 3.0, 10.0, 2.0),  # an interval under a second counts too
+        ((5.0, 8.0), 5.0, 10.0, 0.0),  # idle: zero, not missing
+        ((6.0, 8.0), 5.0, 10.0, None),  # counter went back (re-created cgroup): never negative
+        ((2.0, 10.0), 5.0, 10.0, None),  # no time passed
+        ((2.0, 11.0), 5.0, 10.0, None),  # clock went back
+    ],
+)
+def test_cpu_rate_of_pods_and_containers(
+    previous: tuple[float, float] | None, seconds: float, stamp: float, expected: float | None
+) -> None:
+    """The one rule the sampler (pods) and the container tracker use for cores."""
+    assert cpu_rate(previous, seconds, stamp) == expected
