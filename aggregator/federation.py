@@ -12,11 +12,11 @@ import gzip
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 
-from aggregator.entities import PodIdentity, PodKey
 from aggregator.model import ContainerReading, PodReading, RoundResult
-from aggregator.records import GroupView, NodeView
 from aggregator.stats import AggregatorStats
-from aggregator.store import Store
+from aggregator.store.live import PodIdentity, PodKey
+from aggregator.store.store import Store
+from aggregator.store.views import GroupView, NodeView
 
 # (family name without prefix, type, help); counters keep their `_total` in the exposition name.
 NODE_FAMILIES: tuple[tuple[str, str, str], ...] = (

@@ -33,7 +33,7 @@ from typing import Any
 
 from aggregator.model import NodeReading, PodReading
 from aggregator.stats import AggregatorStats
-from aggregator.store import Store
+from aggregator.store.store import Store
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_PUSH_SKEW = 60.0  # default --max-push-skew: seconds a pushed timestamp may be off, either way

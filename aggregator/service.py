@@ -23,10 +23,10 @@ from aggregator.federation import FederationCache
 from aggregator.kube import ServiceEndpointsApi, api_client
 from aggregator.metricsapi.service import MetricsApi
 from aggregator.model import RoundResult, TargetStatus
-from aggregator.persistence import Snapshotter, restore
 from aggregator.scraper import ScrapeOutcome, Scraper
 from aggregator.stats import AggregatorStats
-from aggregator.store import Store
+from aggregator.store.statefile import Snapshotter, restore
+from aggregator.store.store import Store
 from k8smon_common import __version__, kube
 from k8smon_common.http_server import ServerHandle
 from k8smon_common.kubeauth import protect

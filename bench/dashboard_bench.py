@@ -77,7 +77,7 @@ def serve(nodes: int, pods: int, *, rounds: int = 3) -> Iterator[Served]:
     from aggregator.federation import FederationCache
     from aggregator.model import RoundResult, TargetStatus
     from aggregator.stats import AggregatorStats
-    from aggregator.store import Store
+    from aggregator.store.store import Store
     from bench.round_bench import INTERVAL, readings
     from k8smon_common.http_server import ServerHandle
     from tests.aggregator_fakes import FakeStatus

@@ -16,7 +16,7 @@ from aggregator.api.app import create_app
 from aggregator.federation import FederationCache
 from aggregator.model import NodeReading, PodReading, RoundResult, TargetStatus
 from aggregator.stats import AggregatorStats
-from aggregator.store import Store
+from aggregator.store.store import Store
 
 QUERIES = (
     "limit=50",

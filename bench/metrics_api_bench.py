@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     from aggregator.metricsapi.metadata import LabelIndex
     from aggregator.metricsapi.tls import TlsServer
     from aggregator.stats import AggregatorStats
-    from aggregator.store import Store
+    from aggregator.store.store import Store
 
     class Labels:
         def __init__(self, index: LabelIndex) -> None:

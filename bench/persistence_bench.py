@@ -20,10 +20,10 @@ import time
 from pathlib import Path
 
 from aggregator.model import NodeReading, PodReading, RoundResult
-from aggregator.persistence import restore, write_snapshot
-from aggregator.series import COLUMNS, RingSeries
 from aggregator.stats import AggregatorStats
-from aggregator.store import Store
+from aggregator.store.series import COLUMNS, RingSeries
+from aggregator.store.statefile import restore, write_snapshot
+from aggregator.store.store import Store
 
 T0 = 1_764_000_000.0
 TEMPLATES = 64

@@ -98,7 +98,7 @@ def measure(
     from aggregator.federation import FederationCache
     from aggregator.model import RoundResult, TargetStatus
     from aggregator.stats import AggregatorStats
-    from aggregator.store import Store
+    from aggregator.store.store import Store
 
     now = [1_700_000_000.0]
     stats = AggregatorStats()

@@ -23,7 +23,7 @@ from aggregator.model import RoundResult
 from aggregator.scraper import Scraper
 from aggregator.service import ScrapeService
 from aggregator.stats import AggregatorStats
-from aggregator.store import Store
+from aggregator.store.store import Store
 from tests.aggregator_fakes import render_exposition
 
 

@@ -15,7 +15,7 @@ from aggregator.api.app import create_app
 from aggregator.federation import FederationCache
 from aggregator.model import ContainerReading, NodeReading, PodReading, RoundResult, TargetStatus
 from aggregator.stats import AggregatorStats
-from aggregator.store import Store
+from aggregator.store.store import Store
 from tests.aggregator_fakes import FakeStatus
 from tests.test_store import Clock
 

@@ -26,10 +26,10 @@ from aggregator.api.errors import INTERNAL_ERROR
 from aggregator.api.push import PushAuth
 from aggregator.federation import FederationCache
 from aggregator.ingest import PushIngest
-from aggregator.podlisting import PodListing
-from aggregator.records import NodeView, PodView
 from aggregator.stats import AggregatorStats
-from aggregator.store import Store
+from aggregator.store.listing import PodListing
+from aggregator.store.store import Store
+from aggregator.store.views import NodeView, PodView
 from k8smon_common.http_server import ServerHandle
 from tests.aggregator_fakes import FakeStatus
 
@@ -160,10 +160,10 @@ class FailingStore(Store):
     """A store whose listings fail the two ways a bug could: raising, and returning what JSON cannot hold."""
 
     def pods(self, **kw: Any) -> list[PodView]:
-        raise RuntimeError("secret detail in /srv/aggregator/store.py line 42")
+        raise RuntimeError("secret detail in /srv/aggregator/store/store.py line 42")
 
     def pod_listing(self) -> PodListing:  # what the pod listings read
-        raise RuntimeError("secret detail in /srv/aggregator/store.py line 42")
+        raise RuntimeError("secret detail in /srv/aggregator/store/store.py line 42")
 
     def nodes(self) -> list[NodeView]:
         return [NodeView(name=object(), status="up", last_error=None, source="scrape",  # type: ignore[arg-type]

@@ -207,7 +207,7 @@ def test_aggregator_probes_hit_liveness_and_readiness_routes(aggregator_deploy: 
     from aggregator.api.app import create_app
     from aggregator.federation import FederationCache
     from aggregator.stats import AggregatorStats
-    from aggregator.store import Store
+    from aggregator.store.store import Store
     from tests.aggregator_fakes import FakeStatus
 
     probes = _probe_paths(aggregator_deploy)

@@ -37,7 +37,7 @@ from aggregator.parser import CACHE_SLACK, FastParser
 from aggregator.scraper import Scraper
 from aggregator.service import NOT_READY, Aggregator, ScrapeService
 from aggregator.stats import AggregatorStats
-from aggregator.store import Store
+from aggregator.store.store import Store
 from tests.aggregator_fakes import POD_LABELS, FakeExporters, FakeNode, render_exposition
 from tests.kube import FakeKube, objects
 from tests.support import free_port, wait_until

@@ -22,7 +22,7 @@ from aggregator.federation import (
 )
 from aggregator.model import ContainerReading, NodeReading, PodReading, RoundResult, TargetStatus
 from aggregator.stats import AggregatorStats
-from aggregator.store import Store
+from aggregator.store.store import Store
 from tests.support import require_tool
 from tests.test_store import Clock
 

@@ -19,7 +19,7 @@ from aggregator import federation
 from aggregator.federation import FederationCache
 from aggregator.model import NodeReading, PodReading, RoundResult, TargetStatus
 from aggregator.stats import AggregatorStats
-from aggregator.store import Store
+from aggregator.store.store import Store
 from tests.test_store import Clock
 
 GOLDEN = Path(__file__).resolve().parent / "fixtures" / "federation_golden.prom"

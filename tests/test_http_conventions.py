@@ -14,7 +14,7 @@ from aggregator.api import human
 from aggregator.api.app import create_app as aggregator_app
 from aggregator.federation import FederationCache
 from aggregator.stats import AggregatorStats
-from aggregator.store import Store
+from aggregator.store.store import Store
 from exporter.server import create_app as exporter_app
 from k8smon_common.http_server import ServerHandle
 from tests.aggregator_fakes import FakeStatus

@@ -12,7 +12,7 @@ from aggregator.metricsapi.app import create_metrics_app
 from aggregator.metricsapi.metadata import LabelIndex
 from aggregator.model import ContainerReading, NodeReading, PodReading
 from aggregator.stats import AggregatorStats
-from aggregator.store import Store
+from aggregator.store.store import Store
 
 NOW = 1_700_000_000.0
 V1B1 = "/apis/metrics.k8s.io/v1beta1"

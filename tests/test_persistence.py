@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from aggregator import persistence
 from aggregator.model import NodeReading, PodReading, RoundResult
-from aggregator.persistence import SnapshotError, Snapshotter, read_snapshot, restore, write_snapshot
 from aggregator.stats import AggregatorStats
-from aggregator.store import Store
+from aggregator.store import statefile as persistence
+from aggregator.store.statefile import SnapshotError, Snapshotter, read_snapshot, restore, write_snapshot
+from aggregator.store.store import Store
 from tests.support import wait_until
 
 T0 = 1_764_000_000.0
@@ -160,7 +160,7 @@ def test_down_node_state_survives(tmp_path: Path) -> None:
 
 def test_missing_file_starts_empty(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     store = _store(Clock(T0))
-    with caplog.at_level(logging.INFO, logger="aggregator.persistence"):
+    with caplog.at_level(logging.INFO, logger="aggregator.store.statefile"):
         result = restore(store, tmp_path / "nope.bin", stats=AggregatorStats())
     assert result.outcome == "missing" and store.series_counts()["node"] == 0
     assert "does not exist yet" in caplog.text
@@ -168,7 +168,7 @@ def test_missing_file_starts_empty(tmp_path: Path, caplog: pytest.LogCaptureFixt
 
 def test_missing_directory_is_an_error_log(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     stats = AggregatorStats()
-    with caplog.at_level(logging.ERROR, logger="aggregator.persistence"):
+    with caplog.at_level(logging.ERROR, logger="aggregator.store.statefile"):
         result = restore(_store(Clock(T0)), tmp_path / "no-such-dir" / "state.bin", stats=stats)
     assert result.outcome == "missing" and "does not exist" in caplog.text
     assert stats.snapshot()["errors"] == {"snapshot_load": 1}
@@ -318,7 +318,7 @@ def _write_version_1(path: Path, store: Store) -> None:
     """A state file as the previous build wrote it: format version 1, float32 values row by row."""
     from array import array
 
-    from aggregator.series import COLUMNS
+    from aggregator.store.series import COLUMNS
 
     body = bytearray()
 

@@ -1,4 +1,4 @@
-"""The store's shared pod listing (podlisting.py): reused while nothing changes, replaced by every write
+"""The store's shared pod listing (store/listing.py): reused while nothing changes, replaced by every write
 (scrape, push, node down/gone, end of round, restore) and by time (a pod going stale), and always equal
 to the listing computed from scratch."""
 
@@ -8,8 +8,8 @@ import random
 
 import pytest
 
-from aggregator.records import PodView
-from aggregator.store import Store
+from aggregator.store.store import Store
+from aggregator.store.views import PodView
 from tests.test_api import make_world
 from tests.test_ingest import AUTH, pod_body
 from tests.test_store import Clock, node, pod, round_result

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from aggregator.series import COLUMNS
-from aggregator.store import Store
+from aggregator.store.series import COLUMNS
+from aggregator.store.store import Store
 from tests.test_store import Clock, node, pod, round_result
 
 CPU = COLUMNS.index("cpu_millicores")

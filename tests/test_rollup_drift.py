@@ -13,9 +13,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from aggregator.records import Point
-from aggregator.series import COLUMNS
-from aggregator.store import Store
+from aggregator.store.series import COLUMNS
+from aggregator.store.store import Store
+from aggregator.store.views import Point
 from tests.handmade_exporter import DrivenService, HandmadeExporter
 from tests.test_store import Clock, node, pod, round_result
 

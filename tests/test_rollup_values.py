@@ -7,9 +7,9 @@ time stamp and rates, unnamed pods kept out without ending the round, and `group
 
 from __future__ import annotations
 
-from aggregator.records import Sample
-from aggregator.rollup import PodContribution, group_counts, roll_up
-from aggregator.series import COLUMNS
+from aggregator.store.rollup import PodContribution, group_counts, roll_up
+from aggregator.store.series import COLUMNS
+from aggregator.store.views import Sample
 
 W = len(COLUMNS)
 

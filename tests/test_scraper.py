@@ -19,7 +19,7 @@ from aggregator.federation import FederationCache
 from aggregator.scraper import ScrapeOutcome, Scraper
 from aggregator.service import ScrapeService
 from aggregator.stats import AggregatorStats
-from aggregator.store import Store
+from aggregator.store.store import Store
 from tests.aggregator_fakes import FakeExporters, FakeNode, render_exposition
 from tests.support import wait_until
 

@@ -9,9 +9,9 @@ import pytest
 
 from aggregator.model import NodeReading, PodReading, RoundResult
 from aggregator.rates import CounterTracker, counter_delta
-from aggregator.series import COLUMNS, RingSeries
 from aggregator.stats import AggregatorStats
-from aggregator.store import Store
+from aggregator.store.series import COLUMNS, RingSeries
+from aggregator.store.store import Store
 
 
 class Clock:

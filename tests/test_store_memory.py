@@ -20,7 +20,7 @@ import tracemalloc
 import psutil
 
 from aggregator.model import NodeReading, PodReading, RoundResult
-from aggregator.store import Store
+from aggregator.store.store import Store
 from tests.test_store import Clock
 
 FULL = os.environ.get("K8SMON_STORE_BENCH") == "1"

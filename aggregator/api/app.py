@@ -21,7 +21,7 @@ from aggregator.federation import FederationCache
 from aggregator.ingest import MAX_BODY_BYTES, MAX_PUSH_SKEW, PushIngest
 from aggregator.model import StatusProvider
 from aggregator.stats import AggregatorStats
-from aggregator.store import Store
+from aggregator.store.store import Store
 from k8smon_common import http_api
 
 

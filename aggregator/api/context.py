@@ -12,9 +12,9 @@ from aggregator.api import params, views
 from aggregator.api.views import PodDocCache
 from aggregator.federation import FederationCache
 from aggregator.model import StatusProvider
-from aggregator.records import Point
 from aggregator.stats import AggregatorStats
-from aggregator.store import Store
+from aggregator.store.store import Store
+from aggregator.store.views import Point
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,8 @@ import falcon
 from aggregator.api import params
 from aggregator.api.errors import BadParameter
 from aggregator.api.views import PodDocCache
-from aggregator.podlisting import PodListing
-from aggregator.records import PodView, Sample
+from aggregator.store.listing import PodListing
+from aggregator.store.views import PodView, Sample
 
 MAX_LIMIT = 10_000
 MAX_QUERY = 253  # a pod name is at most 253 characters; a longer substring can match nothing

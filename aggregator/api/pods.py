@@ -7,7 +7,7 @@ import falcon
 from aggregator.api import listing, params, views
 from aggregator.api.context import ApiContext
 from aggregator.api.errors import Ambiguous, NotFound
-from aggregator.records import PodView
+from aggregator.store.views import PodView
 
 
 def find_one(ctx: ApiContext, req: falcon.Request, pod: str, *, current: bool) -> PodView:

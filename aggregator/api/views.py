@@ -16,7 +16,7 @@ from typing import Any
 
 from aggregator.api import human
 from aggregator.model import ContainerReading
-from aggregator.records import GroupView, NodeView, PodView, Point, Sample
+from aggregator.store.views import GroupView, NodeView, PodView, Point, Sample
 
 Doc = dict[str, Any]
 

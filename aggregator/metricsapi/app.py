@@ -11,7 +11,7 @@ from aggregator.api.app import json_handler
 from aggregator.metricsapi import discovery, resources, status
 from aggregator.metricsapi.metadata import Labels
 from aggregator.stats import AggregatorStats
-from aggregator.store import Store
+from aggregator.store.store import Store
 
 
 class Probe:

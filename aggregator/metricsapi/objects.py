@@ -31,7 +31,7 @@ except ImportError:  # orjson is a runtime dependency; the standard library give
     def dumps(obj: Any) -> bytes:  # type: ignore[misc]
         return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
 from aggregator.model import ContainerReading
-from aggregator.records import NodeView, PodView, Sample
+from aggregator.store.views import NodeView, PodView, Sample
 
 NODE_CPU, NODE_MEMORY = "cpu_usage_cores", "memory_used_bytes"
 CONTAINER_CPU, CONTAINER_MEMORY = "cpu_usage_cores", "memory_working_set_bytes"

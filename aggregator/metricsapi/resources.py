@@ -12,8 +12,8 @@ from aggregator.metricsapi import objects, selectors
 from aggregator.metricsapi.metadata import Labels
 from aggregator.metricsapi.quantity import rfc3339
 from aggregator.metricsapi.status import BadRequest, NotFound
-from aggregator.records import PodView
-from aggregator.store import Store
+from aggregator.store.store import Store
+from aggregator.store.views import PodView
 
 GROUP = "metrics.k8s.io"
 

@@ -11,7 +11,7 @@ from aggregator.metricsapi.auth import DelegatedAuth, KubeReviewer, load_request
 from aggregator.metricsapi.metadata import KubeLabels, Labels, NoLabels
 from aggregator.metricsapi.tls import TlsServer
 from aggregator.stats import AggregatorStats
-from aggregator.store import Store
+from aggregator.store.store import Store
 from k8smon_common import kube
 from k8smon_common.kube import KubeError
 

@@ -1,4 +1,4 @@
-"""Mutable per-entity state inside the Store (never handed out; readers get `records.py` copies)."""
+"""Mutable per-entity state inside the Store (never handed out; readers get `views.py` copies)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import math
 
 from aggregator.model import PodReading
 from aggregator.rates import CounterTracker
-from aggregator.records import GroupView, PodView, Sample
-from aggregator.series import RingSeries
+from aggregator.store.series import RingSeries
+from aggregator.store.views import GroupView, PodView, Sample
 
 PodKey = tuple[str, str]  # (namespace, pod)
 # (node, namespace, pod, uid, owner_kind, owner_name, deployment): a pod's federation labels

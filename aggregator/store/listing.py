@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any, TypeVar
 
-from aggregator.records import PodView
+from aggregator.store.views import PodView
 
 T = TypeVar("T")
 _MISSING = object()

@@ -34,11 +34,14 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import replace
 
-from aggregator import state as state_records
-from aggregator.entities import GroupState, NodeState, PodKey, PodState, finite_values
 from aggregator.model import NodeReading, PodReading, RoundResult
-from aggregator.podlisting import PodListing
-from aggregator.records import (
+from aggregator.stats import AggregatorStats
+from aggregator.store import snapshot as state_records
+from aggregator.store.listing import PodListing
+from aggregator.store.live import GroupState, NodeState, PodKey, PodState, finite_values
+from aggregator.store.rollup import GroupKey, PodContribution, group_counts, roll_up
+from aggregator.store.series import RingSeries
+from aggregator.store.views import (
     IO_COLUMNS,
     GroupView,
     NodeView,
@@ -47,9 +50,6 @@ from aggregator.records import (
     make_sample,
     series_row,
 )
-from aggregator.rollup import GroupKey, PodContribution, group_counts, roll_up
-from aggregator.series import RingSeries
-from aggregator.stats import AggregatorStats
 
 log = logging.getLogger(__name__)
 

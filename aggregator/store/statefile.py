@@ -39,10 +39,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from aggregator.series import COLUMNS, TYPECODES
-from aggregator.state import EntityRecord, StateError
 from aggregator.stats import AggregatorStats
-from aggregator.store import Store
+from aggregator.store.series import COLUMNS, TYPECODES
+from aggregator.store.snapshot import EntityRecord, StateError
+from aggregator.store.store import Store
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import NamedTuple
 
-from aggregator.records import GroupView, Sample, sum_rows
-from aggregator.series import COLUMNS
+from aggregator.store.series import COLUMNS
+from aggregator.store.views import GroupView, Sample, sum_rows
 
 GroupKey = tuple[str, str]  # (namespace, deployment); deployment "" = the namespace itself
 

@@ -15,10 +15,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from aggregator.entities import GroupState, NodeState, PodState
 from aggregator.model import PodReading
-from aggregator.records import GroupView, Sample
-from aggregator.series import COLUMNS, RingSeries
+from aggregator.store.live import GroupState, NodeState, PodState
+from aggregator.store.series import COLUMNS, RingSeries
+from aggregator.store.views import GroupView, Sample
 
 NODE, POD, GROUP = "node", "pod", "group"
 
