@@ -115,12 +115,14 @@ def test_reads_in_any_chunk_size(tmp_path: Path, compress: bool, chunk: int) -> 
     """The reader's buffering and the compressed stream's tail are right whatever the read size."""
     path = _good_file(tmp_path, compress=compress)
     def plain(chunk_size: int) -> list[tuple[object, ...]]:  # bytes: NaN points never compare equal
-        return [(r.kind, r.meta, r.timestamps.tobytes(), [c.tobytes() for c in r.columns])
-                for r in read_snapshot(path, chunk=chunk_size)]
+        return [(r.kind, r.meta, r.chunks.hidden, r.chunks.counts.tobytes(), r.chunks.bounds.tobytes(),
+                 r.chunks.blobs, r.chunks.open.tobytes()) for r in read_snapshot(path, chunk=chunk_size)
+                if r.chunks is not None]
 
     records = list(read_snapshot(path, chunk=chunk))
     assert plain(chunk) == plain(1 << 20)
     assert {r.kind for r in records} == {"node", "pod", "group"}
+    assert all(r.chunks is not None for r in records)  # version 3: every series as its chunks
 
 
 def test_restore_drops_what_retention_would_have_expired_and_keeps_the_newest_points(tmp_path: Path) -> None:
@@ -336,9 +338,10 @@ def _write_version_1(path: Path, store: Store) -> None:
                 v = column[i]
                 return math.nan if column.typecode == "I" and v == 0xFFFFFFFF else v  # sentinel: missing
 
-            rows = array("f", (value(c, i) for i in range(len(r.timestamps)) for c in r.columns))
-            arrays += r.timestamps.tobytes() + rows.tobytes()
-            records.append({"kind": r.kind, "meta": meta, "n": len(r.timestamps)})
+            timestamps, columns = r.point_arrays()
+            rows = array("f", (value(c, i) for i in range(len(timestamps)) for c in columns))
+            arrays += timestamps.tobytes() + rows.tobytes()
+            records.append({"kind": r.kind, "meta": meta, "n": len(timestamps)})
         chunk({"records": records}, bytes(arrays))
     body.extend(struct.pack("<II", 0, 0))
     path.write_bytes(struct.pack("<8sHHI", b"K8SMSTAT", 1, 0, 0) + bytes(body)
