@@ -126,7 +126,7 @@ def _ints(values: list[int]) -> bytes | None:
     if low < -_SIGNED or high >= _SIGNED or high - low >= _SIGNED:  # then a delta could overflow int64
         return None
     deltas = list(map(sub, values[1:], values[:-1]))
-    if not deltas or max(map(abs, deltas)) > high - low:
+    if not deltas or 2 * max(map(abs, deltas)) > high - low:  # zigzag doubles a delta
         mode, base, residues = _OFFSET, low, list(map(sub, values[1:], repeat(low)))
     else:
         mode, base, residues = _DELTA, first, deltas
@@ -203,15 +203,16 @@ def _decimal(values: list[float], bits: list[int]) -> tuple[int, list[int]] | No
         if min(values) >= -WHOLE_LIMIT and max(values) <= WHOLE_LIMIT:
             return 0, list(map(int, values))
         return None
+    largest = max(map(abs, values))
     d = 1
     while True:  # try the places the first value that does not fit needs, then check all again
         scale = 10**d
+        if largest * scale >= _SCALED_LIMIT:
+            return None
         scaled = list(map(round, map(mul, values, repeat(float(scale)))))
         back = list(map(truediv, scaled, repeat(scale)))
         if back == values:
-            if min(scaled) > -_SCALED_LIMIT and max(scaled) < _SCALED_LIMIT:
-                return d, scaled
-            return None
+            return d, scaled
         bad = next(v for v, b in zip(values, back, strict=True) if v != b)
         while not _fits(bad, d):
             d += 1
@@ -221,8 +222,7 @@ def _decimal(values: list[float], bits: list[int]) -> tuple[int, list[int]] | No
 
 def _fits(v: float, d: int) -> bool:
     scale = 10**d
-    m = round(v * scale)
-    return -_SCALED_LIMIT < m < _SCALED_LIMIT and v == m / scale
+    return abs(v) * scale < _SCALED_LIMIT and v == round(v * scale) / scale
 
 
 _NEG_ZERO = 1 << 63

@@ -162,21 +162,26 @@ class ChunkedSeries:
         """
         hidden = self._hidden
         segments = [s for s in self._segments() if s[0] + s[1] > hidden]
-        wanted = {k for _start, _n, _low, high, k in segments if since is None or high >= since}
+        decoded: dict[int, list[tuple[float, Row]]] = {}
+
+        def shown(start: int, k: int) -> list[tuple[float, Row]]:
+            if k not in decoded:
+                decoded[k] = self._decode(k)[max(0, hidden - start):]
+            return decoded[k]
+
         keep: list[tuple[float, Row]] = []
         before: tuple[float, Row] | None = None
         if previous and since is not None:  # the newest chunk with a shown point before `since` holds it
             for start, _n, low, _high, k in reversed(segments):
                 if low < since:
-                    shown = self._decode(k)[max(0, hidden - start):]
-                    older = [p for p in shown if p[0] < since]
+                    older = [p for p in shown(start, k) if p[0] < since]
                     if older:
                         before = older[-1]
                         break
-        for start, _n, _low, _high, k in segments:
-            if k in wanted:
-                shown = self._decode(k)[max(0, hidden - start):]
-                keep.extend(shown if since is None else (p for p in shown if p[0] >= since))
+        for start, _n, _low, high, k in segments:
+            if since is None or high >= since:
+                points = shown(start, k)
+                keep.extend(points if since is None else (p for p in points if p[0] >= since))
         if before is not None:
             keep.insert(0, before)
         return keep

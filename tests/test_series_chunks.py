@@ -1,0 +1,266 @@
+"""Chunked series and their codec: every value back bit for bit, windows read from the chunks they touch.
+
+Property tests (hypothesis) over awkward values: None, NaNs with payloads, -0.0, subnormals, 2**53 and
+its neighbours, huge and negative numbers, short decimals, full-precision fractions, and timestamps
+regular, jittered, out of order or far apart; plus the exact stream each transform chose.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from array import array
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from aggregator.store import chunks
+from aggregator.store.series import ChunkedSeries, ChunkRecord
+
+WIDTH = 3
+
+
+def _bits(v: float | int | None) -> object:
+    """A value's identity: None, or its type and float64 bits (so -0.0 != 0.0 and NaN payloads count)."""
+    if v is None:
+        return None
+    return type(v), struct.pack("<d", float(v))
+
+
+def _expected(v: float | int | None) -> float | int | None:
+    """What the series must hand back for an appended value: whole numbers up to 2**53 as int."""
+    if v is None:
+        return None
+    f = float(v)
+    if f.is_integer() and abs(f) <= 2**53 and not (f == 0 and math.copysign(1.0, f) < 0):
+        return int(f)
+    return f
+
+
+def _nan(payload: int) -> float:
+    return struct.unpack("<d", struct.pack("<Q", 0x7FF0_0000_0000_0000 | payload))[0]
+
+
+AWKWARD = st.sampled_from([
+    None, 0.0, -0.0, 1.0, -1.0, 2.0**53, 2.0**53 + 2, -(2.0**53), 2.0**53 - 1, 2.0**63, 2.0**64, 1e300,
+    -1e300, 5e-324, -5e-324, 2.2250738585072014e-308, math.inf, -math.inf, math.nan, _nan(1), _nan(0xDEAD),
+    0.1, 0.3, 1234.5, 0.000001, 4096.0, 4294967295.0, 2716020736.0, 1 / 3,
+])
+VALUES = st.one_of(
+    AWKWARD,
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.integers(min_value=-(2**53), max_value=2**53),
+    st.integers(min_value=-10**9, max_value=10**9).map(lambda m: m / 1000),  # short decimals
+    st.integers(min_value=0, max_value=1 << 40).map(lambda m: float(m * 4096)),  # pages
+)
+ROWS = st.lists(st.tuples(*[VALUES] * WIDTH), min_size=1, max_size=60)
+
+
+def _timestamps(draw: st.DrawFn, n: int) -> list[float]:
+    kind = draw(st.sampled_from(["regular", "jittered", "any"]))
+    if kind == "any":
+        return [draw(st.floats(allow_nan=False, allow_infinity=False)) for _ in range(n)]
+    start = draw(st.floats(min_value=-1e12, max_value=1e12))
+    jitter = 0.0 if kind == "regular" else draw(st.floats(min_value=0, max_value=1))
+    return [start + 5 * k + jitter * ((k * 7919) % 13 - 6) / 6 for k in range(n)]
+
+
+@st.composite
+def _points(draw: st.DrawFn) -> list[tuple[float, tuple[float | int | None, ...]]]:
+    rows = draw(ROWS)
+    return list(zip(_timestamps(draw, len(rows)), rows, strict=True))
+
+
+def _check(got: list[tuple[float, tuple]], points: list[tuple[float, tuple]]) -> None:
+    assert [_bits(t) for t, _ in got] == [_bits(float(t)) for t, _ in points]
+    want = [[_bits(_expected(v)) for v in row] for _, row in points]
+    assert [[_bits(v) for v in row] for _, row in got] == want
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_points())
+def test_a_chunk_decodes_to_exactly_what_was_encoded(points: list[tuple[float, tuple]]) -> None:
+    timestamps = array("d", [t for t, _ in points])
+    columns = [array("d", [chunks.NONE if row[c] is None else row[c] for _, row in points])
+               for c in range(WIDTH)]
+    got_ts, got_columns = chunks.decode(chunks.encode(timestamps, columns))
+    _check(list(zip(got_ts, zip(*got_columns, strict=True), strict=True)), points)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_points(), st.integers(min_value=1, max_value=70), st.integers(min_value=1, max_value=9),
+       st.floats(allow_nan=False, allow_infinity=False))
+def test_the_series_shows_the_newest_capacity_points_exactly(
+    points: list[tuple[float, tuple]], capacity: int, chunk_points: int, since: float
+) -> None:
+    series = ChunkedSeries(capacity, WIDTH, chunk_points=chunk_points)
+    for t, row in points:
+        series.append(t, row)
+    shown = points[-capacity:]
+    assert len(series) == len(shown) and series.newest_timestamp() == points[-1][0]
+    _check(series.points(), shown)
+    # a window: the points at or after `since`, and with `previous` the newest one before it first
+    window = [p for p in shown if p[0] >= since]
+    older = [p for p in shown if p[0] < since]
+    _check(series.points(since), window)
+    _check(series.points(since, previous=True), older[-1:] + window)
+    # held: at least the capacity, at most one chunk more (whole chunks go)
+    record = series.export_chunks()
+    held = sum(record.counts) + len(record.open) // (WIDTH + 1)
+    assert held - record.hidden == len(shown)
+    assert record.hidden < (record.counts[0] if record.counts else 1)
+    # restored from its chunks, with the same, a smaller or a larger capacity
+    for cap in (capacity, max(1, capacity // 2), capacity * 2):
+        again = ChunkedSeries.restore_chunks(cap, WIDTH, record)
+        _check(again.points(), shown[-cap:])
+        assert again.newest_timestamp() == points[-1][0]
+
+
+def test_none_stays_none_and_nans_keep_their_payload() -> None:
+    series = ChunkedSeries(10, 2, chunk_points=2)
+    rows = [(None, math.nan), (_nan(0xBEEF), None), (None, None), (1.0, -0.0)]
+    for i, row in enumerate(rows):
+        series.append(float(i), row)
+    got = [row for _, row in series.points()]
+    assert [[_bits(v) for v in row] for row in got] == [[_bits(_expected(v)) for v in row] for row in rows]
+    assert got[0][0] is None and got[2] == (None, None) and math.isnan(got[0][1])
+
+
+# --- what each stream costs: the transforms chosen ---------------------------------------------------
+
+
+def _plain(blob: bytes) -> bytes:
+    return chunks._zstd()[1].decompress(blob)
+
+
+def test_regular_timestamps_and_steady_whole_values_cost_almost_nothing() -> None:
+    n = 240
+    timestamps = array("d", [1_764_000_000.0 + 5 * k for k in range(n)])
+    flat = array("d", [4096.0 * 1000] * n)
+    zeros = array("d", [0.0] * n)
+    raw = _plain(chunks.encode(timestamps, [flat, zeros]))
+    # header 3 B; timestamps: mode, first bits, integer head (deltas: mode, first delta, gcd) and one
+    # plane mask byte with no planes (every delta-of-delta 0); each column: kind, integer head, mask
+    ts_bytes = 1 + 8 + chunks._INT_HEAD.size + 1
+    column_bytes = 1 + chunks._INT_HEAD.size + 1
+    assert len(raw) == 3 + ts_bytes + 2 * column_bytes
+
+
+def test_pages_are_divided_by_their_common_step() -> None:
+    values = [1e9 + 4096 * ((k * 37) % 100) for k in range(100)]  # deltas twice the spread once zigzagged
+    coded = chunks._column(array("d", values))
+    assert coded[0] == 0  # decimal places 0: whole numbers
+    mode, base, step = chunks._INT_HEAD.unpack_from(coded, 1)
+    assert step == 4096 * 1 and mode == chunks._OFFSET and base == min(int(v) for v in values)
+    assert len(coded) < 1 + chunks._INT_HEAD.size + 8 + 1 + 2 * 99  # offsets / 4096 fit in two bytes
+
+
+def test_decimals_take_the_fewest_places_and_others_fall_back_to_xor() -> None:
+    mixed = [1.5, 2.25, 3.0]
+    assert chunks._decimal(mixed, chunks._bits(array("d", mixed))) == (2, [150, 225, 300])
+    assert chunks._decimal([1.0, 2.0], chunks._bits(array("d", [1.0, 2.0]))) == (0, [1, 2])
+    for odd in ([1 / 3, 1.0], [-0.0, 1.0], [math.nan], [math.inf], [2.0**60], [0.1 + 0.2]):
+        assert chunks._decimal(odd, chunks._bits(array("d", odd))) is None, odd
+    assert chunks._decimal([0.1 + 0.2], chunks._bits(array("d", [0.3]))) is None  # 0.30000000000000004
+    assert chunks._decimal([123.456789], chunks._bits(array("d", [123.456789]))) == (6, [123456789])
+    fraction = chunks._column(array("d", [1 / 3, 2 / 3]))
+    assert fraction[0] == chunks._XOR_KIND
+
+
+def test_whole_numbers_up_to_2_53_come_back_as_int() -> None:
+    assert chunks.output(2.0**53) == 2**53 and type(chunks.output(2.0**53)) is int
+    assert type(chunks.output(-(2.0**53))) is int
+    assert type(chunks.output(2.0**53 + 2)) is float
+    assert type(chunks.output(-0.0)) is float and type(chunks.output(0.0)) is int
+    assert chunks.output(chunks.NONE) is None and math.isnan(chunks.output(math.nan))  # type: ignore[arg-type]
+    assert chunks._from_decimal([150, 225, 300, -100], 2) == [1.5, 2.25, 3, -1]
+
+
+def test_integer_streams_pick_the_narrower_of_deltas_and_offsets() -> None:
+    rising = list(range(10**12, 10**12 + 1000, 10))  # deltas all 10: zero planes after the GCD
+    coded = chunks._ints(rising)
+    assert coded is not None and chunks._INT_HEAD.unpack_from(coded, 0) == (chunks._DELTA, 10**12, 10)
+    # every delta over the GCD is 1, zigzagged 2: one plane of 2s
+    assert coded[chunks._INT_HEAD.size:] == bytes((1,)) + bytes((2,)) * (len(rising) - 1)
+    noisy = [5, 900, 3, 870, 12, 880]  # jumps both ways: offsets from 3 are narrower than the deltas
+    coded = chunks._ints(noisy)
+    assert coded is not None and chunks._INT_HEAD.unpack_from(coded, 0)[0] == chunks._OFFSET
+    assert chunks._unints(coded, 0, len(noisy))[0] == noisy
+    assert chunks._ints([-(2**63), 2**63 - 1]) is None  # a delta would overflow int64
+    assert chunks._zigzag([0, -1, 1, -2, 2**62, -(2**63)]) == [0, 1, 2, 3, 2**63, 2**64 - 1]
+    assert chunks._unzigzag([0, 1, 2, 3, 2**63, 2**64 - 1]) == [0, -1, 1, -2, 2**62, -(2**63)]
+
+
+def test_byte_planes_keep_only_non_zero_planes() -> None:
+    values = [0x0100, 0x0200, 0x0300]
+    packed = chunks._planes(values)
+    assert packed == bytes((0b10,)) + bytes((1, 2, 3))
+    assert chunks._unplanes(packed, 0, 3) == (values, 4)
+    assert chunks._planes([0, 0]) == b"\x00"
+    assert chunks._unplanes(b"\xff" + bytes(range(16)), 0, 2)[0] == [
+        int.from_bytes(bytes(range(0, 16, 2)), "little"), int.from_bytes(bytes(range(1, 16, 2)), "little")]
+
+
+def test_corrupt_chunks_raise_a_chunk_error() -> None:
+    blob = chunks.encode(array("d", [1.0, 2.0]), [array("d", [3.0, 4.0])])
+    with pytest.raises(chunks.ChunkError):
+        chunks.decode(b"not zstd")
+    raw = _plain(blob)
+    for broken in (raw[:-1], raw + b"\0", raw[:3] + b"\x07" + raw[4:]):
+        with pytest.raises(chunks.ChunkError):
+            chunks.decode(chunks._zstd()[0].compress(broken))
+    with pytest.raises(ValueError, match=r"1\.\.65535 points"):
+        chunks.encode(array("d"), [])
+
+
+# --- reading and dropping whole chunks ---------------------------------------------------------------
+
+
+def test_a_window_decodes_only_the_chunks_it_touches(monkeypatch: pytest.MonkeyPatch) -> None:
+    series = ChunkedSeries(1000, 1, chunk_points=100)
+    for k in range(1000):
+        series.append(5.0 * k, (float(k),))
+    decoded: list[bytes] = []
+    real = chunks.decode
+    monkeypatch.setattr(chunks, "decode", lambda blob: decoded.append(blob) or real(blob))
+    newest = series.newest_timestamp()
+    assert newest == 4995.0
+    window = series.points(since=newest - 300)
+    assert [v for _, (v,) in window] == list(range(939, 1000))
+    assert len(decoded) <= 1  # the open chunk is plain; at most the last closed one
+    decoded.clear()
+    series.points(since=newest - 300, previous=True)
+    assert len(decoded) <= 1
+    decoded.clear()
+    assert len(series.points()) == 1000 and len(decoded) == series.chunk_count()
+
+
+def test_whole_chunks_go_once_the_newer_points_fill_the_capacity() -> None:
+    series = ChunkedSeries(10, 1, chunk_points=4)
+    for k in range(40):
+        series.append(float(k), (k,))
+        record = series.export_chunks()
+        held = sum(record.counts) + len(record.open) // 2
+        assert len(series) == min(k + 1, 10)
+        assert held - record.hidden == len(series)
+        assert held < 10 + 4 + 4  # never more than a chunk (and the first, shorter one) past capacity
+        assert not record.counts or record.hidden < record.counts[0]
+    assert [v for _, (v,) in series.points()] == list(range(30, 40))
+
+
+def test_restore_chunks_refuses_records_that_do_not_add_up() -> None:
+    series = ChunkedSeries(10, 1, chunk_points=2)
+    for k in range(5):
+        series.append(float(k), (k,))
+    good = series.export_chunks()
+    bad = [
+        ChunkRecord(good.hidden, array("H", [*good.counts, 2]), good.bounds, good.blobs, good.open),
+        ChunkRecord(good.hidden, good.counts, good.bounds[:-1], good.blobs, good.open),
+        ChunkRecord(good.hidden, good.counts, good.bounds, good.blobs, good.open[:-1]),
+        ChunkRecord(99, good.counts, good.bounds, good.blobs, good.open),
+    ]
+    for record in bad:
+        with pytest.raises(ValueError, match="chunk record"):
+            ChunkedSeries.restore_chunks(10, 1, record)
+    assert ChunkedSeries.restore_chunks(10, 1, good).points() == series.points()
