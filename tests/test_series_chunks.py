@@ -141,10 +141,24 @@ def test_regular_timestamps_and_steady_whole_values_cost_almost_nothing() -> Non
     zeros = array("d", [0.0] * n)
     raw = _plain(chunks.encode(timestamps, [flat, zeros]))
     # header 3 B; timestamps: mode, first bits, integer head (deltas: mode, first delta, gcd) and one
-    # plane mask byte with no planes (every delta-of-delta 0); each column: kind, integer head, mask
+    # plane mask byte with no planes (every delta-of-delta 0); the flat column: kind, integer head,
+    # mask; the zeros: kind and a bitmap of the non-zero values (none)
     ts_bytes = 1 + 8 + chunks._INT_HEAD.size + 1
-    column_bytes = 1 + chunks._INT_HEAD.size + 1
-    assert len(raw) == 3 + ts_bytes + 2 * column_bytes
+    assert len(raw) == 3 + ts_bytes + (1 + chunks._INT_HEAD.size + 1) + (1 + n // 8)
+    assert raw[-1 - n // 8] == chunks._ZEROS_FLAG | chunks._EMPTY_KIND and raw[-n // 8:] == bytes(n // 8)
+
+
+def test_mostly_zero_columns_store_a_bitmap_and_the_rest() -> None:
+    values = [0.0, 4096.0, 0.0, 0.0, -0.0, 8192.0, 0.0, 0.0]  # -0.0 is not a zero here: its sign is kept
+    coded = chunks._column(array("d", values))
+    assert coded[0] == chunks._ZEROS_FLAG | chunks._XOR_KIND  # 4096, -0.0, 8192 have no decimal form
+    assert coded[1] == 0b0011_0010  # bits 1, 4, 5: the non-zero values
+    few = [1.0, 2.0, 3.0, 0.0, 5.0]  # under one in four: no bitmap
+    assert chunks._column(array("d", few))[0] == 0
+    with_none = [chunks.NONE, 0.0, 0.0, 7.0]
+    coded = chunks._column(array("d", with_none))
+    assert coded[0] == chunks._MISSING_FLAG | chunks._ZEROS_FLAG | 0 and coded[1:3] == bytes((0b1110, 0b100))
+    assert chunks._read_column(coded, 0, 4) == ([None, 0, 0, 7], len(coded))
 
 
 def test_pages_are_divided_by_their_common_step() -> None:
