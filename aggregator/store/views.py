@@ -67,12 +67,12 @@ def series_row(sample: Sample, *, memory_key: str) -> tuple[float | None, ...]:
 
     CPU in the series is the counter rate (exact average over the interval since the previous stored
     point, right across missed scrapes), falling back to the gauge on a first reading; the gauge and
-    the rate agree whenever every exporter snapshot is scraped.
+    the rate agree whenever every exporter snapshot is scraped. Stored in whole nanocores (`nanocores`).
     """
     rate = sample.rates.get("cpu_seconds_total")
     cpu = rate * 1000.0 if rate is not None else sample.cpu_millicores
     return (
-        cpu,
+        None if cpu is None else nanocores(cpu),
         sample.values.get(memory_key),
         *(sample.deltas.get(counter) for counter in IO_COLUMNS),
     )
