@@ -289,20 +289,28 @@ def _column(values: array) -> bytes:
     return bytes((flag | _XOR_KIND,)) + head + _xors(bits)
 
 
-def _bitmap(flags: list[bool]) -> bytes:
-    out = bytearray((len(flags) + 7) // 8)
-    for i, present in enumerate(flags):
-        if present:
-            out[i >> 3] |= 1 << (i & 7)
-    return bytes(out)
+def _bitmap(flags: Sequence[bool]) -> bytes:
+    """Flags as bits, 8 to a byte, the first in the lowest bit (whole-number arithmetic, no loop per flag)."""
+    size = (len(flags) + 7) // 8
+    padded = bytes(flags) + bytes(8 * size - len(flags))  # one byte 0/1 per flag
+    packed = 0
+    for bit in range(8):  # byte k of plane `bit` is flag 8k + bit: moved to its bit of byte k
+        packed |= int.from_bytes(padded[bit::8], "little") << bit
+    return packed.to_bytes(size, "little")
 
 
-def _unbitmap(data: bytes, offset: int, n: int) -> tuple[list[bool], int]:
+def _unbitmap(data: bytes, offset: int, n: int) -> tuple[bytes, int]:
+    """`n` flags packed by `_bitmap` at `offset`, as bytes 0/1, and the offset after them."""
     size = (n + 7) // 8
     raw = data[offset:offset + size]
     if len(raw) != size:
-        raise ChunkError("a missing-value bitmap shorter than its count")
-    return [bool(raw[i >> 3] >> (i & 7) & 1) for i in range(n)], offset + size
+        raise ChunkError("a bitmap shorter than its count")
+    packed = int.from_bytes(raw, "little")
+    ones = int.from_bytes(b"\x01" * size, "little")
+    flags = bytearray(8 * size)
+    for bit in range(8):
+        flags[bit::8] = (packed >> bit & ones).to_bytes(size, "little")
+    return bytes(flags[:n]), offset + size
 
 
 def decode(blob: bytes) -> tuple[list[float], list[list[float | int | None]]]:
@@ -342,8 +350,8 @@ def _read_timestamps(data: bytes, offset: int, n: int) -> tuple[list[float], int
 def _read_column(data: bytes, offset: int, n: int) -> tuple[list[float | int | None], int]:
     mode = data[offset]
     offset += 1
-    present: list[bool] | None = None
-    nonzero: list[bool] | None = None
+    present: bytes | None = None
+    nonzero: bytes | None = None
     count = n
     if mode & _MISSING_FLAG:
         present, offset = _unbitmap(data, offset, count)

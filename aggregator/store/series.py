@@ -104,8 +104,10 @@ class ChunkedSeries:
             raise ValueError(f"a point needs a finite timestamp, got {timestamp!r}")
         if len(self._open) >= self._close_at * (self._width + 1):
             self._close()
+        if None in row:
+            row = [NONE if v is None else v for v in row]
         # fromlist adds all or nothing: a value that is not a number leaves the series as it was
-        self._open.fromlist([timestamp, *[NONE if v is None else v for v in row]])
+        self._open.fromlist([timestamp, *row])
         self._stored += 1
         self._newest = timestamp
         if self._stored - self._hidden > self._capacity:
