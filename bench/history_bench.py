@@ -106,8 +106,10 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def measure(nodes: int, pods: int, points: int, *, data: str = "realistic", rounds: int = 240,
-            reads: int = 300, seed: int = 15, series_class: Callable[..., Any] = ChunkedSeries) -> dict[str, Any]:
+def measure(
+    nodes: int, pods: int, points: int, *, data: str = "realistic", rounds: int = 240, reads: int = 300,
+    seed: int = 15, series_class: Callable[..., Any] = ChunkedSeries,
+) -> dict[str, Any]:
     """Fill nodes x (pods + 1) series with `points` points each and measure them (see the module doc)."""
     rng = random.Random(seed)
     make = DATA[data]
@@ -172,8 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", choices=sorted(DATA), default="realistic")
     args = parser.parse_args(argv)
     result = measure(args.nodes, args.pods, args.points, data=args.data)
-    print(f"history: {result['series']} series x {args.points} points ({args.data} values, {result['layout']}), "
-          f"load {' '.join(f'{x:.1f}' for x in psutil.getloadavg())}")
+    print(f"history: {result['series']} series x {args.points} points ({args.data} values, "
+          f"{result['layout']}), load {' '.join(f'{x:.1f}' for x in psutil.getloadavg())}")
     print(f"  stored: {result['bytes_per_value']:.2f} B per value (tracemalloc, timestamps included; "
           f"{result['bytes_per_point']:.1f} B per point of {len(COLUMNS)} values), "
           f"RSS {result['rss_bytes_per_value']:.2f} B per value; target <= 2 B: "
