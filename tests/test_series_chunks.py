@@ -8,6 +8,7 @@ regular, jittered, out of order or far apart; plus the exact stream each transfo
 from __future__ import annotations
 
 import math
+import os
 import struct
 from array import array
 
@@ -19,6 +20,8 @@ from aggregator.store import chunks
 from aggregator.store.series import ChunkedSeries, ChunkRecord
 
 WIDTH = 3
+# mutation testing (scripts/mutation.py) runs these once per mutant: fewer examples find a wrong value too
+EXAMPLES = 40 if os.environ.get("K8SMON_MUTATION") else 300
 
 
 def _bits(v: float | int | None) -> object:
@@ -78,7 +81,7 @@ def _check(got: list[tuple[float, tuple]], points: list[tuple[float, tuple]]) ->
     assert [[_bits(v) for v in row] for _, row in got] == want
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_points())
 def test_a_chunk_decodes_to_exactly_what_was_encoded(points: list[tuple[float, tuple]]) -> None:
     timestamps = array("d", [t for t, _ in points])
@@ -88,7 +91,7 @@ def test_a_chunk_decodes_to_exactly_what_was_encoded(points: list[tuple[float, t
     _check(list(zip(got_ts, zip(*got_columns, strict=True), strict=True)), points)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=EXAMPLES // 2, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_points(), st.integers(min_value=1, max_value=70), st.integers(min_value=1, max_value=9),
        st.floats(allow_nan=False, allow_infinity=False))
 def test_the_series_shows_the_newest_capacity_points_exactly(

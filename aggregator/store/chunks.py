@@ -208,7 +208,7 @@ def _decimal(values: list[float], bits: list[int]) -> tuple[int, list[int]] | No
         return None
     largest = max(map(abs, values))
     d = 1
-    while True:  # try the places the first value that does not fit needs, then check all again
+    while d <= MAX_DECIMALS:  # try all at d; the first value that does not fit says the next d to try
         scale = 10**d
         if largest * scale >= _SCALED_LIMIT:
             return None
@@ -217,10 +217,10 @@ def _decimal(values: list[float], bits: list[int]) -> tuple[int, list[int]] | No
         if back == values:
             return d, scaled
         bad = next(v for v, b in zip(values, back, strict=True) if v != b)
-        while not _fits(bad, d):
+        d += 1
+        while d <= MAX_DECIMALS and not _fits(bad, d):
             d += 1
-            if d > MAX_DECIMALS:
-                return None
+    return None
 
 
 def _fits(v: float, d: int) -> bool:
