@@ -281,3 +281,72 @@ def test_restore_chunks_refuses_records_that_do_not_add_up() -> None:
         with pytest.raises(ValueError, match="chunk record"):
             ChunkedSeries.restore_chunks(10, 1, record)
     assert ChunkedSeries.restore_chunks(10, 1, good).points() == series.points()
+
+
+def _record(counts: list[int], open_points: list[float], *, hidden: int = 0, width: int = 1) -> ChunkRecord:
+    """A chunk record with real chunks of `counts` points (values 0, 1, ...) and the given open points."""
+    blobs, bounds, k = [], array("d"), 0
+    for n in counts:
+        if n == 0:  # not a chunk encode makes
+            blobs.append(b"")
+            bounds.extend((0.0, 0.0))
+            continue
+        ts = array("d", [float(t) for t in range(k, k + n)])
+        blobs.append(chunks.encode(ts, [array("d", ts)] * width))
+        bounds.extend((ts[0], ts[-1]))
+        k += n
+    return ChunkRecord(hidden, array("H", counts), bounds, tuple(blobs), array("d", open_points))
+
+
+def test_restore_chunks_checks_what_is_hidden() -> None:
+    with pytest.raises(ValueError, match="hiding 3 of 4 points"):  # more than the closed chunks hold
+        ChunkedSeries.restore_chunks(10, 1, _record([2], [2.0, 2.0, 3.0, 3.0], hidden=3))
+    with pytest.raises(ValueError, match="hiding 2 of 2 points"):  # every point hidden
+        ChunkedSeries.restore_chunks(10, 1, _record([2], [], hidden=2))
+    with pytest.raises(ValueError, match="hiding 1 of 1 points"):
+        ChunkedSeries.restore_chunks(10, 1, _record([1], [], hidden=1))
+    with pytest.raises(ValueError, match="do not match"):
+        ChunkedSeries.restore_chunks(10, 1, _record([0], []))
+    series = ChunkedSeries.restore_chunks(10, 1, _record([2], [2.0, 2.0, 3.0, 3.0], hidden=2))
+    assert series.points() == [(2.0, (2,)), (3.0, (3,))] and series.newest_timestamp() == 3.0
+    closed_only = ChunkedSeries.restore_chunks(10, 1, _record([2, 3], []))
+    assert closed_only.newest_timestamp() == 4.0 and len(closed_only) == 5
+
+
+def test_restore_chunks_keeps_chunk_sizes_and_the_open_chunk() -> None:
+    three_open = [10.0, 10.0, 11.0, 11.0, 12.0, 12.0]
+    series = ChunkedSeries.restore_chunks(10, 1, _record([2], three_open), chunk_points=4)
+    assert series.chunk_count() == 1
+    series.append(13.0, (13,))  # the open chunk reaches 4 points: it closes at the next append
+    assert series.chunk_count() == 1
+    series.append(14.0, (14,))
+    assert series.chunk_count() == 2 and [t for t, _ in series.points()] == [0, 1, 10, 11, 12, 13, 14]
+    full = ChunkedSeries.restore_chunks(10, 1, _record([], three_open[:4] * 2), chunk_points=4)
+    assert full.chunk_count() == 1  # an open chunk as large as a chunk is closed at once
+    small = ChunkedSeries.restore_chunks(10, 1, _record([], three_open[:2]), chunk_points=4)
+    assert small.chunk_count() == 0
+    wide = ChunkedSeries.restore_chunks(10, 1, _record([], [1.0, 1.0]), chunk_points=40000)
+    wide.append(2.0, (2,))
+    assert wide.chunk_count() == 0  # chunk_points reached the series: no close before 40000 points
+    long_chunk = ChunkRecord(0, array("H", [40000]), array("d", [0.0, 1.0]), (b"-",), array("d", [2.0, 5.0]))
+    assert len(ChunkedSeries.restore_chunks(10, 1, long_chunk)) == 10  # counts up to 65535
+
+
+def test_restore_from_version_2_arrays() -> None:
+    """uint32 columns mark a missing value 0xFFFFFFFF, float64 ones NaN; points past the capacity go."""
+    ts = array("d", [1.0, 2.0, 3.0])
+    whole = array("I", [7, 0xFFFFFFFF, 9])
+    wide = array("d", [0.5, math.nan, 2.0])
+    series = ChunkedSeries.restore(2, ts, (whole, wide))
+    assert series.points() == [(2.0, (None, None)), (3.0, (9, 2))]
+    assert ChunkedSeries.restore(5, ts, (whole, wide)).points()[0] == (1.0, (7, 0.5))
+    with pytest.raises(ValueError, match="timestamps must be float64"):
+        ChunkedSeries.restore(2, array("f", [1.0]), (array("d", [1.0]),))
+    with pytest.raises(ValueError, match="3 points need columns of 3 I/d values"):
+        ChunkedSeries.restore(2, ts, (array("d", [1.0]),))
+    with pytest.raises(ValueError, match="3 points need columns of 3 I/d values"):
+        ChunkedSeries.restore(2, ts, (array("q", [1, 2, 3]),))
+    with pytest.raises(ValueError, match="capacity and width must be positive"):
+        ChunkedSeries.restore(2, ts, ())
+    again = ChunkedSeries.restore(5, *series.export())
+    assert again.points() == series.points()

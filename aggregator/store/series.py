@@ -65,8 +65,8 @@ class ChunkedSeries:
                  "_open", "_stored", "_width")
 
     def __init__(self, capacity: int, width: int = len(COLUMNS), *, chunk_points: int = CHUNK_POINTS) -> None:
-        if capacity <= 0:
-            raise ValueError("capacity must be positive")
+        if capacity <= 0 or width <= 0:
+            raise ValueError("capacity and width must be positive")
         if not 0 < chunk_points < 1 << 16:
             raise ValueError("chunk_points must be 1..65535")
         self._capacity = capacity
@@ -212,10 +212,8 @@ class ChunkedSeries:
             if column.typecode not in ("I", "d") or len(column) != len(timestamps):
                 raise ValueError(f"{len(timestamps)} points need columns of {len(timestamps)} I/d values")
         series = cls(capacity, len(columns), chunk_points=chunk_points)
-        rows = zip(*(_legacy(c) for c in columns), strict=True) if columns else ((),) * len(timestamps)
-        skip = max(0, len(timestamps) - capacity)
-        for t, row in itertools.islice(zip(timestamps, rows, strict=False), skip, None):
-            series.append(t, row)
+        for t, row in zip(timestamps, zip(*(_legacy(c) for c in columns), strict=True), strict=True):
+            series.append(t, row)  # the oldest go as the capacity fills
         return series
 
     def export_chunks(self) -> ChunkRecord:
@@ -245,7 +243,7 @@ class ChunkedSeries:
         # points hidden before stay hidden (a larger capacity now does not bring back what was dropped)
         series._hidden = max(record.hidden, stored - capacity)
         series._newest = series._open[-stride] if series._open else series._last_closed_timestamp()
-        series._close_at = max(1, series._chunk - len(series._open) // stride)
+        series._close_at = series._chunk  # open chunks were staggered when they were written: they stay so
         series._drop()
         return series
 
