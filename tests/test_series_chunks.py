@@ -221,14 +221,53 @@ def test_byte_planes_keep_only_non_zero_planes() -> None:
 
 def test_corrupt_chunks_raise_a_chunk_error() -> None:
     blob = chunks.encode(array("d", [1.0, 2.0]), [array("d", [3.0, 4.0])])
-    with pytest.raises(chunks.ChunkError):
+    with pytest.raises(chunks.ChunkError, match=r"^corrupt chunk: error determining content size"):
         chunks.decode(b"not zstd")
     raw = _plain(blob)
-    for broken in (raw[:-1], raw + b"\0", raw[:3] + b"\x07" + raw[4:]):
-        with pytest.raises(chunks.ChunkError):
-            chunks.decode(chunks._zstd()[0].compress(broken))
+    broken = {
+        "corrupt chunk: bytes after its last column": raw + b"\0",
+        "corrupt chunk: unpack_from requires a buffer": raw[:8],
+        "a byte plane shorter than its count": raw[:-1],
+        "unknown timestamp mode 7": raw[:3] + b"\x07" + raw[4:],
+        "unknown column mode 61": raw[:-28] + b"\x3d" + raw[-27:],  # the column: kind, 17 + 8 + 2
+    }
+    for message, data in broken.items():
+        with pytest.raises(chunks.ChunkError, match=f"^{message}"):
+            chunks.decode(chunks._zstd()[0].compress(data))
     with pytest.raises(ValueError, match=r"1\.\.65535 points"):
         chunks.encode(array("d"), [])
+    with pytest.raises(chunks.ChunkError, match=r"^a bitmap shorter than its count$"):
+        chunks._unbitmap(b"\xff", 0, 9)
+    with pytest.raises(chunks.ChunkError, match=r"^a byte plane shorter than its count$"):
+        chunks._unplanes(b"\x01\x05", 0, 2)
+
+
+@pytest.mark.parametrize("n", [8, 16, 240])
+def test_realistic_chunks_round_trip_bit_for_bit(n: int) -> None:
+    """The bench's realistic values (jittered round clock, nanocore CPU, pages, bursty I/O, some
+    missing) at chunk sizes whose bitmaps end on a byte boundary."""
+    import random
+
+    from bench.history_bench import realistic_rows, round_clock
+
+    rng = random.Random(n)
+    rows = realistic_rows(rng, n)
+    rows[1] = (None, *rows[1][1:])
+    points = list(zip(round_clock(rng, n), rows, strict=True))
+    timestamps = array("d", [t for t, _ in points])
+    columns = [array("d", [chunks.NONE if r[c] is None else r[c] for _, r in points]) for c in range(6)]
+    got_ts, got_columns = chunks.decode(chunks.encode(timestamps, columns))
+    _check(list(zip(got_ts, zip(*got_columns, strict=True), strict=True)), points)
+    coded = [chunks._column(c) for c in columns]
+    assert coded[0][0] == chunks._MISSING_FLAG | 6  # nanocores: 6 decimal places of millicores
+    assert coded[2][0] & chunks._ZEROS_FLAG  # disk reads: mostly 0
+
+
+def test_negative_and_far_apart_timestamps_round_trip() -> None:
+    for stamps in ([-5.0, -3.0, 2.0], [-1e300, 1e300, 0.0], [5e-324, -5e-324, 1.0]):
+        ts = array("d", stamps)
+        got, _ = chunks.decode(chunks.encode(ts, [array("d", [0.0] * len(ts))]))
+        assert [struct.pack("<d", t) for t in got] == [struct.pack("<d", t) for t in ts]
 
 
 # --- reading and dropping whole chunks ---------------------------------------------------------------

@@ -342,8 +342,8 @@ def _read_timestamps(data: bytes, offset: int, n: int) -> tuple[list[float], int
         raise ChunkError(f"unknown timestamp mode {mode}")
     (first,) = _U64.unpack_from(data, offset + 1)
     deltas, offset = _unints(data, offset + 1 + _U64.size, n - 1)
-    start = first - (1 << 64) if first >= _SIGNED else first
-    bits = list(map(and_, accumulate(deltas, initial=start), repeat(0xFFFF_FFFF_FFFF_FFFF)))
+    # sums mod 2**64: the signed deltas of the encoder give back the unsigned bit patterns
+    bits = list(map(and_, accumulate(deltas, initial=first), repeat(0xFFFF_FFFF_FFFF_FFFF)))
     return _floats(bits), offset
 
 
