@@ -8,12 +8,14 @@ figure is printed with the 1-minute load average beside it (the machine is share
    the same interval and timeout, at 200 and 1000 nodes x 30 pods: both processes' CPU (psutil) over
    the same window of whole aggregator rounds after warm-up, divided by the samples each one counts
    as ingested (the aggregator's `samples_ingested`, Prometheus's
-   `prometheus_tsdb_head_samples_appended_total`); goal: ratio <= 1. Both run at the same time
-   against the same fakes unless `--one-after-the-other`.
+   `prometheus_tsdb_head_samples_appended_total`); goal: ratio <= 1. At 200 nodes both run at the
+   same time against the same fakes; at 1000 one after the other (same fakes, same window length):
+   both at once with the fakes overran the aggregator's rounds on the 2 shared cores.
 2. 1000 nodes x 30 pods at 5 s: >= 30 rounds, every round (scrape, end_round and federation
    rebuild: start until published) <= 2.5 s, no tick skipped, <= 0.5 core; RSS <= 2 GB with full
-   history; then, still scraping, 4 API clients polling every route: p99 <= 20 ms for one node or
-   pod document and its 300-s timeseries, <= 150 ms for the full pod listing.
+   history; then, still scraping, 4 API clients polling every route (each client one turn of all
+   routes per 5 s, bench/api_load.py): p99 <= 20 ms for one node or pod document and its 300-s
+   timeseries, <= 150 ms for the full pod listing.
 3. 5000 nodes x 30 pods at --scrape-interval 15, the exporters split over 8 processes: every round
    completes (all targets up, no tick skipped), <= 1 core, RSS with full history.
 
@@ -59,11 +61,12 @@ class Options:
     ingest_nodes: tuple[int, ...] = (200, 1000)
     ingest_rounds: int = 6
     ingest_interval: float = 5.0
-    one_after_the_other: bool = False
+    same_time_max_nodes: int = 200  # above: one after the other (2 cores: both + the fakes overran rounds)
     nodes2: int = 1000
     rounds2: int = 30
     interval2: float = 5.0
     api_seconds: float = 30.0
+    api_period: float = 5.0  # each client polls every route once per period (0: back to back)
     nodes3: int = 5000
     rounds3: int = 4
     interval3: float = 15.0
@@ -111,6 +114,7 @@ def measure_window(
     extra: Callable[[], float] | None = None, during: Callable[[], None] | None = None,
 ) -> Window:
     """`rounds` whole rounds (or, with `during`, the rounds that finish while it runs, then one more)."""
+    agg.command("stats")  # rounds published while nobody asked: the window starts at a fresh one
     reply = agg.wait_rounds(1, after=agg.last_id(), deadline_s=60 + 4 * interval)
     start_id, t0 = agg.last_id(), time.monotonic()
     cpu0, fakes0, extra0 = agg.cpu_seconds(), cluster.cpu_seconds(), extra() if extra else 0.0
@@ -142,7 +146,7 @@ def ingest_cost(opts: Options) -> None:
     for nodes in opts.ingest_nodes:
         label = f"{nodes} x {opts.pods}"
         with FakeCluster(nodes, opts.pods, interval=interval) as cluster:
-            if opts.one_after_the_other:
+            if nodes > opts.same_time_max_nodes:
                 mode = "one after the other, same fakes, same window length"
                 with AggregatorProcess(cluster.kubeconfig, interval=interval, timeout=timeout) as agg:
                     warm_up(agg, nodes, rounds=opts.warmup_rounds, interval=interval)
@@ -156,12 +160,17 @@ def ingest_cost(opts: Options) -> None:
                         Prometheus(cluster.targets, interval=interval, timeout=timeout) as prom:
                     warm_up(agg, nodes, rounds=opts.warmup_rounds, interval=interval)
                     _prometheus_warm(prom, nodes, interval=interval)
-                    samples0 = prom.samples_appended()
+                    counted: list[tuple[float, float]] = []
+
+                    def cpu_and_counters(p: Prometheus = prom, out: list = counted) -> float:
+                        out.append(p.counters())
+                        return cpu_of(p.pid)
+
                     win = measure_window(agg, cluster, rounds=opts.ingest_rounds, interval=interval,
-                                         extra=lambda p=prom: cpu_of(p.pid))
-                    prom_samples = prom.samples_appended() - samples0
+                                         extra=cpu_and_counters)
+                    prom_samples = counted[1][0] - counted[0][0]
+                    prom_scrapes = counted[1][1] - counted[0][1]
                     prom_cpu, prom_seconds = win.extra_cpu, win.seconds
-                    prom_scrapes = prom.query(f"sum(count_over_time(up[{round(win.seconds)}s]))")
         agg_samples = win.counters.get("samples_ingested", 0)
         agg_scrapes = sum(r["up"] for r in win.rounds)
         agg_us = win.agg_cpu / max(1, agg_samples) * 1e6
@@ -196,11 +205,11 @@ def _prometheus_alone(
 ) -> tuple[float, float, float, float]:
     _prometheus_warm(prom, nodes, interval=interval)
     time.sleep(max(0, warmup - 2) * interval)
-    cpu0, samples0, t0 = cpu_of(prom.pid), prom.samples_appended(), time.monotonic()
+    cpu0, (samples0, scrapes0), t0 = cpu_of(prom.pid), prom.counters(), time.monotonic()
     time.sleep(seconds)
     elapsed = time.monotonic() - t0
-    return (cpu_of(prom.pid) - cpu0, prom.samples_appended() - samples0,
-            prom.query(f"sum(count_over_time(up[{round(elapsed)}s]))"), elapsed)
+    samples1, scrapes1 = prom.counters()
+    return cpu_of(prom.pid) - cpu0, samples1 - samples0, scrapes1 - scrapes0, elapsed
 
 
 # --- targets 2 and 3 ---------------------------------------------------------------------------
@@ -261,12 +270,16 @@ def thousand_nodes(opts: Options) -> None:
         errors: list[str] = []
 
         def clients() -> None:
-            times, failures = poll(agg.url, nodes=nodes, pods=opts.pods, seconds=opts.api_seconds)
+            times, failures = poll(agg.url, nodes=nodes, pods=opts.pods, seconds=opts.api_seconds,
+                                   period=opts.api_period)
             latencies.update(times)
             errors.extend(failures)
 
         api = measure_window(agg, cluster, rounds=0, interval=interval, during=clients)
         label_api = f"{label} + 4 API clients"
+        sent = sum(len(v) for v in latencies.values())
+        figure(section, f"{label_api}: polling", f"every route once per {opts.api_period:g} s per client: "
+               f"{sent / opts.api_seconds:.0f} answers/s over {opts.api_seconds:g} s")
         for route in DOC_ROUTES:
             values = latencies[route]
             figure(section, f"{label_api}: {route.split('?')[0].replace('{', '').replace('}', '')}",
@@ -341,12 +354,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="target 1 sizes (default 200, 1000)")
     parser.add_argument("--ingest-rounds", type=int, default=d.ingest_rounds)
     parser.add_argument("--ingest-interval", type=float, default=d.ingest_interval)
-    parser.add_argument("--one-after-the-other", action="store_true",
-                        help="target 1: the aggregator, then Prometheus, instead of both at once")
+    parser.add_argument("--same-time-max-nodes", type=int, default=d.same_time_max_nodes,
+                        help="target 1: sizes up to this run the aggregator and Prometheus at the same time, "
+                        "larger ones one after the other")
     parser.add_argument("--nodes2", type=int, default=d.nodes2)
     parser.add_argument("--rounds2", type=int, default=d.rounds2)
     parser.add_argument("--interval2", type=float, default=d.interval2)
     parser.add_argument("--api-seconds", type=float, default=d.api_seconds)
+    parser.add_argument("--api-period", type=float, default=d.api_period,
+                        help="seconds per client turn of every route (0: back to back)")
     parser.add_argument("--nodes3", type=int, default=d.nodes3)
     parser.add_argument("--rounds3", type=int, default=d.rounds3)
     parser.add_argument("--interval3", type=float, default=d.interval3)
@@ -354,8 +370,9 @@ def main(argv: list[str] | None = None) -> int:
     a = parser.parse_args(argv)
     opts = Options(pods=a.pods, ingest_nodes=tuple(a.ingest_nodes or d.ingest_nodes),
                    ingest_rounds=a.ingest_rounds, ingest_interval=a.ingest_interval,
-                   one_after_the_other=a.one_after_the_other,
+                   same_time_max_nodes=a.same_time_max_nodes,
                    nodes2=a.nodes2, rounds2=a.rounds2, interval2=a.interval2, api_seconds=a.api_seconds,
+                   api_period=a.api_period,
                    nodes3=a.nodes3, rounds3=a.rounds3, interval3=a.interval3, warmup_rounds=a.warmup_rounds)
     first = len(FIGURES)
     status = run(opts, set(a.only.split(",")) if a.only else None)

@@ -6,7 +6,11 @@ namespace or deployment of the simulated cluster, and times from sending the req
 byte of the body. The one-entity routes a dashboard polls most (one node or pod document and its
 300-s timeseries) come DOC_WEIGHT times per turn so their p99 rests on enough answers.
 
-    latencies, errors = poll(url, nodes=1000, pods=30, seconds=30, clients=4)
+A client polls like a dashboard refreshing every `period` seconds: one turn of every route per
+period, its requests spread evenly over it (a late answer delays the next request, never bunches
+them). `period` 0: back to back, as fast as the server answers (a saturation test, not polling).
+
+    latencies, errors = poll(url, nodes=1000, pods=30, seconds=30, clients=4, period=5.0)
 """
 
 from __future__ import annotations
@@ -71,7 +75,9 @@ def _entity(rng: random.Random, nodes: int, pods: int) -> dict[str, str]:
     return {"node": node, "ns": ns, "pod": pod, "deployment": deployment or "none", "dns": dns}
 
 
-def client(url: str, *, nodes: int, pods: int, seconds: float, seed: int) -> dict[str, object]:
+def client(
+    url: str, *, nodes: int, pods: int, seconds: float, seed: int, period: float
+) -> dict[str, object]:
     """Poll until `seconds` pass; {route template: [seconds...]} and the first errors."""
     rng = random.Random(seed)
     parts = urllib.parse.urlsplit(url)
@@ -79,8 +85,12 @@ def client(url: str, *, nodes: int, pods: int, seconds: float, seed: int) -> dic
     times: dict[str, list[float]] = {r: [] for r in ROUTES}
     errors: list[str] = []
     stop = time.monotonic() + seconds
+    due = time.monotonic() + rng.uniform(0, period)  # the clients' turns do not start in step
     while time.monotonic() < stop:
-        for route in _turn(rng):
+        turn = _turn(rng)
+        for route in turn:
+            time.sleep(max(0.0, due - time.monotonic()))
+            due = max(due, time.monotonic()) + period / len(turn)
             if time.monotonic() >= stop:
                 break
             e = _entity(rng, nodes, pods)
@@ -109,12 +119,13 @@ def client(url: str, *, nodes: int, pods: int, seconds: float, seed: int) -> dic
 
 
 def poll(
-    url: str, *, nodes: int, pods: int, seconds: float, clients: int = 4
+    url: str, *, nodes: int, pods: int, seconds: float, clients: int = 4, period: float = 5.0
 ) -> tuple[dict[str, list[float]], list[str]]:
     """Run `clients` client processes at once; every route's latencies and the first errors."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     procs = [subprocess.Popen([sys.executable, "-m", "bench.api_load", url, str(nodes), str(pods),
-                               str(seconds), str(k)], cwd=REPO, env=env, stdout=subprocess.PIPE, text=True)
+                               str(seconds), str(k), str(period)],
+                              cwd=REPO, env=env, stdout=subprocess.PIPE, text=True)
              for k in range(clients)]
     merged: dict[str, list[float]] = {r: [] for r in ROUTES}
     errors: list[str] = []
@@ -130,6 +141,7 @@ def poll(
 
 if __name__ == "__main__":
     sys.path.insert(0, str(REPO))
-    url_, nodes_, pods_, seconds_, seed_ = sys.argv[1:6]
-    doc = client(url_, nodes=int(nodes_), pods=int(pods_), seconds=float(seconds_), seed=int(seed_))
+    url_, nodes_, pods_, seconds_, seed_, period_ = sys.argv[1:7]
+    doc = client(url_, nodes=int(nodes_), pods=int(pods_), seconds=float(seconds_), seed=int(seed_),
+                 period=float(period_))
     print(json.dumps(doc))

@@ -3,11 +3,10 @@
 A generated config lists the exporters under `static_configs` with the aggregator's interval and
 timeout; storage goes to a temporary directory; the web listener is on loopback. Its own counters
 give what it ingested: `prometheus_tsdb_head_samples_appended_total` (every sample appended to the
-head, the 5 synthetic series per scrape such as `up` included), and its TSDB answers how many
-scrapes and exposition samples that was (`up`, `scrape_samples_scraped`).
+head, the 5 synthetic series per scrape such as `up` included) and how many scrapes that was.
 
     with Prometheus(targets, interval=5.0, timeout=4.0) as prom:
-        prom.samples_appended(), prom.query("count(up == 1)"), prom.pid
+        prom.counters(), prom.query("count(up == 1)"), prom.pid
 """
 
 from __future__ import annotations
@@ -106,13 +105,20 @@ class Prometheus:
         with urllib.request.urlopen(self.url + path, timeout=30) as resp:
             return bytes(resp.read())
 
-    def samples_appended(self) -> float:
-        """`prometheus_tsdb_head_samples_appended_total`, summed over its `type` label."""
-        total = 0.0
+    def counters(self) -> tuple[float, float]:
+        """(samples appended, scrapes) so far, from its own /metrics.
+
+        Samples: `prometheus_tsdb_head_samples_appended_total` summed over its `type` label. Scrapes:
+        `prometheus_target_interval_length_seconds_count`, one observation per scrape after a
+        target's first (so a window's difference counts its scrapes).
+        """
+        samples = scrapes = 0.0
         for line in self._get("/metrics").decode().splitlines():
             if line.startswith("prometheus_tsdb_head_samples_appended_total"):
-                total += float(line.rsplit(" ", 1)[1])
-        return total
+                samples += float(line.rsplit(" ", 1)[1])
+            elif line.startswith("prometheus_target_interval_length_seconds_count"):
+                scrapes += float(line.rsplit(" ", 1)[1])
+        return samples, scrapes
 
     def query(self, expr: str, at: float | None = None) -> float:
         """The value of an instant query with one result (0.0 when it has none)."""
