@@ -71,6 +71,7 @@ class Options:
     rounds3: int = 4
     interval3: float = 15.0
     warmup_rounds: int = 3
+    aggregator_args: tuple[str, ...] = ()  # more aggregator flags, e.g. ("--scrape-format", "text")
 
 
 def timeout_for(interval: float) -> float:
@@ -151,7 +152,8 @@ def ingest_cost(opts: Options) -> None:
         with FakeCluster(nodes, opts.pods, interval=interval) as cluster:
             if nodes > opts.same_time_max_nodes:
                 mode = "one after the other, same fakes, same window length"
-                with AggregatorProcess(cluster.kubeconfig, interval=interval, timeout=timeout) as agg:
+                with AggregatorProcess(cluster.kubeconfig, interval=interval, timeout=timeout,
+                                       args=opts.aggregator_args) as agg:
                     warm_up(agg, nodes, rounds=opts.warmup_rounds, interval=interval)
                     win = measure_window(agg, cluster, rounds=opts.ingest_rounds, interval=interval)
                 with Prometheus(cluster.targets, interval=interval, timeout=timeout) as prom:
@@ -159,7 +161,8 @@ def ingest_cost(opts: Options) -> None:
                         prom, nodes, seconds=win.seconds, interval=interval, warmup=opts.warmup_rounds)
             else:
                 mode = "at the same time, same fakes, same window"
-                with AggregatorProcess(cluster.kubeconfig, interval=interval, timeout=timeout) as agg, \
+                with AggregatorProcess(cluster.kubeconfig, interval=interval, timeout=timeout,
+                                       args=opts.aggregator_args) as agg, \
                         Prometheus(cluster.targets, interval=interval, timeout=timeout) as prom:
                     warm_up(agg, nodes, rounds=opts.warmup_rounds, interval=interval)
                     _prometheus_warm(prom, nodes, interval=interval)
@@ -260,7 +263,8 @@ def thousand_nodes(opts: Options) -> None:
     label = f"{nodes} x {opts.pods}"
     print(section, flush=True)
     with FakeCluster(nodes, opts.pods, interval=interval) as cluster, \
-            AggregatorProcess(cluster.kubeconfig, interval=interval, timeout=timeout_for(interval)) as agg:
+            AggregatorProcess(cluster.kubeconfig, interval=interval, timeout=timeout_for(interval),
+                              args=opts.aggregator_args) as agg:
         warm_up(agg, nodes, rounds=opts.warmup_rounds, interval=interval)
         win = measure_window(agg, cluster, rounds=opts.rounds2, interval=interval)
         _rounds(section, label, win, nodes, limit=interval / 2, limit_text=f"<= {interval / 2:g} s")
@@ -307,7 +311,8 @@ def five_thousand_nodes(opts: Options) -> None:
     label = f"{nodes} x {opts.pods}"
     print(section, flush=True)
     with FakeCluster(nodes, opts.pods, interval=interval) as cluster, \
-            AggregatorProcess(cluster.kubeconfig, interval=interval, timeout=timeout_for(interval)) as agg:
+            AggregatorProcess(cluster.kubeconfig, interval=interval, timeout=timeout_for(interval),
+                              args=opts.aggregator_args) as agg:
         warm_up(agg, nodes, rounds=1, interval=interval)
         win = measure_window(agg, cluster, rounds=opts.rounds3, interval=interval)
         _rounds(section, label, win, nodes, limit=interval, limit_text=f"<= {interval:g} s")
@@ -370,13 +375,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds3", type=int, default=d.rounds3)
     parser.add_argument("--interval3", type=float, default=d.interval3)
     parser.add_argument("--warmup-rounds", type=int, default=d.warmup_rounds)
+    parser.add_argument("--aggregator-arg", action="append", default=[],
+                        help="another aggregator flag (repeatable), e.g. "
+                        "--aggregator-arg=--scrape-format=text")
     a = parser.parse_args(argv)
     opts = Options(pods=a.pods, ingest_nodes=tuple(a.ingest_nodes or d.ingest_nodes),
                    ingest_rounds=a.ingest_rounds, ingest_interval=a.ingest_interval,
                    same_time_max_nodes=a.same_time_max_nodes,
                    nodes2=a.nodes2, rounds2=a.rounds2, interval2=a.interval2, api_seconds=a.api_seconds,
                    api_period=a.api_period,
-                   nodes3=a.nodes3, rounds3=a.rounds3, interval3=a.interval3, warmup_rounds=a.warmup_rounds)
+                   nodes3=a.nodes3, rounds3=a.rounds3, interval3=a.interval3, warmup_rounds=a.warmup_rounds,
+                   aggregator_args=tuple(a.aggregator_arg))
     first = len(FIGURES)
     status = run(opts, set(a.only.split(",")) if a.only else None)
     if __name__ == "__main__":  # `python -m bench` prints the table of every benchmark at its end

@@ -116,14 +116,18 @@ def _round_log(agg: Any, out: list[dict[str, Any]], lock: threading.Lock, stop: 
             })
 
 
-def run_child(kubeconfig: str, interval: float, timeout: float) -> int:
+def run_child(kubeconfig: str, interval: float, timeout: float, extra: list[str]) -> int:
+    from aggregator import service
     from aggregator.config import load
-    from aggregator.service import Aggregator
 
     settings = load(["--listen", "127.0.0.1:0", "--kubeconfig", kubeconfig,
                      "--scrape-interval", str(interval), "--scrape-timeout", str(timeout),
-                     "--log-level", "warning"], {})
-    agg = Aggregator(settings).start()
+                     "--log-level", "warning", *extra], {})
+    agg = service.Aggregator(settings)
+    tune_gc = getattr(service, "tune_gc", None)  # what `python -m aggregator` does once built, if it does
+    if tune_gc is not None:
+        tune_gc()
+    agg.start()
     rounds: list[dict[str, Any]] = []
     lock, stop = threading.Lock(), threading.Event()
     logger = threading.Thread(target=_round_log, args=(agg, rounds, lock, stop), daemon=True)
@@ -157,8 +161,10 @@ def run_child(kubeconfig: str, interval: float, timeout: float) -> int:
 class AggregatorProcess:
     """The parent's handle on the child: commands, CPU of its process tree, the round log so far."""
 
-    def __init__(self, kubeconfig: str, *, interval: float, timeout: float) -> None:
-        self.kubeconfig, self.interval, self.timeout = kubeconfig, interval, timeout
+    def __init__(
+        self, kubeconfig: str, *, interval: float, timeout: float, args: tuple[str, ...] = ()
+    ) -> None:
+        self.kubeconfig, self.interval, self.timeout, self.args = kubeconfig, interval, timeout, args
         self.rounds: list[dict[str, Any]] = []
         self.url = ""
         self._proc: subprocess.Popen[str] | None = None
@@ -167,7 +173,8 @@ class AggregatorProcess:
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "bench.aggregator_process", self.kubeconfig, str(self.interval),
-             str(self.timeout)], cwd=REPO, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+             str(self.timeout), *self.args],
+            cwd=REPO, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         self.url = self._read()["url"]
         self.ps = psutil.Process(self._proc.pid)
         return self
@@ -230,4 +237,4 @@ class AggregatorProcess:
 
 
 if __name__ == "__main__":
-    sys.exit(run_child(sys.argv[1], float(sys.argv[2]), float(sys.argv[3])))
+    sys.exit(run_child(sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), sys.argv[4:]))

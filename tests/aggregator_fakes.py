@@ -158,27 +158,23 @@ class FakeExporters:
     """Serves many FakeNodes from one thread; a new snapshot every `interval` seconds of wall time."""
 
     def __init__(
-        self,
-        nodes: list[FakeNode],
-        *,
-        interval: float = 5.0,
-        gzip_level: int = 1,
-        prerender: bool = False,
+        self, nodes: list[FakeNode], *, interval: float = 5.0, gzip_level: int = 1, prerender: bool = False,
         t0: float | None = None,
     ) -> None:
-        """`t0`: the wall time snapshot 1 starts (default now); processes serving slices of one
-        cluster pass the same `t0`, so every exporter's snapshot changes at the same instants."""
         self.nodes = nodes
         self.interval = interval
         self.gzip_level = gzip_level
         self.prerender = prerender  # render every node's next snapshot in a thread, not on request
         self.requests = 0
-        self._t0 = time.time() if t0 is None else t0
+        self._t0 = time.time()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="fake-exporters", daemon=True)
         self._servers: list[asyncio.base_events.Server] = []
         self._stopping = threading.Event()
         self._renderer: threading.Thread | None = None
+        if t0 is not None:
+            # Processes serving slices of one cluster share it: every snapshot changes at the same instants.
+            self._t0 = t0
 
     def __enter__(self) -> FakeExporters:
         if self.prerender:
