@@ -15,6 +15,7 @@ and targets up. Commands, one per line, each answered with one JSON line:
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import json
 import math
@@ -58,6 +59,23 @@ def padded(
     return type(series).restore(series.capacity, ts + own_ts, columns)
 
 
+def padded_chunked(
+    series: Any, own: tuple[array, tuple[array, ...]], pad: Any, cache: dict[int, Any]
+) -> Any:
+    """The same for a series stored as chunks (`export_chunks`/`restore_chunks`): the padding series
+    `pad` is built once per template and cached as its chunk record, each copy gets bytes of its own
+    (so RSS counts every series' history), then the series' own points are appended."""
+    key = id(pad)
+    if key not in cache:
+        cache[key] = pad.export_chunks()
+    record = cache[key]
+    record = dataclasses.replace(record, blobs=tuple(bytes(bytearray(b)) for b in record.blobs))
+    out = type(pad).restore_chunks(series.capacity, series.width, record)
+    for i, t in enumerate(own[0]):
+        out.append(t, [None if math.isnan(c[i]) else c[i] for c in own[1]])
+    return out
+
+
 def prefill(store: Any) -> dict[str, Any]:
     """Pad every series to capacity; {'skipped': reason} when the machine lacks the memory for it."""
     from bench.persistence_bench import plausible_series
@@ -75,6 +93,8 @@ def prefill(store: Any) -> dict[str, Any]:
     rng = random.Random(15)
     templates = [plausible_series(rng, capacity).export() for _ in range(TEMPLATES)]
     stamps: dict[tuple[float, int], array] = {}  # every series scraped in the same rounds shares them
+    pads: dict[tuple[int, float, int], Any] = {}
+    records: dict[int, Any] = {}
     interval = store.interval
     for start in range(0, len(entities), PREFILL_BATCH):
         with store._lock:
@@ -89,7 +109,16 @@ def prefill(store: Any) -> dict[str, Any]:
                 if ts is None:
                     ts = stamps[(oldest, missing)] = array(
                         "d", (oldest - interval * (missing - i) for i in range(missing)))
-                entity.series = padded(series, own, templates[k % TEMPLATES], ts)
+                template = templates[k % TEMPLATES]
+                if hasattr(series, "export_chunks"):
+                    pad = pads.get((k % TEMPLATES, oldest, missing))
+                    if pad is None:  # a template's padding alone, then its chunk record is copied
+                        empty = type(series)(capacity, series.width)
+                        empty_own = (array("d"), tuple(array("d") for _ in template[1]))
+                        pad = pads[(k % TEMPLATES, oldest, missing)] = padded(empty, empty_own, template, ts)
+                    entity.series = padded_chunked(series, own, pad, records)
+                else:
+                    entity.series = padded(series, own, template, ts)
         time.sleep(0)  # let the scrape loop have the lock between batches
     return {}
 
