@@ -13,6 +13,7 @@ import struct
 from array import array
 
 import pytest
+import zstandard
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -134,7 +135,7 @@ def test_none_stays_none_and_nans_keep_their_payload() -> None:
 
 
 def _plain(blob: bytes) -> bytes:
-    return chunks._zstd()[1].decompress(blob)
+    return zstandard.ZstdDecompressor().decompress(blob)
 
 
 def test_regular_timestamps_and_steady_whole_values_cost_almost_nothing() -> None:
@@ -181,6 +182,13 @@ def test_decimals_take_the_fewest_places_and_others_fall_back_to_xor() -> None:
         assert chunks._decimal(odd, chunks._bits(array("d", odd))) is None, odd
     assert chunks._decimal([0.1 + 0.2], chunks._bits(array("d", [0.3]))) is None  # 0.30000000000000004
     assert chunks._decimal([123.456789], chunks._bits(array("d", [123.456789]))) == (6, [123456789])
+    fifteen = [0.123456789012345, 0.5]  # the most places tried
+    assert chunks._decimal(fifteen, chunks._bits(array("d", fifteen))) == (15, [123456789012345, 5 * 10**14])
+    coded = chunks._column(array("d", fifteen))
+    assert coded[0] == 15 and chunks._read_column(coded, 0, 2) == (fifteen, len(coded))
+    sixteen = [0.0123456789012345]
+    assert chunks._decimal(sixteen, chunks._bits(array("d", sixteen))) is None
+    assert chunks._decimal([0.25, 1 / 3], chunks._bits(array("d", [0.25, 1 / 3]))) is None
     fraction = chunks._column(array("d", [1 / 3, 2 / 3]))
     assert fraction[0] == chunks._XOR_KIND
 
@@ -230,12 +238,20 @@ def test_corrupt_chunks_raise_a_chunk_error() -> None:
         "a byte plane shorter than its count": raw[:-1],
         "unknown timestamp mode 7": raw[:3] + b"\x07" + raw[4:],
         "unknown column mode 61": raw[:-28] + b"\x3d" + raw[-27:],  # the column: kind, 17 + 8 + 2
+        "unknown integer mode 9": raw[:-27] + b"\x09" + raw[-26:],
     }
     for message, data in broken.items():
         with pytest.raises(chunks.ChunkError, match=f"^{message}"):
-            chunks.decode(chunks._zstd()[0].compress(data))
-    with pytest.raises(ValueError, match=r"1\.\.65535 points"):
-        chunks.encode(array("d"), [])
+            chunks.decode(zstandard.ZstdCompressor().compress(data))
+    for n in (0, 65536):
+        with pytest.raises(ValueError, match=rf"1\.\.65535 points and columns of equal length, got {n}$"):
+            chunks.encode(array("d", [0.0] * n), [])
+    with pytest.raises(ValueError, match=r"columns of equal length, got 2$"):
+        chunks.encode(array("d", [0.0, 1.0]), [array("d", [0.0])])
+    blob = chunks.encode(array("d", [1.0] * 65535), [])  # the most a chunk holds
+    assert len(chunks.decode(blob)[0]) == 65535
+    params = zstandard.get_frame_parameters(blob)
+    assert params.content_size == len(_plain(blob)) and not params.has_checksum
     with pytest.raises(chunks.ChunkError, match=r"^a bitmap shorter than its count$"):
         chunks._unbitmap(b"\xff", 0, 9)
     with pytest.raises(chunks.ChunkError, match=r"^a byte plane shorter than its count$"):
