@@ -360,7 +360,8 @@ def test_restore_chunks_checks_what_is_hidden() -> None:
         ChunkedSeries.restore_chunks(10, 1, _record([2], [], hidden=2))
     with pytest.raises(ValueError, match="hiding 1 of 1 points"):
         ChunkedSeries.restore_chunks(10, 1, _record([1], [], hidden=1))
-    with pytest.raises(ValueError, match="do not match"):
+    mismatch = r"^a chunk record whose counts, bounds, chunks and open points do not match$"
+    with pytest.raises(ValueError, match=mismatch):
         ChunkedSeries.restore_chunks(10, 1, _record([0], []))
     series = ChunkedSeries.restore_chunks(10, 1, _record([2], [2.0, 2.0, 3.0, 3.0], hidden=2))
     assert series.points() == [(2.0, (2,)), (3.0, (3,))] and series.newest_timestamp() == 3.0
@@ -395,7 +396,7 @@ def test_restore_from_version_2_arrays() -> None:
     series = ChunkedSeries.restore(2, ts, (whole, wide))
     assert series.points() == [(2.0, (None, None)), (3.0, (9, 2))]
     assert ChunkedSeries.restore(5, ts, (whole, wide)).points()[0] == (1.0, (7, 0.5))
-    with pytest.raises(ValueError, match="timestamps must be float64"):
+    with pytest.raises(ValueError, match=r"^timestamps must be float64$"):
         ChunkedSeries.restore(2, array("f", [1.0]), (array("d", [1.0]),))
     with pytest.raises(ValueError, match="3 points need columns of 3 I/d values"):
         ChunkedSeries.restore(2, ts, (array("d", [1.0]),))
@@ -405,3 +406,14 @@ def test_restore_from_version_2_arrays() -> None:
         ChunkedSeries.restore(2, ts, ())
     again = ChunkedSeries.restore(5, *series.export())
     assert again.points() == series.points()
+    small_chunks = ChunkedSeries.restore(5, ts, (whole, wide), chunk_points=1)
+    assert small_chunks.chunk_count() == 2
+    assert small_chunks.points() == ChunkedSeries.restore(5, ts, (whole, wide)).points()
+
+
+def test_chunks_of_more_than_32767_points_are_counted() -> None:
+    series = ChunkedSeries(50000, 1, chunk_points=40000)
+    for k in range(40001):  # the 40001st closes the first chunk... once it is full: close_at is staggered
+        series.append(float(k), (0,))
+    record = series.export_chunks()
+    assert sum(record.counts) + len(record.open) // 2 == 40001 and record.counts.typecode == "H"

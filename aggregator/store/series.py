@@ -135,17 +135,13 @@ class ChunkedSeries:
     def newest_timestamp(self) -> float | None:
         return self._newest
 
-    def _segments(self) -> Iterator[tuple[int, int, float, float, int]]:
-        """(first index, point count, smallest and largest timestamp, chunk number or -1 for the open
-        chunk) of each chunk, oldest first; the index counts hidden points too."""
-        start = 0
-        for k, count in enumerate(self._counts):
-            yield start, count, self._bounds[2 * k], self._bounds[2 * k + 1], k
-            start += count
-        stride = self._width + 1
+    def _segments(self) -> Iterator[tuple[float, float, int]]:
+        """(smallest and largest timestamp, chunk number: -1 for the open chunk) of each, oldest first."""
+        for k in range(len(self._counts)):
+            yield self._bounds[2 * k], self._bounds[2 * k + 1], k
         if self._open:
-            timestamps = self._open[0::stride]
-            yield start, len(timestamps), min(timestamps), max(timestamps), -1
+            timestamps = self._open[0::self._width + 1]
+            yield min(timestamps), max(timestamps), -1
 
     def _decode(self, k: int) -> list[tuple[float, Row]]:
         if k >= 0:
@@ -162,27 +158,27 @@ class ChunkedSeries:
         `previous` adds the newest point before `since`, which a caller needs to give the first point
         in a window its per-second rates.
         """
-        hidden = self._hidden
-        segments = [s for s in self._segments() if s[0] + s[1] > hidden]
+        segments = list(self._segments())
         decoded: dict[int, list[tuple[float, Row]]] = {}
 
-        def shown(start: int, k: int) -> list[tuple[float, Row]]:
-            if k not in decoded:
-                decoded[k] = self._decode(k)[max(0, hidden - start):]
+        def shown(i: int, k: int) -> list[tuple[float, Row]]:
+            if k not in decoded:  # hidden points are the oldest of the first chunk (dropped once all are)
+                decoded[k] = self._decode(k)[self._hidden if i == 0 else 0:]
             return decoded[k]
 
         keep: list[tuple[float, Row]] = []
         before: tuple[float, Row] | None = None
         if previous and since is not None:  # the newest chunk with a shown point before `since` holds it
-            for start, _n, low, _high, k in reversed(segments):
+            for i in range(len(segments) - 1, -1, -1):
+                low, _high, k = segments[i]
                 if low < since:
-                    older = [p for p in shown(start, k) if p[0] < since]
+                    older = [p for p in shown(i, k) if p[0] < since]
                     if older:
                         before = older[-1]
                         break
-        for start, _n, _low, high, k in segments:
+        for i, (_low, high, k) in enumerate(segments):
             if since is None or high >= since:
-                points = shown(start, k)
+                points = shown(i, k)
                 keep.extend(points if since is None else (p for p in points if p[0] >= since))
         if before is not None:
             keep.insert(0, before)
