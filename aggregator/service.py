@@ -253,9 +253,10 @@ class ScrapeService:
         self._stats.incr("rounds")
         self._stats.set("parser_fallbacks", self._scraper.fallbacks)
         # In the loop, not a worker thread: measured at 1000 nodes on 2 busy cores, a rebuild thread
-        # overlapping the next round stole enough of the GIL to time targets out.
+        # overlapping the next round stole enough of the GIL to time targets out. The federation text
+        # is rendered by the first /metrics request after the round (federation.py).
         self._step("end_round", self._store.end_round, result)
-        self._step("federation", self._federation.rebuild, result)
+        self._step("federation_round", self._federation.round_done, result)
         self._last_round = result
         self._progress = time.monotonic()
         if answered:

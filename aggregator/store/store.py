@@ -370,12 +370,14 @@ class Store:
             containers=r.containers,
         )
 
-    def nodes(self) -> list[NodeView]:
-        """Nodes reported (up or down) within the staleness period, by name."""
-        self.pod_listing()  # built (or found) first, so that _pod_counts reads its counts
+    def nodes(self, *, pod_counts: bool = True) -> list[NodeView]:
+        """Nodes reported (up or down) within the staleness period, by name; `pod_counts=False` leaves
+        every `pod_count` 0 and skips building the pod listing (the federation render needs no counts)."""
+        if pod_counts:
+            self.pod_listing()  # built (or found) first, so that _pod_counts reads its counts
         now = self._clock()
         with self._lock:
-            counts = self._pod_counts(now)
+            counts = self._pod_counts(now) if pod_counts else Counter[str]()
             return [
                 self._node_view(n, counts[name], now)
                 for name, n in sorted(self._nodes.items())
