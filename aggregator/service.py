@@ -287,7 +287,8 @@ class Aggregator:
                                max_response_bytes=settings.max_response_bytes, stats=self.stats,
                                max_series=settings.max_series_per_target,
                                max_label_length=settings.max_label_length,
-                               max_labels=settings.max_labels_per_series)
+                               max_labels=settings.max_labels_per_series,
+                               scrape_format=settings.scrape_format)
         self.service = ScrapeService(discovery=self.discovery, scraper=self.scraper, store=self.store,
                                      federation=self.federation, stats=self.stats,
                                      interval=settings.scrape_interval, max_targets=settings.max_targets)

@@ -4,8 +4,9 @@
 
 The fake exporters' bodies (tests/aggregator_fakes.py) are rendered before the clock starts; what is
 timed is what the scrape loop does with them (the HTTP fetch aside): `Scraper._parse` (text or the
-JSON snapshot, `--accept`), `Store.ingest`, `Store.end_round`, the federation's end of round and, with
-`--scrape-federation`, one /metrics render per round. Prints CPU per round with and without cProfile,
+JSON snapshot document, `--format`), `Store.ingest`, `Store.end_round`, the federation's end of
+round and, with `--scrape-federation`, one /metrics render per round. Prints CPU per round with and
+without cProfile,
 garbage-collection pauses, and cProfile's top functions (cumulative and own time).
 """
 
@@ -45,7 +46,7 @@ class GcPauses:
 class Rounds:
     """The aggregator's per-round work on pre-rendered bodies, phase by phase."""
 
-    def __init__(self, nodes: int, pods: int, *, scrape_federation: bool) -> None:
+    def __init__(self, nodes: int, pods: int, *, scrape_federation: bool, document: bool) -> None:
         from aggregator.federation import FederationCache
         from aggregator.scraper import Scraper
         from aggregator.stats import AggregatorStats
@@ -66,18 +67,24 @@ class Rounds:
         self.federation = FederationCache(store=self.store, stats=stats, version="profile")
         self.scraper = Scraper(timeout=4, max_response_bytes=1 << 26, stats=stats)
         self.scrape_federation = scrape_federation
+        self.document = document
 
     def run(self, seq: int, times: dict[str, float], prof: cProfile.Profile | None = None) -> None:
         from aggregator.model import RoundResult, TargetStatus
+        from k8smon_common import snapshotdoc
 
-        bodies = [t.render(seq) for t in self.templates]
+        if self.document:
+            bodies = [t.render_document(seq) for t in self.templates]
+        else:
+            bodies = [t.render(seq) for t in self.templates]
+        content_type = snapshotdoc.CONTENT_TYPE if self.document else "text/plain; version=0.0.4"
         self.now = T0 + seq * INTERVAL
         marks = [("start", 0.0)]
         if prof:
             prof.enable()
         marks.append(("start", time.process_time()))
         for i, body in enumerate(bodies):
-            reading, _ = self.scraper._parse(f"t{i}", body, None)
+            reading, _ = self.scraper._parse(f"t{i}", body, None, content_type)
             self.store.ingest(reading, round_id=seq, received=self.now)
         marks.append(("parse+ingest", time.process_time()))
         targets = tuple(TargetStatus(f"t{i}", f"node-{i:04d}", True) for i in range(self.nodes))
@@ -102,8 +109,11 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--top", type=int, default=35)
     ap.add_argument("--scrape-federation", action="store_true", help="render /metrics once per round")
+    ap.add_argument("--format", choices=("text", "document"), default="document",
+                    help="what the fake exporters answer: text, or the JSON snapshot document")
     args = ap.parse_args()
-    rounds = Rounds(args.nodes, args.pods, scrape_federation=args.scrape_federation)
+    rounds = Rounds(args.nodes, args.pods, scrape_federation=args.scrape_federation,
+                    document=args.format == "document")
     for seq in (1, 2):  # counters need a previous reading
         rounds.run(seq, {})
     samples = args.rounds * args.nodes * (13 + 13 * args.pods)
@@ -116,8 +126,8 @@ def main() -> int:
     profiled: dict[str, float] = {}
     for seq in range(3 + args.rounds, 3 + 2 * args.rounds):
         rounds.run(seq, profiled, prof)
-    print(f"{args.nodes} nodes x {args.pods} pods, {args.rounds} rounds each way, {samples // args.rounds} "
-          "samples a round; CPU seconds per round:")
+    print(f"{args.format}: {args.nodes} nodes x {args.pods} pods, {args.rounds} rounds each way, "
+          f"{samples // args.rounds} samples a round; CPU seconds per round:")
     for name, seconds in plain.items():
         under = profiled[name] / args.rounds
         print(f"  {name:<18} {seconds / args.rounds:7.3f}  (under cProfile {under:.3f})")
