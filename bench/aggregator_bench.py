@@ -86,15 +86,18 @@ def prefill(store: Any) -> None:
                 s._columns = [array(c.typecode, [c[-1]]) * missing + c for c in s._columns]
 
 
-def run_aggregator(kubeconfig: str, interval: float, timeout: float) -> int:
+def run_aggregator(kubeconfig: str, interval: float, timeout: float, scrape_format: str = "auto") -> int:
     """Run an Aggregator; on stdin `prefill` fill its history and report memory; `quit` stops it."""
     from aggregator.config import load
-    from aggregator.service import Aggregator
+    from aggregator.service import Aggregator, tune_gc
 
     settings = load(["--listen", "127.0.0.1:0", "--kubeconfig", kubeconfig,
                      "--scrape-interval", str(interval), "--scrape-timeout", str(timeout),
-                     "--stale-after", str(interval * 3), "--log-level", "warning"], {})
-    agg = Aggregator(settings).start()
+                     "--stale-after", str(interval * 3), "--scrape-format", scrape_format,
+                     "--log-level", "warning"], {})
+    agg = Aggregator(settings)
+    tune_gc()  # as `python -m aggregator` does
+    agg.start()
     print(json.dumps({"url": agg.url}), flush=True)
     for line in sys.stdin:
         if line.strip() == "prefill":
@@ -176,7 +179,8 @@ def api_latency(
 
 
 def measure(
-    nodes: int, pods: int, *, rounds: int, interval: float, timeout: float, api_seconds: float
+    nodes: int, pods: int, *, rounds: int, interval: float, timeout: float, api_seconds: float,
+    scrape_format: str = "auto",
 ) -> dict:
     """Run the three processes for one cluster size and return the figures."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
@@ -189,7 +193,7 @@ def measure(
         kubeconfig = json.loads(fakes.stdout.readline())["kubeconfig"]
         agg = subprocess.Popen([sys.executable, "-m", "bench.aggregator_bench",
                                 "--run-aggregator", kubeconfig, "--interval", str(interval),
-                                "--timeout", str(timeout)],
+                                "--timeout", str(timeout), "--scrape-format", scrape_format],
                                cwd=REPO, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         assert agg.stdout is not None and agg.stdin is not None
         url = json.loads(agg.stdout.readline())["url"]
@@ -234,6 +238,7 @@ def measure(
         return {
             "nodes": nodes,
             "pods_per_node": pods,
+            "scrape_format": scrape_format,
             "interval": interval,
             "rounds_measured": len(steady),
             "targets_up_min": min(up_counts),
@@ -275,14 +280,16 @@ def report(r: dict) -> bool:
     """Print one size's figures; True when it met the targets."""
     mib = 1 << 20
     print(f"N = {r['nodes']} nodes x {r['pods_per_node']} pods, interval {r['interval']:g}s, "
+          f"--scrape-format {r['scrape_format']}, "
           f"{r['rounds_measured']} rounds measured; series {r['series']}")
     print(f"  scrape round   median {r['round_p50']:.3f}s  max {r['round_max']:.3f}s of "
           f"{r['rounds_measured']} measured; ticks skipped by overrunning rounds over the whole run: "
           f"{r['rounds_skipped']:.0f} ({r['rounds_total']:.0f} rounds completed)"
           f"  (fewest targets up in a round: {r['targets_up_min']}/{r['nodes']})")
     gauges = r["stats"]["gauges"]
-    print(f"  after a round: store.end_round {gauges.get('end_round_seconds', 0):.3f}s, federation rebuild "
-          f"{gauges.get('federation_seconds', 0):.3f}s; errors {r['stats']['errors']}")
+    print(f"  after a round: store.end_round {gauges.get('end_round_seconds', 0):.3f}s, federation "
+          f"{gauges.get('federation_round_seconds', 0):.3f}s (its render on the first /metrics scrape: "
+          f"{gauges.get('federation_seconds', 0):.3f}s); errors {r['stats']['errors']}")
     print(f"  fake cluster CPU {r['fake_cpu_cores']:.2f} cores; machine load average {r['load_average']:.1f} "
           f"on {os.cpu_count()} CPUs")
     print(f"  aggregator CPU {r['cpu_cores']:.2f} cores;  RSS {r['rss_running'] / mib:.0f} MiB running, "
@@ -310,6 +317,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--interval", type=float, default=5.0)
     parser.add_argument("--timeout", type=float, default=None, help="scrape timeout (default 0.8 x interval)")
     parser.add_argument("--api-seconds", type=float, default=10.0)
+    parser.add_argument("--scrape-format", choices=("auto", "text"), default="auto",
+                        help="the aggregator's --scrape-format: auto (the fakes answer the JSON snapshot "
+                             "document) or text (the text format Prometheus reads)")
     parser.add_argument("--serve-fakes", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--run-aggregator", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -317,11 +327,11 @@ def main(argv: list[str] | None = None) -> int:
         return serve_fakes(args.serve_fakes, args.pods, args.interval)
     timeout = args.timeout if args.timeout is not None else args.interval * 0.8
     if args.run_aggregator:
-        return run_aggregator(args.run_aggregator, args.interval, timeout)
+        return run_aggregator(args.run_aggregator, args.interval, timeout, args.scrape_format)
     ok = True
     for n in args.nodes or [100, 1000]:
         ok = report(measure(n, args.pods, rounds=args.rounds, interval=args.interval, timeout=timeout,
-                            api_seconds=args.api_seconds)) and ok
+                            api_seconds=args.api_seconds, scrape_format=args.scrape_format)) and ok
     return 0 if ok else 1
 
 

@@ -29,16 +29,16 @@ T0 = 1_700_000_000.0
 
 
 class GcPauses:
-    """Seconds spent in garbage collections (a gc.callbacks entry)."""
+    """CPU seconds spent in garbage collections (a gc.callbacks entry)."""
 
     def __init__(self) -> None:
         self.seconds, self.count, self.full, self._start = 0.0, 0, 0, 0.0
 
     def __call__(self, phase: str, info: dict[str, int]) -> None:
         if phase == "start":
-            self._start = time.perf_counter()
+            self._start = time.process_time()
             return
-        self.seconds += time.perf_counter() - self._start
+        self.seconds += time.process_time() - self._start
         self.count += 1
         self.full += info["generation"] == 2
 
@@ -58,14 +58,15 @@ class Rounds:
             ExpositionTemplate(f"node-{i:04d}", pods=pods, timestamp=lambda s: T0 + s * INTERVAL)
             for i in range(nodes)
         ]
-        gc.collect()
-        gc.freeze()  # the fakes' templates are not the aggregator's heap: keep them out of its collections
         self.now = T0
         stats = AggregatorStats()
         self.store = Store(retention_points=1000, stale_after=3 * INTERVAL, stats=stats,
                            clock=lambda: self.now)
         self.federation = FederationCache(store=self.store, stats=stats, version="profile")
         self.scraper = Scraper(timeout=4, max_response_bytes=1 << 26, stats=stats)
+        from aggregator.service import tune_gc
+
+        tune_gc()  # as `python -m aggregator` does (and the fakes' templates out of its collections)
         self.scrape_federation = scrape_federation
         self.document = document
 
