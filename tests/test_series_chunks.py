@@ -368,6 +368,10 @@ def test_restore_chunks_checks_what_is_hidden() -> None:
         ChunkedSeries.restore_chunks(10, 1, _record([0], []))
     series = ChunkedSeries.restore_chunks(10, 1, _record([2], [2.0, 2.0, 3.0, 3.0], hidden=2))
     assert series.points() == [(2.0, (2,)), (3.0, (3,))] and series.newest_timestamp() == 3.0
+    one_hidden = ChunkedSeries.restore_chunks(10, 1, _record([2], [2.0, 2.0, 3.0, 3.0], hidden=1))
+    assert one_hidden.points(since=1.0, previous=True) == [(1.0, (1,)), (2.0, (2,)), (3.0, (3,))]  # not 0
+    assert one_hidden.points(since=1.5, previous=True) == [(1.0, (1,)), (2.0, (2,)), (3.0, (3,))]
+    assert one_hidden.points(since=-1.0) == one_hidden.points() == [(1.0, (1,)), (2.0, (2,)), (3.0, (3,))]
     closed_only = ChunkedSeries.restore_chunks(10, 1, _record([2, 3], []))
     assert closed_only.newest_timestamp() == 4.0 and len(closed_only) == 5
 
