@@ -182,6 +182,10 @@ def test_decimals_take_the_fewest_places_and_others_fall_back_to_xor() -> None:
         assert chunks._decimal(odd, chunks._bits(array("d", odd))) is None, odd
     assert chunks._decimal([0.1 + 0.2], chunks._bits(array("d", [0.3]))) is None  # 0.30000000000000004
     assert chunks._decimal([123.456789], chunks._bits(array("d", [123.456789]))) == (6, [123456789])
+    assert chunks._decimal([0.5, 1.5], chunks._bits(array("d", [0.5, 1.5]))) == (1, [5, 15])
+    edges = [2.0**53, -(2.0**53)]  # the largest whole numbers kept as integers
+    assert chunks._decimal(edges, chunks._bits(array("d", edges))) == (0, [2**53, -(2**53)])
+    assert chunks._decimal([2.0**53 + 2], chunks._bits(array("d", [2.0**53 + 2]))) is None
     fifteen = [0.123456789012345, 0.5]  # the most places tried
     assert chunks._decimal(fifteen, chunks._bits(array("d", fifteen))) == (15, [123456789012345, 5 * 10**14])
     coded = chunks._column(array("d", fifteen))
