@@ -428,3 +428,42 @@ def test_chunks_of_more_than_32767_points_are_counted() -> None:
         series.append(float(k), (0,))
     record = series.export_chunks()
     assert sum(record.counts) + len(record.open) // 2 == 40001 and record.counts.typecode == "H"
+
+
+def test_integer_streams_at_their_edges() -> None:
+    for fits in ([-(2**63), -(2**63) + 1], [2**63 - 1, 2**63 - 2], [0, 2**63 - 1]):
+        coded = chunks._ints(fits)
+        assert coded is not None and chunks._unints(coded, 0, 2)[0] == fits
+    assert chunks._ints([-1, 2**63 - 1]) is None and chunks._ints([2**63]) is None
+    assert chunks._INT_HEAD.unpack_from(chunks._ints([0, 4, 8]) or b"", 0)[0] == chunks._DELTA  # 2 x 4 = 8
+    assert chunks._INT_HEAD.unpack_from(chunks._ints([5, 5, 5]) or b"", 0) == (chunks._DELTA, 5, 1)
+    for even in ([0, 2, 4, 8], [10, 4, 2, 0]):  # a common step of exactly 2, both modes
+        coded = chunks._ints(even)
+        assert coded is not None and chunks._INT_HEAD.unpack_from(coded, 0)[2] == 2
+        assert chunks._unints(coded, 0, 4)[0] == even
+    assert chunks._planes([1 << 63]) == bytes((0x80,)) + bytes((0x80,))
+
+
+def test_a_zero_bitmap_from_one_value_in_four() -> None:
+    assert chunks._column(array("d", [0.0, 1.5, 2.5, 3.5]))[0] == chunks._ZEROS_FLAG | 1
+    assert chunks._column(array("d", [0.0, 1.5, 2.5, 3.5, 4.5]))[0] == 1
+
+
+def test_series_arguments_and_the_empty_series() -> None:
+    for bad in ({"capacity": 0}, {"capacity": 5, "width": 0}):
+        with pytest.raises(ValueError, match=r"^capacity and width must be positive$"):
+            ChunkedSeries(**bad)
+    for points in (0, 65536):
+        with pytest.raises(ValueError, match=r"^chunk_points must be 1\.\.65535$"):
+            ChunkedSeries(5, chunk_points=points)
+    assert ChunkedSeries(5, chunk_points=65535).capacity == 5
+    empty = ChunkedSeries(3)
+    assert empty.newest_timestamp() is None and empty.points() == [] and len(empty) == 0
+
+
+def test_a_restored_series_grows_to_a_larger_capacity_without_showing_hidden_points() -> None:
+    series = ChunkedSeries.restore_chunks(100, 1, _record([2], [2.0, 2.0, 3.0, 3.0], hidden=1))
+    assert len(series) == 3
+    for t in (4.0, 5.0):
+        series.append(t, (t,))
+    assert len(series) == 5 and [t for t, _ in series.points()] == [1.0, 2.0, 3.0, 4.0, 5.0]
