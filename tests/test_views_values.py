@@ -93,7 +93,8 @@ def test_milli_converts_cores(cores: float | None, want: float | None) -> None:
 
 
 @pytest.mark.parametrize(("part", "whole", "want"), [
-    (50, 200, 25.0), (1, 3, 33.33), (2, 3, 66.67), (0, 10, 0.0), (300, 200, 150.0),
+    (50, 200, 25.0), (1, 3, 33.33), (2, 3, 66.67), (0, 10, 0.0), (300, 200, 150.0), (1, 1, 100.0),
+    (0.25, 0.5, 50.0),
     (5, 0, None), (5, -1, None), (None, 10, None), (5, None, None), (None, None, None),
 ])
 def test_percent_of_a_positive_whole_two_decimals(part: float | None, whole: float | None,
@@ -342,10 +343,10 @@ def test_pod_doc_cache_reuses_a_doc_only_for_the_same_sample_and_node(
     a, b = pod_view(s1, pod="a"), pod_view(sample(POD_VALUES), pod="b")
     first = cache.docs([a, b], now=TS + 1, full=True)
     assert built == ["a", "b"] and [d["age_seconds"] for d in first] == [1.0, 1.0]
-    again = cache.docs([a, b], now=TS + 2.5, full=True)
-    assert built == ["a", "b"]  # both reused, only the age is new
-    assert [d["age_seconds"] for d in again] == [2.5, 2.5] and first[0]["age_seconds"] == 1.0
-    assert again[0] == {**first[0], "age_seconds": 2.5}
+    again = cache.docs([a, b], now=TS + 2.12345, full=True)
+    assert built == ["a", "b"]  # both reused, only the age is new (3 decimals)
+    assert [d["age_seconds"] for d in again] == [2.123, 2.123] and first[0]["age_seconds"] == 1.0
+    assert again[0] == {**first[0], "age_seconds": 2.123}
     # a new sample, or the same sample on another node, is built again
     a2 = pod_view(sample({**POD_VALUES, "cpu_usage_cores": 0.5}), pod="a")
     moved = pod_view(s1, pod="a", node="n2")
