@@ -157,6 +157,9 @@ def test_timestamps() -> None:
     assert rejected(body(timestamp="2023-11-14T22:14:20.001Z")) == (
         "timestamp '2023-11-14T22:14:20.001Z' is 60s ahead of the aggregator's clock (--max-push-skew 60s)",
         "timestamp")
+    assert rejected(body(timestamp="2023-11-14T22:13:20.8Z"), max_skew=0.5) == (
+        "timestamp '2023-11-14T22:13:20.8Z' is 1s ahead of the aggregator's clock (--max-push-skew 0.5s)",
+        "timestamp")
     assert rejected(body(timestamp="2023-11-14T22:12:19Z"), max_skew=0.5) == (
         "timestamp '2023-11-14T22:12:19Z' is 61s behind the aggregator's clock (--max-push-skew 0.5s)",
         "timestamp")
