@@ -359,3 +359,33 @@ def test_pod_doc_cache_reuses_a_doc_only_for_the_same_sample_and_node(
     assert built == ["a", "b", "a", "a"]
     cache.docs([a, b], now=TS, full=False)
     assert built == ["a", "b", "a", "a", "a"]
+
+
+# ---- the encoded listing (PodDocCache.encoded) and its encoder ----
+
+def test_json_dumps_is_compact_and_refuses_nan() -> None:
+    assert views.json_dumps({"a": 1, "b": [1.5, None], "c": "é"}) == b'{"a":1,"b":[1.5,null],"c":"\\u00e9"}'
+    for bad in (math.nan, math.inf):
+        with pytest.raises(ValueError, match="JSON compliant"):
+            views.json_dumps({"x": bad})
+
+
+def test_encoded_listing_ages_and_encodes_each_pod_once() -> None:
+    encodings: list[object] = []
+
+    def counting(value: object) -> bytes:
+        encodings.append(value)
+        return views.json_dumps(value)
+
+    cache = views.PodDocCache(dumps=counting)
+    a, b = pod_view(sample(POD_VALUES), pod="a"), pod_view(sample(POD_VALUES, ts=TS - 1), pod="b")
+    assert cache.docs([a, b], now=TS, full=True)[1]["age_seconds"] == 1.0
+    assert encodings == []  # documents alone are never encoded
+    raw = b"".join(cache.encoded([a, b], now=TS + 2.12345, full=True))
+    listed = json.loads(raw)
+    assert [d["age_seconds"] for d in listed] == [2.123, 3.123] and listed[0]["pod_name"] == "a"
+    assert listed == cache.docs([a, b], now=TS + 2.12345, full=False)
+    assert len(encodings) == 2
+    b"".join(cache.encoded([a, b], now=TS + 3, full=True))  # the full listing kept both encodings
+    assert len(encodings) == 2
+    assert cache.encoded([], now=TS, full=False) == [b"[]"]
