@@ -139,7 +139,8 @@ def _round_log(agg: Any, out: list[dict[str, Any]], lock: threading.Lock, stop: 
                 "scrape_s": last.duration_seconds,
                 "total_s": time.time() - last.started,
                 "end_round_s": gauges.get("end_round_seconds"),
-                "federation_s": gauges.get("federation_round_seconds"),  # hand-over only: /metrics renders on scrape
+                # the round's hand-over only: /metrics renders on its first scrape
+                "federation_s": gauges.get("federation_round_seconds"),
                 "up": sum(1 for t in last.targets if t.up),
                 "targets": len(last.targets),
             })
