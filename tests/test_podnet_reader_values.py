@@ -118,3 +118,13 @@ def test_without_ptrace_access_the_namespace_is_told_by_net_dev_inode(
     (proc / "3000" / "net" / "dev").unlink()
     os.link(proc / "1" / "net" / "dev", proc / "3000" / "net" / "dev")  # procfs: one namespace, one inode
     assert read(proc, cg) == (None, True)
+
+
+def test_an_interface_name_with_any_bytes_costs_nothing(tmp_path: Path) -> None:
+    proc, cg = node(tmp_path, pod_procs="3000\n", self_link=None)
+    with open(proc / "3000" / "net" / "dev", "ab") as f:
+        f.write(b"  w\xe9lan0: 10 0 0 0 0 0 0 0 20 0 0 0 0 0 0 0\n")  # any byte but '/', ':', NUL, blanks
+    counters, host_network = read(proc, cg)
+    assert counters is not None and not host_network
+    assert counters["eth0"] == NetCounters(500, 600) and len(counters) == 2
+    assert NetCounters.total(counters) == NetCounters(510, 620)
