@@ -29,8 +29,9 @@ T0 = 1_764_000_000.0
 TEMPLATES = 64
 
 
-def _template(rng: random.Random, points: int) -> RingSeries:
-    """A series of plausible points, appended the way the store appends them (same column types)."""
+def plausible_series(rng: random.Random, points: int) -> RingSeries:
+    """A series of plausible points, appended the way the store appends them (same column types); the
+    aggregator benchmark pads its histories with these too."""
     series = RingSeries(points, len(COLUMNS))
     memory = rng.uniform(5e7, 2e9)
     for k in range(points):
@@ -65,7 +66,7 @@ def build(nodes: int, pods: int, points: int) -> Store:
             ))
         store.end_round(RoundResult(i, T0 + 5 * i, 1.0, ()))
     rng = random.Random(6)
-    pool = [_template(rng, points) for _ in range(TEMPLATES)]
+    pool = [plausible_series(rng, points) for _ in range(TEMPLATES)]
     states = list(store._nodes.values()) + list(store._pods.values()) + list(store._groups.values())
     for k, state in enumerate(states):
         ts, columns = pool[k % TEMPLATES].export()

@@ -158,7 +158,8 @@ class FakeExporters:
     """Serves many FakeNodes from one thread; a new snapshot every `interval` seconds of wall time."""
 
     def __init__(
-        self, nodes: list[FakeNode], *, interval: float = 5.0, gzip_level: int = 1, prerender: bool = False
+        self, nodes: list[FakeNode], *, interval: float = 5.0, gzip_level: int = 1, prerender: bool = False,
+        t0: float | None = None,
     ) -> None:
         self.nodes = nodes
         self.interval = interval
@@ -171,6 +172,9 @@ class FakeExporters:
         self._servers: list[asyncio.base_events.Server] = []
         self._stopping = threading.Event()
         self._renderer: threading.Thread | None = None
+        if t0 is not None:
+            # Processes serving slices of one cluster share it: every snapshot changes at the same instants.
+            self._t0 = t0
 
     def __enter__(self) -> FakeExporters:
         if self.prerender:

@@ -1,38 +1,77 @@
-"""The aggregator benchmark's short form: N = 3 nodes, 2 rounds, every phase runs (no speed assertions)."""
+"""The aggregator benchmark's short form: every target section at a few nodes and rounds, Prometheus
+included. It checks the harness produces every figure, not the targets (a 0.5-s interval on a
+shared machine says nothing about them)."""
 
 from __future__ import annotations
 
-from bench import aggregator_bench
+import re
+
+from bench import aggregator_bench, report
+from bench.aggregator_bench import Options, Window
+from bench.api_load import DOC_ROUTES
+from tests.support import require_tool
+
+SMALL = Options(pods=3, ingest_nodes=(3,), ingest_rounds=4, ingest_interval=0.5, nodes2=3, rounds2=3,
+                interval2=0.5, api_seconds=2.0, api_period=0.5, nodes3=4, rounds3=2, interval3=1.0,
+                warmup_rounds=1)
 
 
-def test_benchmark_smoke(capsys) -> None:  # type: ignore[no-untyped-def]
-    result = aggregator_bench.measure(3, 3, rounds=2, interval=0.5, timeout=0.4, api_seconds=1.0)
-    aggregator_bench.report(result)
-    out = capsys.readouterr().out
-    assert "scrape round" in out and "bytes per stored point" in out and "p99" not in out.split("API")[0]
-    assert result["series"]["node"] == 3 and result["series"]["pod"] == 9
-    assert result["rounds_measured"] >= 2
-    assert result["bytes_per_sample"] > 0
-    assert all(n > 0 for _p50, _p99, n in result["api"].values()), "every API route answered under load"
-    assert result["rounds_total"] >= result["rounds_measured"] + 1
+def _value(figures: dict[str, report.Figure], name: str) -> str:
+    assert name in figures, f"no figure {name!r}; figures: {sorted(figures)}"
+    return figures[name].value
 
 
-def _figures(**over: object) -> dict:
-    figures = {"nodes": 1000, "pods_per_node": 30, "interval": 5.0, "rounds_measured": 6, "series": {},
-               "round_p50": 3.0, "round_max": 4.5, "rounds_total": 40, "rounds_skipped": 0,
-               "targets_up_min": 1000, "stats": {"gauges": {}, "errors": {}}, "fake_cpu_cores": 1.0,
-               "load_average": 1.0, "cpu_cores": 0.5, "rss_running": 600 << 20,
-               "rss_full_history": 1600 << 20, "bytes_per_sample": 37.0, "points": 31_000_000,
-               "api": {}, "api_all": (0.05, 0.2)}
-    return {**figures, **over}
+def test_every_target_section_prints_every_figure() -> None:
+    require_tool("prometheus")
+    first = len(report.FIGURES)
+    aggregator_bench.run(SMALL)
+    figures = {f.name: f for f in report.FIGURES[first:]}
+    failed = [f for f in figures.values() if f.value.startswith("failed")]
+    assert not failed, failed
+
+    # 1: both sides measured over the same window, each with its own sample count.
+    assert "at the same time" in _value(figures, "3 x 3: how measured")
+    for side in ("aggregator", "Prometheus"):
+        per_sample = _value(figures, f"3 x 3: {side} CPU per sample")
+        us, per_scrape = re.match(r"([\d.]+) us .* (\d+) samples/scrape", per_sample).groups()  # type: ignore[union-attr]
+        assert float(us) > 0 and int(per_scrape) > 0, per_sample
+    assert re.fullmatch(r"[\d.]+", _value(figures, "3 x 3: ratio aggregator / Prometheus"))
+    assert figures["3 x 3: ratio aggregator / Prometheus"].verdict in (report.MET, report.MISSED)
+
+    # 2: rounds, CPU, memory, then every API route under the clients.
+    for name in ("rounds, start to published", "ticks skipped (overrunning rounds)", "aggregator CPU",
+                 "RSS with full history"):
+        assert figures[f"3 x 3: {name}"].verdict in (report.MET, report.MISSED), name
+    assert "3 rounds" in _value(figures, "3 x 3: rounds, start to published")
+    for route in DOC_ROUTES:
+        name = f"3 x 3 + 4 API clients: {route.split('?')[0].replace('{', '').replace('}', '')}"
+        assert re.match(r"p99 [\d.]+ ms .*\(n=[1-9]", _value(figures, name)), name
+    listing = _value(figures, "3 x 3 + 4 API clients: full pod listing /api/pods")
+    assert re.match(r"p99 [\d.]+ ms .*\(n=[1-9]", listing)
+
+    # 3: rounds, CPU and memory with the exporters in their own processes.
+    assert "2 rounds" in _value(figures, "4 x 3: rounds, start to published")
+    assert figures["4 x 3: aggregator CPU"].verdict in (report.MET, report.MISSED)
+    assert "points" in _value(figures, "4 x 3: RSS with full history")
+    assert all(f.load >= 0 for f in figures.values())
 
 
-def test_verdict_counts_rounds_skipped_over_the_whole_run(capsys) -> None:  # type: ignore[no-untyped-def]
-    """A 1000-node run whose log showed 9 overrunning rounds used to print "targets met": the six
-    measured rounds were all under the interval. Skipped rounds anywhere in the run now miss it."""
-    assert aggregator_bench.report(_figures())
-    assert "targets (" in capsys.readouterr().out
-    assert not aggregator_bench.report(_figures(rounds_skipped=9))
-    out = capsys.readouterr().out
-    assert "MISSED" in out and "skipped by overrunning rounds over the whole run: 9" in out
-    assert "median 3.000s  max 4.500s of 6 measured" in out  # the largest of 6 is called max, not p99
+def _window(**over: object) -> Window:
+    rounds = [{"id": i, "total_s": 1.0, "scrape_s": 0.8, "up": 1000} for i in range(30)]
+    return Window(**{"seconds": 150.0, "rounds": rounds, "agg_cpu": 60.0,  # type: ignore[arg-type]
+                     "counters": {"rounds_skipped": 0}, "fakes_cpu": 30.0, **over})
+
+
+def test_a_skipped_tick_misses_the_round_target_though_every_round_was_fast() -> None:
+    """The old benchmark printed "met" for a 1000-node run whose log showed 9 overrunning rounds:
+    the rounds it measured were all inside the interval. A skipped tick in the window misses now."""
+    assert aggregator_bench._rounds("s", "n", _window(), 1000, limit=2.5, limit_text="<= 2.5 s")
+    assert not aggregator_bench._rounds("s", "n", _window(counters={"rounds_skipped": 9}), 1000,
+                                        limit=2.5, limit_text="<= 2.5 s")
+    skipped = report.FIGURES[-2]
+    assert (skipped.name, skipped.value, skipped.verdict) == ("n: ticks skipped (overrunning rounds)", "9",
+                                                              report.MISSED)
+    slow = _window(rounds=[{"id": 1, "total_s": 2.6, "scrape_s": 1.0, "up": 1000}])
+    assert not aggregator_bench._rounds("s", "n", slow, 1000, limit=2.5, limit_text="<= 2.5 s")
+    down = _window(rounds=[{"id": 1, "total_s": 1.0, "scrape_s": 1.0, "up": 999}])
+    assert not aggregator_bench._rounds("s", "n", down, 1000, limit=2.5, limit_text="<= 2.5 s")
