@@ -69,10 +69,11 @@ def test_pids_of_our_own_pid_namespace_are_not_looked_up_in_the_hosts_proc(tmp_p
     assert read(proc, cg) == POD_TRAFFIC  # found through <proc>/3000/cgroup instead
 
 
-@pytest.mark.parametrize("self_link", [str(os.getpid()), None])
-def test_cgroup_procs_pids_are_used_in_our_own_numbering(tmp_path: Path, self_link: str | None) -> None:
-    # the same namespace (or a recorded tree without `self`): the listed pid is read, no index needed
-    proc, cg = node(tmp_path, pod_procs="3000\n", self_link=self_link)
+@pytest.mark.parametrize("with_self", [True, False])
+def test_cgroup_procs_pids_are_used_in_our_own_numbering(tmp_path: Path, with_self: bool) -> None:
+    # the same namespace (or a recorded tree without `self`): the listed pid is read, no index needed.
+    # Our pid is taken when the test runs: mutmut runs each mutant in a forked child.
+    proc, cg = node(tmp_path, pod_procs="3000\n", self_link=str(os.getpid()) if with_self else None)
     (proc / "3000" / "cgroup").unlink()  # the index would not find it
     assert read(proc, cg) == POD_TRAFFIC
 
