@@ -80,8 +80,7 @@ def test_cgroup_procs_pids_are_used_in_our_own_numbering(tmp_path: Path, with_se
 
 def test_eight_processes_are_tried_at_most(tmp_path: Path) -> None:
     # eight listed processes exited meanwhile: the ninth is not tried this cycle
-    proc, cg = node(tmp_path, pod_procs="".join(f"{p}\n" for p in range(2991, 3000)) + "3000\n",
-                    self_link=None)
+    proc, cg = node(tmp_path, pod_procs="".join(f"{p}\n" for p in range(2992, 3001)), self_link=None)
     assert read(proc, cg) == (None, False)
     Path(cg.paths["unified"], "ctr", "cgroup.procs").write_text("".join(f"{p}\n" for p in range(2993, 3001)))
     assert read(proc, cg) == POD_TRAFFIC
