@@ -24,7 +24,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"k8smon-aggregator: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level, settings.log_format)
-    from aggregator.service import Aggregator  # after logging is set up: importing it is not free
+    from aggregator.service import Aggregator, tune_gc  # after logging is set up: importing it is not free
 
     try:
         aggregator = Aggregator(settings)
@@ -42,6 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    tune_gc()
     aggregator.start()
     try:
         while not stopping.wait(1.0):

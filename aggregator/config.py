@@ -21,6 +21,7 @@ from k8smon_common.config import (
 )
 
 DISCOVERY_MODES = ("endpoints", "endpointslices")
+SCRAPE_FORMATS = ("auto", "text")  # auto: ask for the JSON snapshot document (k8smon_common/snapshotdoc.py)
 _SIZE_UNITS = {"": 1, "b": 1, "kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "kb": 1000, "mb": 10**6}
 _SIZE_RE = re.compile(r"\s*([0-9]+)\s*([a-zA-Z]*)\s*")
 
@@ -111,6 +112,13 @@ class AggregatorSettings:
         f"{DEFAULT_SCRAPE_TIMEOUT:g}, capped at {TIMEOUT_SHARE:g} x --scrape-interval",
         parse=parse_positive_float,
         metavar="SECONDS",
+    )
+    scrape_format: str = option(
+        "auto",
+        "what the scrapes ask exporters for: auto (the exporter's JSON snapshot document, text format "
+        "0.0.4 from any exporter that does not serve it) or text (always the text format)",
+        parse=parse_choice(*SCRAPE_FORMATS),
+        metavar="FORMAT",
     )
     max_response_bytes: int = option(
         16 << 20,

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from aggregator.model import ContainerReading, NodeReading, PodReading
 from aggregator.parser import Sample
+from k8smon_common import snapshotdoc
 
 NODE_PREFIX = "k8smon_node_"
 POD_PREFIX = "k8smon_pod_"
@@ -187,3 +189,125 @@ def to_reading(
     acc.dropped += sum(len(c.values) for per_pod in containers.values() for c in per_pod)
     reading = NodeReading(node=node, timestamp=acc.timestamp, values=values, pods=pods, source=source)
     return Conversion(reading=reading, samples=acc.count, dropped=acc.dropped, rejected=len(acc.rejected))
+
+
+# --- the JSON snapshot document (k8smon_common/snapshotdoc.py) -------------------------------------
+
+POD_LABEL_COUNT = 7  # node + snapshotdoc.POD_FIELDS: the labels each pod sample carries in the text
+CONTAINER_LABEL_COUNT = 5  # node, namespace, pod, uid, container
+
+
+def _values(raw: object, what: str) -> tuple[dict[str, float], int]:
+    """(finite values, how many were not finite) of one values object; ReadingError when malformed."""
+    if not isinstance(raw, dict):
+        raise ReadingError(f"{what}: values must be an object")
+    if all(type(v) is float and math.isfinite(v) for v in raw.values()):
+        return raw, 0  # the usual case: json.loads made every number a float already
+    out: dict[str, float] = {}
+    for k, v in raw.items():
+        if type(v) is int:
+            v = float(v)  # noqa: PLW2901 - JSON integers are numbers too
+        elif type(v) is not float:
+            raise ReadingError(f"{what}: value of {k!r} is not a number")
+        if math.isfinite(v):
+            out[k] = v
+    return out, len(raw) - len(out)
+
+
+def _text(raw: Mapping[str, Any], field: str, what: str) -> str:
+    value = raw.get(field, "")
+    if not isinstance(value, str):
+        raise ReadingError(f"{what}: {field} must be a string")
+    return value
+
+
+class _DocumentReader:
+    """One document's conversion: counts of samples, drops and rejections beside the reading's parts."""
+
+    def __init__(self, node: str, *, max_label_length: int | None, max_labels: int | None) -> None:
+        self.node = node
+        self.limit = max_label_length
+        self.max_labels = max_labels
+        self.count = 1  # the sample timestamp
+        self.dropped = 0
+        self.rejected = 0
+
+    def values(self, raw: object, what: str) -> dict[str, float]:
+        values, dropped = _values(raw, what)
+        self.count += len(values) + dropped
+        self.dropped += dropped
+        return values
+
+    def root_filesystem(self, filesystems: object) -> dict[str, float]:
+        if not isinstance(filesystems, dict):
+            raise ReadingError("filesystems must be an object")
+        parsed = {m: self.values(raw, f"filesystem {m}") for m, raw in filesystems.items()}
+        root = parsed.get(ROOT_MOUNTPOINT)
+        if root is None and len(parsed) == 1:  # one other --rootfs stands for it (as with the text)
+            root = next(iter(parsed.values()))
+        return root or {}
+
+    def too_big(self, labels: Iterable[str], count: int) -> bool:
+        """The --max-labels-per-series / --max-label-length test of `to_reading`, on label values."""
+        if self.max_labels is not None and count > self.max_labels:
+            return True
+        return self.limit is not None and any(len(v) > self.limit for v in labels)
+
+    def pod(self, raw: object) -> PodReading | None:
+        """The pod's reading; None when it is left out (over the label limits, no finite pod value)."""
+        if not isinstance(raw, dict):
+            raise ReadingError("a pod must be an object")
+        ns, name, uid, owner_kind, owner_name, deployment = (
+            _text(raw, f, "pod") for f in snapshotdoc.POD_FIELDS)
+        values = self.values(raw.get("values", {}), f"pod {ns}/{name}")
+        raw_containers = raw.get("containers", {})
+        if not isinstance(raw_containers, dict):
+            raise ReadingError(f"pod {ns}/{name}: containers must be an object")
+        containers = sorted(((c, self.values(v, f"container {c} of {ns}/{name}"))
+                             for c, v in raw_containers.items()), key=lambda item: item[0])
+        labels = (self.node, ns, name, uid, owner_kind, owner_name, deployment)
+        rejected = self.too_big(labels, POD_LABEL_COUNT)
+        if rejected or not values:  # a pod with no finite pod value is no pod (as with the text)
+            self.rejected += rejected
+            self.dropped += sum(len(v) for _c, v in containers)
+            return None
+        kept: list[ContainerReading] = []
+        for c, v in containers:
+            if not c or self.too_big((c, ), CONTAINER_LABEL_COUNT):
+                self.dropped += len(v)
+            else:
+                kept.append(ContainerReading(name=c, values=v))
+        return PodReading(namespace=ns, pod=name, uid=uid, owner_kind=owner_kind, owner_name=owner_name,
+                          deployment=deployment, values=values, containers=tuple(kept))
+
+
+def from_document(
+    doc: object,
+    *,
+    node_hint: str | None = None,
+    max_label_length: int | None = None,
+    max_labels: int | None = None,
+) -> Conversion:
+    """The NodeReading of one exporter's JSON snapshot document, by the same rules as `to_reading`:
+    non-finite values dropped and counted, pods over the label limits left out, the root filesystem
+    only. `samples` counts the values it carries. ReadingError when it is not such a document or the
+    exporter has no snapshot yet."""
+    if not isinstance(doc, dict) or doc.get("version") != snapshotdoc.VERSION:
+        raise ReadingError(f"not a version {snapshotdoc.VERSION} snapshot document")
+    ts = doc.get("timestamp")
+    if type(ts) not in (int, float) or not math.isfinite(ts) or ts <= 0:
+        raise ReadingError(f"no {TIMESTAMP_METRIC} sample (the exporter has no snapshot yet)")
+    node = _text(doc, "node", "document") or node_hint
+    if not node:
+        raise ReadingError("no node label in the exposition and no node name from discovery")
+    if max_label_length is not None and len(node) > max_label_length:
+        raise ReadingError(f"node label longer than {max_label_length} characters")
+    acc = _DocumentReader(node, max_label_length=max_label_length, max_labels=max_labels)
+    values = acc.values(doc.get("node_values", {}), "node")
+    values = {**values, **acc.root_filesystem(doc.get("filesystems", {}))}
+    raw_pods = doc.get("pods", [])
+    if not isinstance(raw_pods, list):
+        raise ReadingError("pods must be a list")
+    pods = tuple(p for p in map(acc.pod, raw_pods) if p is not None)
+    reading = NodeReading(node=node, timestamp=float(ts), values=values, pods=pods)
+    return Conversion(reading=reading, samples=acc.count, dropped=acc.dropped, rejected=acc.rejected)

@@ -10,6 +10,7 @@ Every failure becomes a ScrapeError whose message is the target's "down" reason.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 import zlib
@@ -18,8 +19,9 @@ from dataclasses import dataclass
 
 from aggregator.model import NodeReading, TargetStatus
 from aggregator.parser import FastParser, ParseError
-from aggregator.readings import ReadingError, to_reading
+from aggregator.readings import Conversion, ReadingError, from_document, to_reading
 from aggregator.stats import AggregatorStats
+from k8smon_common import snapshotdoc
 from k8smon_common.config import parse_hostport
 from k8smon_common.contract import NO_SAMPLE_YET
 
@@ -29,6 +31,7 @@ MAX_HEADER_BYTES = 64 * 1024
 MAX_ERROR_BODY = 1024  # bytes of a 503 body read to tell "no sample yet" from other failures
 MAX_HEADERS = 100
 READ_CHUNK = 64 * 1024
+TEXT_ACCEPT = "text/plain;version=0.0.4"
 
 
 class ScrapeError(Exception):
@@ -165,8 +168,10 @@ async def _no_sample_yet(reader: asyncio.StreamReader, headers: dict[str, str]) 
     return body.decode("utf-8", "replace").strip() == NO_SAMPLE_YET
 
 
-async def fetch(host: str, port: int, *, path: str = "/metrics", max_bytes: int) -> bytes:
-    """GET `path` once (no deadline here: the caller sets it); the body, decompressed."""
+async def fetch(
+    host: str, port: int, *, path: str = "/metrics", max_bytes: int, accept: str = TEXT_ACCEPT
+) -> tuple[str, bytes]:
+    """GET `path` once (no deadline here: the caller sets it); the Content-Type and the body, decompressed."""
     try:
         reader, writer = await asyncio.open_connection(host, port, limit=MAX_HEADER_BYTES)
     except ConnectionRefusedError:
@@ -176,7 +181,7 @@ async def fetch(host: str, port: int, *, path: str = "/metrics", max_bytes: int)
     try:
         hostname = f"[{host}]" if ":" in host else host
         writer.write(
-            f"GET {path} HTTP/1.1\r\nHost: {hostname}:{port}\r\nAccept: text/plain;version=0.0.4\r\n"
+            f"GET {path} HTTP/1.1\r\nHost: {hostname}:{port}\r\nAccept: {accept}\r\n"
             "Accept-Encoding: gzip\r\nUser-Agent: k8smon-aggregator\r\nConnection: close\r\n\r\n".encode()
         )
         await writer.drain()
@@ -186,7 +191,7 @@ async def fetch(host: str, port: int, *, path: str = "/metrics", max_bytes: int)
             raise ScrapeError(NO_SAMPLE_YET, source=None)
         if status != 200:
             raise ScrapeError(f"HTTP {status}")
-        return await _read_body(reader, headers, max_bytes)
+        return headers.get("content-type", ""), await _read_body(reader, headers, max_bytes)
     except (ConnectionError, asyncio.IncompleteReadError) as exc:
         raise ScrapeError(f"connection lost: {exc}") from None
     finally:
@@ -207,8 +212,11 @@ class Scraper:
         max_series: int | None = None,
         max_label_length: int | None = None,
         max_labels: int | None = None,
+        scrape_format: str = "auto",
     ) -> None:
         self._timeout = timeout
+        # auto: ask for the exporter's JSON snapshot document; whatever comes back is read by its type
+        self._accept = snapshotdoc.ACCEPT if scrape_format == "auto" else TEXT_ACCEPT
         self._max_bytes = max_response_bytes
         self._max_series = max_series  # --max-series-per-target: more marks the target down
         self._max_label_length = max_label_length
@@ -235,8 +243,9 @@ class Scraper:
         try:
             address = parse_hostport(target)
             async with asyncio.timeout(self._timeout):
-                payload = await fetch(address.host, address.port, path=self._path, max_bytes=self._max_bytes)
-            reading, samples = self._parse(target, payload, node)
+                content_type, payload = await fetch(address.host, address.port, path=self._path,
+                                                    max_bytes=self._max_bytes, accept=self._accept)
+            reading, samples = self._parse(target, payload, node, content_type)
         except TimeoutError:
             return self._down(target, node, f"timeout after {self._timeout:g}s",
                               started=started, t0=t0, source="scrape")
@@ -256,29 +265,18 @@ class Scraper:
         )
         return ScrapeOutcome(status=status, reading=reading)
 
-    def _parse(self, target: str, payload: bytes, node: str | None) -> tuple[NodeReading, int]:
+    def _parse(
+        self, target: str, payload: bytes, node: str | None, content_type: str = ""
+    ) -> tuple[NodeReading, int]:
         try:
             text = payload.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise ScrapeError(f"parse error: body is not UTF-8 ({exc.reason} at byte {exc.start})",
                               source="parse") from None
-        parser = self._parsers.get(target)
-        if parser is None:
-            parser = self._parsers[target] = FastParser()
-        try:
-            samples = parser.parse(text)
-        except ParseError as exc:
-            raise ScrapeError(f"parse error: {exc}"[:400], source="parse") from None
-        if self._max_series is not None and len(samples) > self._max_series:
-            # Down rather than truncated: a partial pod list would look like pods that vanished.
-            log.warning("target %s sent %d series, over --max-series-per-target %d; marked down",
-                        target, len(samples), self._max_series)
-            raise ScrapeError(f"too many series ({len(samples)} > {self._max_series})", source="limit_series")
-        try:
-            conversion = to_reading(samples, node_hint=node, max_label_length=self._max_label_length,
-                                    max_labels=self._max_labels)
-        except ReadingError as exc:
-            raise ScrapeError(f"parse error: {exc}"[:400], source="parse") from None
+        if content_type.partition(";")[0].strip().lower() == snapshotdoc.MEDIA_TYPE:
+            conversion = self._document(target, text, node)
+        else:
+            conversion = self._text(target, text, node)
         if conversion.dropped:
             self._stats.error("nonfinite", conversion.dropped)
         if conversion.rejected:
@@ -287,6 +285,43 @@ class Scraper:
                         "--max-labels-per-series %s", target, conversion.rejected, self._max_label_length,
                         self._max_labels)
         return conversion.reading, conversion.samples
+
+    def _document(self, target: str, text: str, node: str | None) -> Conversion:
+        """The reading of a JSON snapshot document (k8smon_common/snapshotdoc.py)."""
+        try:
+            doc = json.loads(text)
+        except ValueError as exc:  # JSONDecodeError, or a number too deep to parse
+            raise ScrapeError(f"parse error: bad snapshot document: {exc}"[:400], source="parse") from None
+        try:
+            conversion = from_document(doc, node_hint=node, max_label_length=self._max_label_length,
+                                       max_labels=self._max_labels)
+        except ReadingError as exc:
+            raise ScrapeError(f"parse error: {exc}"[:400], source="parse") from None
+        self._check_series(target, conversion.samples)
+        return conversion
+
+    def _check_series(self, target: str, count: int) -> None:
+        if self._max_series is not None and count > self._max_series:
+            # Down rather than truncated: a partial pod list would look like pods that vanished.
+            log.warning("target %s sent %d series, over --max-series-per-target %d; marked down",
+                        target, count, self._max_series)
+            raise ScrapeError(f"too many series ({count} > {self._max_series})", source="limit_series")
+
+    def _text(self, target: str, text: str, node: str | None) -> Conversion:
+        """The reading of a text-format exposition."""
+        parser = self._parsers.get(target)
+        if parser is None:
+            parser = self._parsers[target] = FastParser()
+        try:
+            samples = parser.parse(text)
+        except ParseError as exc:
+            raise ScrapeError(f"parse error: {exc}"[:400], source="parse") from None
+        self._check_series(target, len(samples))
+        try:
+            return to_reading(samples, node_hint=node, max_label_length=self._max_label_length,
+                              max_labels=self._max_labels)
+        except ReadingError as exc:
+            raise ScrapeError(f"parse error: {exc}"[:400], source="parse") from None
 
     def _down(
         self, target: str, node: str | None, reason: str, *, started: float, t0: float, source: str | None

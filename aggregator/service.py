@@ -9,6 +9,7 @@ the ticks it missed (counted in `rounds_skipped`) instead of starting a second r
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import math
 import threading
@@ -33,6 +34,12 @@ from k8smon_common.kubeauth import protect
 
 log = logging.getLogger(__name__)
 DEFAULT_WINDOW = 300.0  # seconds of history a timeseries request without ?window= gets
+# Young-generation collection threshold (CPython's default is 700). Every round replaces a few
+# GC-tracked objects per pod (readings, samples, views): at 1000 nodes x 30 pods the default ran
+# ~360 collections a round, 2-3 of them full (whole-heap), 0.72-0.79 s of CPU per round; with
+# 10,000: 24 a round and one full in three rounds, 0.33-0.37 s (scripts/profile_round.py,
+# bench/profiles/). Garbage cycles, the only thing the collector frees, are rare here.
+GC_THRESHOLD0 = 10_000
 NOT_READY = "not ready in the Service's endpoints (exporter starting or failing /healthz, or node NotReady)"
 
 
@@ -253,9 +260,10 @@ class ScrapeService:
         self._stats.incr("rounds")
         self._stats.set("parser_fallbacks", self._scraper.fallbacks)
         # In the loop, not a worker thread: measured at 1000 nodes on 2 busy cores, a rebuild thread
-        # overlapping the next round stole enough of the GIL to time targets out.
+        # overlapping the next round stole enough of the GIL to time targets out. The federation text
+        # is rendered by the first /metrics request after the round (federation.py).
         self._step("end_round", self._store.end_round, result)
-        self._step("federation", self._federation.rebuild, result)
+        self._step("federation_round", self._federation.round_done, result)
         self._last_round = result
         self._progress = time.monotonic()
         if answered:
@@ -286,7 +294,8 @@ class Aggregator:
                                max_response_bytes=settings.max_response_bytes, stats=self.stats,
                                max_series=settings.max_series_per_target,
                                max_label_length=settings.max_label_length,
-                               max_labels=settings.max_labels_per_series)
+                               max_labels=settings.max_labels_per_series,
+                               scrape_format=settings.scrape_format)
         self.service = ScrapeService(discovery=self.discovery, scraper=self.scraper, store=self.store,
                                      federation=self.federation, stats=self.stats,
                                      interval=settings.scrape_interval, max_targets=settings.max_targets)
@@ -336,6 +345,15 @@ class Aggregator:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def tune_gc() -> None:
+    """For an aggregator process, once it is built (and its history restored): collect once, freeze
+    what start-up made (modules, the app, restored history: never garbage) out of every later
+    collection, and collect the young generation less often (GC_THRESHOLD0)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_THRESHOLD0, *gc.get_threshold()[1:])
 
 
 def make_discovery(

@@ -14,6 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from exporter.collector import SnapshotCollector, package_version
 from exporter.snapshot import Snapshot
+from k8smon_common import snapshotdoc
 from k8smon_common.contract import NO_SAMPLE_YET
 from k8smon_common.http_api import ApiError, add_routes, iso, serialize_error
 
@@ -49,21 +50,30 @@ class MetricsResource:
         self._latest = latest
         self._lock = threading.Lock()
         self._key: Snapshot | None = None
-        self._plain = b""
-        self._gzipped: bytes | None = None
+        # (document?, gzipped?) -> the bytes of the current snapshot, each rendered on first request
+        self._bodies: dict[tuple[bool, bool], bytes] = {}
 
-    def _render(self, gzipped: bool) -> bytes:
+    def _render(self, gzipped: bool, document: bool = False) -> bytes:
         snapshot = self._latest()
         with self._lock:  # concurrent scrapes of a new snapshot render it once, not once each
             if snapshot is None or snapshot is not self._key:
-                self._plain = generate_latest(self._registry)
-                self._gzipped = None
+                self._bodies = {}
                 self._key = snapshot
+            plain = self._bodies.get((document, False))
+            if plain is None:
+                if document:  # the same samples as the text, grouped per entity (snapshotdoc.py)
+                    families = self._registry.collect()
+                    samples = ((s.name, s.labels, s.value) for f in families for s in f.samples)
+                    plain = snapshotdoc.encode(snapshotdoc.document(samples))
+                else:
+                    plain = generate_latest(self._registry)
+                self._bodies[(document, False)] = plain
             if not gzipped:
-                return self._plain
-            if self._gzipped is None:
-                self._gzipped = gzip.compress(self._plain, compresslevel=6)
-            return self._gzipped
+                return plain
+            packed = self._bodies.get((document, True))
+            if packed is None:
+                packed = self._bodies[(document, True)] = gzip.compress(plain, compresslevel=6)
+            return packed
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         if self._latest() is None:
@@ -73,9 +83,10 @@ class MetricsResource:
             resp.text = f"{NO_SAMPLE_YET}\n"
             return
         gzipped = accepts_gzip(req.get_header("Accept-Encoding"))
-        resp.data = self._render(gzipped)
-        resp.content_type = CONTENT_TYPE_LATEST
-        resp.vary = ("Accept-Encoding",)
+        document = snapshotdoc.accepts(req.get_header("Accept"))  # the aggregator's; text for the rest
+        resp.data = self._render(gzipped, document)
+        resp.content_type = snapshotdoc.CONTENT_TYPE if document else CONTENT_TYPE_LATEST
+        resp.vary = ("Accept", "Accept-Encoding")
         if gzipped:
             resp.set_header("Content-Encoding", "gzip")
 

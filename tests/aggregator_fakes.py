@@ -1,7 +1,9 @@
 """Fake exporters for the aggregator's tests and benchmark: golden-format expositions on many addresses.
 
 `render_exposition` writes the families of docs/metrics.md through prometheus_client (like the
-real exporter), with values that change with `seq`. `FakeExporters` serves any number of them from
+real exporter), with values that change with `seq`; `render_document` the same samples as the JSON
+snapshot document the aggregator asks for (k8smon_common/snapshotdoc.py), which the fakes serve
+when asked, like the exporter. `FakeExporters` serves any number of them from
 one asyncio thread, one listening socket per address (127.x.y.z), re-rendering a node's exposition
 only when its snapshot changes, like the exporter's per-snapshot cache. `FakeStatus` stands in for
 the scrape service where the API is tested on its own.
@@ -21,6 +23,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.utils import floatToGoString
 
 from aggregator.model import RoundResult, TargetStatus
+from k8smon_common import snapshotdoc
 
 POD_LABELS = ["node", "namespace", "pod", "uid", "owner_kind", "owner_name", "deployment"]
 NAMESPACES = ("shop", "payments", "search", "monitoring", "default")
@@ -116,11 +119,27 @@ def render_exposition(node: str, *, pods: int, seq: int, timestamp: float, conta
     return generate_latest(registry)
 
 
+def _sample_rows(spec: Spec) -> list[tuple[str, dict[str, str], Callable[[int], float]]]:
+    """Every sample of `spec` as (sample name, labels, value of seq), in exposition order."""
+    return [
+        (f"{name}_total" if cls is CounterMetricFamily else name, dict(zip(labelnames, lv, strict=True)), fn)
+        for cls, name, labelnames, rows in spec
+        for lv, fn in rows
+    ]
+
+
+def render_document(node: str, *, pods: int, seq: int, timestamp: float, containers: int = 0) -> bytes:
+    """The same snapshot as `render_exposition`, as the JSON snapshot document (snapshotdoc.py)."""
+    rows = _sample_rows(_spec(node, pods, lambda s: timestamp, containers))
+    return snapshotdoc.encode(snapshotdoc.document((name, labels, fn(seq)) for name, labels, fn in rows))
+
+
 class ExpositionTemplate:
     """prometheus_client renders a node once; later snapshots only swap the values (fast enough for 1000s)."""
 
     def __init__(self, node: str, *, pods: int, timestamp: Callable[[int], float]) -> None:
         spec = _spec(node, pods, timestamp)
+        self._rows = _sample_rows(spec)
         registry = CollectorRegistry(auto_describe=False)
         registry.register(_Collector(spec, 1))  # type: ignore[arg-type]
         lines = generate_latest(registry).decode().splitlines()
@@ -136,6 +155,11 @@ class ExpositionTemplate:
             lines[slot] = head + floatToGoString(fn(seq))
         return ("\n".join(lines) + "\n").encode()
 
+    def render_document(self, seq: int) -> bytes:
+        """Snapshot `seq` as the JSON snapshot document: the same samples as `render(seq)`."""
+        samples = ((name, labels, fn(seq)) for name, labels, fn in self._rows)
+        return snapshotdoc.encode(snapshotdoc.document(samples))
+
 
 @dataclass
 class FakeNode:
@@ -147,6 +171,7 @@ class FakeNode:
     mode: str = "ok"  # ok | garbage | 500
     port: int = 0
     _cache: tuple[int, bytes, bytes] | None = field(default=None, repr=False)
+    _doc_cache: tuple[int, bytes, bytes] | None = field(default=None, repr=False)
     _template: ExpositionTemplate | None = field(default=None, repr=False)
 
     @property
@@ -166,6 +191,8 @@ class FakeExporters:
         self.gzip_level = gzip_level
         self.prerender = prerender  # render every node's next snapshot in a thread, not on request
         self.requests = 0
+        self.documents_asked = False  # a scraper asked for the JSON document: render it ahead too
+        self.document = True  # serve the JSON snapshot document to whoever asks for it (else text only)
         self._t0 = time.time()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="fake-exporters", daemon=True)
@@ -193,6 +220,8 @@ class FakeExporters:
         while not self._stopping.is_set():
             for node in self.nodes:
                 self.body(node)
+                if self.documents_asked:
+                    self.body(node, document=True)
             next_boundary = self._t0 + self._seq() * self.interval
             self._stopping.wait(max(0.0, next_boundary - time.time()) + 0.001)
 
@@ -218,15 +247,21 @@ class FakeExporters:
         for server in self._servers:
             await server.wait_closed()
 
-    def body(self, node: FakeNode) -> tuple[bytes, bytes]:
+    def body(self, node: FakeNode, *, document: bool = False) -> tuple[bytes, bytes]:
+        """(plain, gzipped) body of the node's current snapshot: text, or the JSON snapshot document."""
         seq = self._seq()
-        if node._cache is None or node._cache[0] != seq:
+        cache = node._doc_cache if document else node._cache
+        if cache is None or cache[0] != seq:
             if node._template is None:
                 node._template = ExpositionTemplate(node.node, pods=node.pods,
                                                     timestamp=lambda s: self._t0 + s * self.interval)
-            plain = node._template.render(seq)
-            node._cache = (seq, plain, gzip.compress(plain, compresslevel=self.gzip_level))
-        return node._cache[1], node._cache[2]
+            plain = node._template.render_document(seq) if document else node._template.render(seq)
+            cache = (seq, plain, gzip.compress(plain, compresslevel=self.gzip_level))
+            if document:
+                node._doc_cache = cache
+            else:
+                node._cache = cache
+        return cache[1], cache[2]
 
     async def _serve(
         self, node: FakeNode, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
@@ -240,10 +275,13 @@ class FakeExporters:
                 body = b"<html>this is not an exposition</html>\n" * 10
                 writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
             else:
-                plain, packed = self.body(node)
+                document = self.document and snapshotdoc.accepts(_header(request, b"accept"))
+                self.documents_asked = self.documents_asked or document
+                plain, packed = self.body(node, document=document)
                 use_gzip = b"gzip" in request.lower()
                 body = packed if use_gzip else plain
-                headers = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n"
+                content_type = snapshotdoc.CONTENT_TYPE if document else "text/plain; version=0.0.4"
+                headers = b"HTTP/1.1 200 OK\r\nContent-Type: %s\r\n" % content_type.encode()
                 if use_gzip:
                     headers += b"Content-Encoding: gzip\r\n"
                 writer.write(headers + b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body) + body)
@@ -252,6 +290,15 @@ class FakeExporters:
             pass  # the client went away; nothing to answer
         finally:
             writer.close()
+
+
+def _header(request: bytes, name: bytes) -> str | None:
+    """The value of header `name` (lower case) in a raw request head, if any."""
+    for line in request.split(b"\r\n")[1:]:
+        key, sep, value = line.partition(b":")
+        if sep and key.strip().lower() == name:
+            return value.strip().decode("latin-1")
+    return None
 
 
 @dataclass

@@ -122,7 +122,7 @@ def make_world(*, rounds: int = 3, token: str = TOKEN, cors: Sequence[str] = ("*
         )
         result = RoundResult(i, ts, 0.05, targets)
         store.end_round(result)
-        federation.rebuild(result)
+        federation.round_done(result)
         status.targets_, status.last = list(targets), result
         clock.now += 5
     store.mark_down("node-b", reason="connection refused", when=clock.now)

@@ -165,7 +165,7 @@ class FailingStore(Store):
     def pod_listing(self) -> PodListing:  # what the pod listings read
         raise RuntimeError("secret detail in /srv/aggregator/store/store.py line 42")
 
-    def nodes(self) -> list[NodeView]:
+    def nodes(self, *, pod_counts: bool = True) -> list[NodeView]:
         return [NodeView(name=object(), status="up", last_error=None, source="scrape",  # type: ignore[arg-type]
                          last_seen=0.0, down_since=None, sample=None, pod_count=0)]
 

@@ -77,11 +77,11 @@ def world(*, with_snapshots: bool = True) -> tuple[Store, RoundResult, Aggregato
     return store, result, stats
 
 
-def rendered(*, with_snapshots: bool = True, rebuilds: int = 1) -> str:
+def rendered(*, with_snapshots: bool = True, rounds: int = 1) -> str:
     store, result, stats = world(with_snapshots=with_snapshots)
     cache = FederationCache(store=store, stats=stats, version='1.2.3-"rc"')
-    for _ in range(rebuilds):
-        cache.rebuild(result)
+    for _ in range(rounds):
+        cache.round_done(result)
     return cache.body().decode("utf-8")
 
 
@@ -98,14 +98,14 @@ def test_state_file_families_only_with_a_state_file() -> None:
     assert without.count("\n") == rendered().count("\n") - 4 * 3  # four families, three lines each
 
 
-def test_rounds_count_rebuilds_with_a_result() -> None:
-    assert "\nk8smon_aggregator_rounds_total 3.0\n" in rendered(rebuilds=3)
+def test_rounds_count_rounds_not_renders() -> None:
+    assert "\nk8smon_aggregator_rounds_total 3.0\n" in rendered(rounds=3)
     store, result, stats = world()
     cache = FederationCache(store=store, stats=stats, version="v")
-    cache.rebuild(None)  # a render between rounds (first request) is not a round
-    cache.rebuild(result)
-    cache.rebuild(None)
+    assert "\nk8smon_aggregator_rounds_total 0.0\n" in cache.body().decode()  # a render before any round
+    cache.round_done(result)
     assert "\nk8smon_aggregator_rounds_total 1.0\n" in cache.body().decode()
+    assert "\nk8smon_aggregator_rounds_total 1.0\n" in cache.body().decode()  # a second scrape is no round
 
 
 def test_gzip_body_is_the_body_compressed_once_per_round() -> None:
@@ -114,7 +114,7 @@ def test_gzip_body_is_the_body_compressed_once_per_round() -> None:
     packed = cache.body_gzip()  # before any round: rendered on demand
     assert gzip.decompress(packed) == cache.body()
     assert cache.body_gzip() is cache.body_gzip()  # compressed once, then served from the cache
-    cache.rebuild(result)
+    cache.round_done(result)
     assert gzip.decompress(cache.body_gzip()) == cache.body()
     assert b"k8smon_aggregator_rounds_total 1.0" in gzip.decompress(cache.body_gzip())
 
@@ -164,7 +164,7 @@ def test_label_cache_serves_a_changed_pod_with_its_new_labels(node: str, changed
     store = Store(clock=clock, stats=stats)
     store.ingest(NodeReading("n1", clock.now, {"cpu_usage_cores": 1.0}, (WEB,)))
     cache = FederationCache(store=store, stats=stats, version="v")
-    cache.rebuild(RoundResult(1, clock.now, 0.1, ()))
+    cache.round_done(RoundResult(1, clock.now, 0.1, ()))
     assert 'pod="web-1",uid="uid-web-1",owner_kind="ReplicaSet",owner_name="web-5d4",deployment="web"}' in (
         cache.body().decode())
     clock.now += 5.0
@@ -172,9 +172,9 @@ def test_label_cache_serves_a_changed_pod_with_its_new_labels(node: str, changed
     if node != "n1":
         store.ingest(NodeReading("n1", clock.now, {"cpu_usage_cores": 1.0}, ()))
     result = RoundResult(2, clock.now, 0.1, ())
-    cache.rebuild(result)
+    cache.round_done(result)
     fresh = FederationCache(store=store, stats=stats, version="v")  # no labels remembered
-    fresh.rebuild(result)
+    fresh.round_done(result)
     want = (f'k8smon_pod_cpu_usage_cores{{node="{node}",namespace="shop",pod="web-1",uid="{changed.uid}",'
             f'owner_kind="{changed.owner_kind}",owner_name="{changed.owner_name}",'
             f'deployment="{changed.deployment}"}} 0.25\n')
@@ -192,3 +192,21 @@ def test_self_metrics_of_an_empty_aggregator_are_zero_not_absent() -> None:
                  "k8smon_aggregator_snapshot_bytes 0.0", "k8smon_aggregator_rounds_total 0.0",
                  'k8smon_aggregator_targets{state="up"} 0.0', 'k8smon_aggregator_targets{state="down"} 0.0'):
         assert f"\n{line}\n" in body, line
+
+
+def test_a_round_is_rendered_on_its_first_scrape_with_the_values_of_its_end() -> None:
+    store, result, stats = world()
+    cache = FederationCache(store=store, stats=stats, version='1.2.3-"rc"')
+    cache.round_done(result)
+    assert "federation_seconds" not in stats.snapshot()["gauges"]  # nobody scraped: nothing rendered
+    # Written after the round ended: the text stays the round's (its roll-ups are that round's sums).
+    store.ingest(NodeReading("n1", 1_700_000_001.0, {**NODE_VALUES, "cpu_usage_cores": 7.0}, ()))
+    store.ingest(NodeReading("n3", 1_700_000_001.0, NODE_VALUES, ()))
+    text = cache.body().decode("utf-8")
+    assert "federation_seconds" in stats.snapshot()["gauges"]
+    assert text == GOLDEN.read_text(encoding="utf-8")
+    assert cache.body() is cache.body()  # rendered once per round
+    cache.round_done(RoundResult(8, 1_700_000_001.0, 0.5, ()))
+    text = cache.body().decode("utf-8")
+    assert 'k8smon_node_cpu_usage_cores{node="n1"} 7.0\n' in text
+    assert 'k8smon_node_cpu_usage_cores{node="n3"} 1.25\n' in text

@@ -8,7 +8,8 @@ the 3k-pod figure). Both get NaN-free documents: the views turn unknown values i
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from importlib import resources
 from typing import Any
 
@@ -17,6 +18,7 @@ import falcon.media
 
 from aggregator.api import errors, groups, nodes, params, pods, push, status, ui
 from aggregator.api.context import ApiContext
+from aggregator.api.views import PodDocCache
 from aggregator.federation import FederationCache
 from aggregator.ingest import MAX_BODY_BYTES, MAX_PUSH_SKEW, PushIngest
 from aggregator.model import StatusProvider
@@ -124,6 +126,7 @@ def create_app(
         push.RejectLog(),
     ]
     app = falcon.App(middleware=middleware)
+    dumps: Callable[[object], bytes] = partial(handler.serialize, content_type=falcon.MEDIA_JSON)
     app.req_options.media_handlers[falcon.MEDIA_JSON] = handler
     app.resp_options.media_handlers[falcon.MEDIA_JSON] = handler
     app.req_options.strip_url_path_trailing_slash = True
@@ -137,6 +140,8 @@ def create_app(
         started_at=started_at,
         version=version,
         liveness_timeout=liveness_timeout,
+        pod_docs=PodDocCache(dumps),
+        dumps=dumps,
     )
     ingest = PushIngest(store=store, stats=stats, max_skew=max_push_skew)
     auth = push.PushAuth(ingest_token, stats)

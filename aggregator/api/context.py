@@ -28,6 +28,8 @@ class ApiContext:
     version: str
     liveness_timeout: float | None = None  # see Health
     pod_docs: PodDocCache = field(default_factory=PodDocCache)
+    # The app's JSON encoder (orjson or json), for answers joined from cached JSON (PodDocCache.encoded).
+    dumps: Callable[[object], bytes] = field(default=views.json_dumps)
 
     def window(self, req: falcon.Request) -> float:
         """The validated `?window=` of a timeseries request, always a float (`window_seconds` is one type)."""

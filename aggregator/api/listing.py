@@ -156,6 +156,17 @@ def parse(req: falcon.Request, *, filters: bool) -> PodQuery:
     )
 
 
+def answer_json(
+    pod_docs: PodDocCache, query: PodQuery, pods: PodListing, *, now: float, dumps: Callable[[object], bytes]
+) -> bytes:
+    """`answer(..., whole=True)` as JSON bytes, joined from the cache's per-pod JSON (the whole
+    `/api/pods` listing: 30k documents)."""
+    chunk, paging = query.page(query.select(pods))
+    array = pod_docs.encoded(chunk, now=now, full=not query.filtered)
+    rest = dumps({"count": len(chunk), **paging})
+    return b"".join((b'{"pods":', *array, b",", rest[1:]))
+
+
 def answer(
     pod_docs: PodDocCache, query: PodQuery, pods: PodListing, *, now: float, whole: bool = False
 ) -> dict[str, Any]:

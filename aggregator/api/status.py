@@ -23,7 +23,7 @@ class Status:
         last = ctx.status.last_round()
         uptime = max(0.0, time.time() - ctx.started_at)
         nodes = {"up": 0, "down": 0, "gone": 0}  # the nodes /api/nodes lists, by the status it shows
-        for n in ctx.store.nodes():
+        for n in ctx.store.nodes(pod_counts=False):  # statuses only: no pod listing built for them
             nodes[n.status] = nodes.get(n.status, 0) + 1
         resp.media = {
             "service": "k8s-monitor-aggregator",

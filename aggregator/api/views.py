@@ -9,9 +9,10 @@ agree to the byte.
 
 from __future__ import annotations
 
+import json
 import math
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from aggregator.api import human
@@ -167,11 +168,11 @@ def _usage_human(cpu: tuple[float | None, ...], memory: tuple[float | None, ...]
 def container_doc(container: ContainerReading) -> Doc:
     """One container as `kubectl top pod --containers` shows it, with requests, limits and percent."""
     v = container.values
-    gauge = v.get("cpu_usage_cores")
-    cpu = None if gauge is None else _num(gauge * 1000.0)
+    # the pod's rules: millicores to 3 decimals and byte counts exactly, JSON integers when whole
+    cpu = _milli(v.get("cpu_usage_cores"))
     req, lim = _milli(v.get("cpu_request_cores")), _milli(v.get("cpu_limit_cores"))
-    mem = v.get("memory_working_set_bytes")
-    mreq, mlim = v.get("memory_request_bytes"), v.get("memory_limit_bytes")
+    mem = _count(v.get("memory_working_set_bytes"))
+    mreq, mlim = _count(v.get("memory_request_bytes")), _count(v.get("memory_limit_bytes"))
     return {
         "name": container.name,
         "cpu_millicores": cpu,
@@ -252,34 +253,69 @@ def _per_s(delta: float | None, dt: float | None) -> float | None:
     return None if delta is None or dt is None else round(delta / dt, 3)
 
 
+def json_dumps(value: object) -> bytes:
+    """Compact JSON bytes with the standard library (the encoder when orjson is missing)."""
+    return json.dumps(value, allow_nan=False, separators=(",", ":")).encode()
+
+
 class PodDocCache:
     """Pod documents reused while a pod's sample is unchanged (30k-pod listings polled by several
     clients within one round); only `age_seconds` is recomputed per answer.
 
     The full listing (`GET /api/pods`) replaces the cache, so pods that left it are dropped; partial
-    listings only read it, so the cache never holds more than one full listing's worth.
+    listings only read it, so the cache never holds more than one full listing's worth. `encoded`
+    also keeps each document's JSON (less its age): the whole listing is then joined from those
+    bytes instead of copying and encoding 30k documents per request (measured at 1000 x 30:
+    ~0.3 s of dict copies and 0.1-0.4 s of encoding per request).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, dumps: Callable[[object], bytes] = json_dumps) -> None:
         self._lock = threading.Lock()
-        self._docs: dict[tuple[str, str], tuple[Sample, str, Doc]] = {}
+        self._dumps = dumps  # the app's JSON encoder, so cached bytes are what it would have written
+        # (namespace, pod) -> (sample, node, document, its JSON without age_seconds and "{" or None)
+        self._docs: dict[tuple[str, str], tuple[Sample, str, Doc, bytes | None]] = {}
 
-    def docs(self, pods: Sequence[PodView], *, now: float, full: bool) -> list[Doc]:
+    def _entries(
+        self, pods: Sequence[PodView], *, now: float, full: bool, encode: bool
+    ) -> list[tuple[PodView, Doc, bytes | None]]:
         with self._lock:
             cached = self._docs
-        fresh: dict[tuple[str, str], tuple[Sample, str, Doc]] = {}
-        out: list[Doc] = []
+        fresh: dict[tuple[str, str], tuple[Sample, str, Doc, bytes | None]] = {}
+        out: list[tuple[PodView, Doc, bytes | None]] = []
         for p in pods:
             key = (p.namespace, p.pod)
             hit = cached.get(key)
-            if hit is not None and hit[0] is p.sample and hit[1] == p.node:
+            if hit is None or hit[0] is not p.sample or hit[1] != p.node:
+                hit = (p.sample, p.node, pod_doc(p, now=now), None)
+            if encode and hit[3] is None:  # kept without its opening brace, which comes with the age
                 doc = hit[2]
-            else:
-                doc = pod_doc(p, now=now)
+                hit = (*hit[:3], self._dumps({k: v for k, v in doc.items() if k != "age_seconds"})[1:])
             if full:
-                fresh[key] = (p.sample, p.node, doc)
-            out.append({**doc, "age_seconds": round(now - p.sample.timestamp, 3)})
+                fresh[key] = hit
+            out.append((p, hit[2], hit[3]))
         if full:
             with self._lock:
                 self._docs = fresh
         return out
+
+    def docs(self, pods: Sequence[PodView], *, now: float, full: bool) -> list[Doc]:
+        """The pods' documents with their current age."""
+        return [{**doc, "age_seconds": round(now - p.sample.timestamp, 3)}
+                for p, doc, _json in self._entries(pods, now=now, full=full, encode=False)]
+
+    def encoded(self, pods: Sequence[PodView], *, now: float, full: bool) -> list[bytes]:
+        """The JSON array of the pods' documents with their current age (`docs`, encoded), in pieces
+        for one `b"".join` (one copy of ~35 MB at 30k pods, not one per document)."""
+        parts: list[bytes] = [b"["]
+        ages: dict[float, bytes] = {}  # pods of one round share their sample time
+        for p, _doc, encoded in self._entries(pods, now=now, full=full, encode=True):
+            assert encoded is not None  # encode=True
+            t = p.sample.timestamp
+            age = ages.get(t)
+            if age is None:  # a float's repr is valid JSON
+                age = ages[t] = b'{"age_seconds":%s,' % repr(round(now - t, 3)).encode()
+            parts += (age, encoded, b",")
+        if len(parts) == 1:
+            return [b"[]"]
+        parts[-1] = b"]"  # in place of the last comma
+        return parts

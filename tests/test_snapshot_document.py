@@ -1,0 +1,212 @@
+"""The JSON snapshot document (k8smon_common/snapshotdoc.py): the same readings as the text, asked for by
+the aggregator only, text for everyone else and from any exporter that does not serve it."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+import math
+from collections.abc import Iterator
+
+import falcon.testing
+import pytest
+from prometheus_client import CONTENT_TYPE_LATEST
+from prometheus_client.utils import floatToGoString
+
+from aggregator.parser import FastParser
+from aggregator.readings import Conversion, ReadingError, from_document, to_reading
+from aggregator.scraper import Scraper
+from aggregator.stats import AggregatorStats
+from exporter.server import create_app
+from k8smon_common import snapshotdoc
+from tests.aggregator_fakes import FakeExporters, FakeNode, render_document, render_exposition
+from tests.test_exporter_collector import golden_snapshot
+from tests.test_exporter_server import Holder
+
+PROMETHEUS_ACCEPT = ("application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;"
+                     "q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1")  # what Prometheus 2.42 sends
+TS = 1_764_100_000.0
+
+
+def from_text(text: str, **limits: int) -> Conversion:
+    return to_reading(FastParser().parse(text), **limits)  # type: ignore[arg-type]
+
+
+def test_the_exporter_serves_the_same_reading_both_ways() -> None:
+    client = falcon.testing.TestClient(create_app(latest=Holder(golden_snapshot()), node="n"))
+    text = client.simulate_get("/metrics")
+    doc = client.simulate_get("/metrics", headers={"Accept": snapshotdoc.ACCEPT, "Accept-Encoding": "gzip"})
+    assert text.headers["content-type"] == CONTENT_TYPE_LATEST
+    assert doc.headers["content-type"] == snapshotdoc.CONTENT_TYPE
+    assert doc.headers["content-encoding"] == "gzip"
+    assert "Accept" in doc.headers["vary"]
+    mine = from_document(json.loads(gzip.decompress(doc.content)))
+    theirs = from_text(text.text)
+    assert mine.reading == theirs.reading
+    assert mine.reading.pods and any(p.containers for p in mine.reading.pods)  # the golden has both
+    assert (mine.dropped, mine.rejected) == (theirs.dropped, theirs.rejected)
+
+
+@pytest.mark.parametrize("accept", [None, "*/*", "text/plain", PROMETHEUS_ACCEPT,
+                                    f"{snapshotdoc.MEDIA_TYPE};version=2",
+                                    f"{snapshotdoc.MEDIA_TYPE};q=0,text/plain"])
+def test_everyone_else_gets_text(accept: str | None) -> None:
+    client = falcon.testing.TestClient(create_app(latest=Holder(golden_snapshot()), node="n"))
+    resp = client.simulate_get("/metrics", headers={"Accept": accept} if accept else {})
+    assert resp.headers["content-type"] == CONTENT_TYPE_LATEST
+    assert resp.text.startswith("# HELP")
+
+
+@pytest.mark.parametrize(("header", "wanted"), [
+    (snapshotdoc.ACCEPT, True),
+    (f"text/plain;q=0.5, {snapshotdoc.MEDIA_TYPE.upper()}", True),
+    (f"{snapshotdoc.MEDIA_TYPE}; version=1; q=0.2", True),
+    (f"{snapshotdoc.MEDIA_TYPE};q=0", False),
+    (f"{snapshotdoc.MEDIA_TYPE};q=x", False),
+    (f"{snapshotdoc.MEDIA_TYPE};version=2", False),
+    (f"{snapshotdoc.MEDIA_TYPE}x", False),
+    ("", False),
+    (None, False),
+])
+def test_accept_header(header: str | None, wanted: bool) -> None:
+    assert snapshotdoc.accepts(header) is wanted
+
+
+@pytest.mark.parametrize("limits", [{}, {"max_label_length": 13}, {"max_labels": 6}, {"max_labels": 5}])
+def test_fakes_read_the_same_both_ways_under_every_limit(limits: dict[str, int]) -> None:
+    text = render_exposition("node-7", pods=12, seq=5, timestamp=TS, containers=2).decode()
+    doc = json.loads(render_document("node-7", pods=12, seq=5, timestamp=TS, containers=2))
+    assert from_document(doc, **limits) == from_text(text, **limits)  # reading, samples, drops, rejections
+    if limits:
+        assert from_document(doc, **limits) != from_document(doc)  # each limit does leave something out
+
+
+def _text(samples: list[tuple[str, dict[str, str], float]]) -> str:
+    lines = []
+    for name, labels, value in samples:
+        body = ",".join(f'{k}="{v}"' for k, v in labels.items())
+        lines.append(f"{name}{{{body}}} {floatToGoString(value)}")
+    return "\n".join(lines) + "\n"
+
+
+POD = {"node": "n", "namespace": "ns", "pod": "p", "uid": "u", "owner_kind": "", "owner_name": "",
+       "deployment": ""}
+CONTAINER = {"node": "n", "namespace": "ns", "pod": "p", "uid": "u", "container": "c"}
+
+
+@pytest.mark.parametrize("odd", [math.nan, math.inf, -math.inf])
+def test_non_finite_values_are_dropped_and_counted_as_with_the_text(odd: float) -> None:
+    samples = [
+        ("k8smon_exporter_sample_timestamp_seconds", {"node": "n"}, TS),
+        ("k8smon_node_cpu_usage_cores", {"node": "n"}, odd),
+        ("k8smon_node_memory_used_bytes", {"node": "n"}, 5.0),
+        ("k8smon_pod_cpu_usage_cores", POD, 0.25),
+        ("k8smon_pod_memory_working_set_bytes", POD, odd),
+        ("k8smon_container_cpu_usage_cores", CONTAINER, odd),
+        ("k8smon_container_memory_working_set_bytes", CONTAINER, 7.0),
+        ("k8smon_pod_cpu_usage_cores", {**POD, "pod": "only-odd", "uid": "u2"}, odd),  # no finite pod value
+        ("k8smon_container_cpu_usage_cores", {**CONTAINER, "pod": "only-odd", "uid": "u2"}, 1.0),
+    ]
+    doc = json.loads(snapshotdoc.encode(snapshotdoc.document(samples)))
+    mine, theirs = from_document(doc), from_text(_text(samples))
+    assert mine == theirs
+    assert mine.dropped == 5  # four non-finite values and the container value of the pod left out
+    assert [p.pod for p in mine.reading.pods] == ["p"]
+    assert mine.reading.pods[0].containers[0].values == {"memory_working_set_bytes": 7.0}
+
+
+def _doc(**changes: object) -> dict[str, object]:
+    doc = json.loads(render_document("n", pods=1, seq=2, timestamp=TS, containers=1))
+    doc.update(changes)
+    return doc
+
+
+def test_whole_numbers_are_numbers() -> None:
+    doc = _doc(timestamp=int(TS), node_values={"cpu_capacity_cores": 8})
+    reading = from_document(doc).reading
+    assert reading.timestamp == TS and type(reading.timestamp) is float
+    assert reading.values["cpu_capacity_cores"] == 8.0 and type(reading.values["cpu_capacity_cores"]) is float
+
+
+@pytest.mark.parametrize(("doc", "message"), [
+    ([], "not a version 1 snapshot document"),
+    (_doc(version=2), "not a version 1 snapshot document"),
+    (_doc(timestamp=None), "no k8smon_exporter_sample_timestamp_seconds"),
+    (_doc(timestamp=-1.0), "no k8smon_exporter_sample_timestamp_seconds"),
+    (_doc(timestamp=True), "no k8smon_exporter_sample_timestamp_seconds"),
+    (_doc(node=""), "no node label"),
+    (_doc(node=5), "node must be a string"),
+    (_doc(node_values={"cpu_usage_cores": "1"}), "value of 'cpu_usage_cores' is not a number"),
+    (_doc(node_values={"cpu_usage_cores": True}), "is not a number"),
+    (_doc(node_values=[1.0]), "values must be an object"),
+    (_doc(filesystems=[]), "filesystems must be an object"),
+    (_doc(pods={}), "pods must be a list"),
+    (_doc(pods=[1]), "a pod must be an object"),
+    (_doc(pods=[{"namespace": 1}]), "namespace must be a string"),
+    (_doc(pods=[{"values": {"x": 1.0}, "containers": []}]), "containers must be an object"),
+])
+def test_malformed_documents_are_parse_errors(doc: object, message: str) -> None:
+    with pytest.raises(ReadingError, match=message):
+        from_document(doc)
+
+
+def test_a_node_name_over_the_limit_is_refused_both_ways() -> None:
+    with pytest.raises(ReadingError, match="node label longer than 3"):
+        from_document(_doc(node="n-long"), max_label_length=3)
+    with pytest.raises(ReadingError, match="node label longer than 3"):
+        from_text(render_exposition("n-long", pods=1, seq=2, timestamp=TS).decode(), max_label_length=3)
+
+
+def test_the_node_hint_names_a_document_without_a_node() -> None:
+    assert from_document(_doc(node=""), node_hint="from-discovery").reading.node == "from-discovery"
+
+
+@pytest.fixture
+def fakes() -> Iterator[FakeExporters]:
+    nodes = [FakeNode("127.0.0.1", f"node-{i}", pods=30) for i in range(2)]
+    with FakeExporters(nodes, interval=60.0) as running:
+        yield running
+
+
+def _scrape(fakes: FakeExporters, scrape_format: str, max_series: int | None = None) -> list[object]:
+    scraper = Scraper(timeout=5.0, max_response_bytes=1 << 22, stats=AggregatorStats(),
+                      scrape_format=scrape_format, max_series=max_series)
+
+    async def both() -> list[object]:
+        return list(await asyncio.gather(*(scraper.scrape(n.target, None) for n in fakes.nodes)))
+
+    return asyncio.run(both())
+
+
+def test_the_scraper_asks_for_the_document_and_reads_text_from_exporters_without_it(
+    fakes: FakeExporters,
+) -> None:
+    as_text = _scrape(fakes, "text")
+    assert not fakes.documents_asked
+    as_document = _scrape(fakes, "auto")
+    assert fakes.documents_asked
+    fakes.document = False  # an exporter that knows only the text format
+    fallback = _scrape(fakes, "auto")
+    for outcomes in (as_text, as_document, fallback):
+        for outcome in outcomes:
+            assert outcome.status.up, outcome.status.last_error  # type: ignore[attr-defined]
+            assert outcome.status.samples == 403  # type: ignore[attr-defined]
+    assert [o.reading for o in as_document] == [o.reading for o in as_text]  # type: ignore[attr-defined]
+    assert [o.reading for o in fallback] == [o.reading for o in as_text]  # type: ignore[attr-defined]
+
+
+def test_a_document_over_the_series_limit_marks_the_target_down(fakes: FakeExporters) -> None:
+    outcome = _scrape(fakes, "auto", max_series=402)[0]
+    assert not outcome.status.up  # type: ignore[attr-defined]
+    assert outcome.status.last_error == "too many series (403 > 402)"  # type: ignore[attr-defined]
+
+
+def test_a_broken_document_is_a_parse_error() -> None:
+    stats = AggregatorStats()
+    scraper = Scraper(timeout=1.0, max_response_bytes=1 << 20, stats=stats)
+    with pytest.raises(Exception, match="parse error: bad snapshot document"):
+        scraper._parse("t", b'{"version": 1,', None, snapshotdoc.CONTENT_TYPE)
+    reading, samples = scraper._parse("t", render_document("n", pods=2, seq=2, timestamp=TS), None,
+                                      snapshotdoc.CONTENT_TYPE)
+    assert (reading.node, len(reading.pods), samples) == ("n", 2, 1 + 12 + 26)
