@@ -13,7 +13,6 @@ from pathlib import Path
 
 from bench.report import FIGURES, table
 
-
 # Modules whose figures another benchmark prints; run alone only when asked for by their full name.
 PART_OF_ANOTHER = {"history_bench": "target 4 of aggregator_bench"}
 
