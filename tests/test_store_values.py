@@ -16,6 +16,7 @@ import pytest
 
 from aggregator.model import ContainerReading, NodeReading, PodReading
 from aggregator.stats import AggregatorStats
+from aggregator.store.snapshot import StateError
 from aggregator.store.store import Store
 from aggregator.store.views import NodeView, PodView, Point, Sample
 from tests.test_store import Clock, node, pod, round_result
@@ -700,3 +701,89 @@ def test_buffer_bytes_count_every_series_and_point() -> None:
     assert points == 5 and nbytes == sum(s.nbytes() for s in series)
     assert node_only == (series[0].nbytes() + series[1].nbytes(), 4)
     assert series[2].nbytes() > 0
+
+
+# --- snapshots --------------------------------------------------------------------------------------
+
+
+def test_export_state_comes_in_batches_and_skips_entities_gone_meanwhile() -> None:
+    store, clock = _world()
+    kinds = [[r.kind for r in b] for b in store.export_state(batch=4)]
+    assert kinds == [["node"] * 2, ["pod"] * 4, ["pod"] * 2, ["group"] * 4, ["group"]]
+    assert [[r.kind for r in b] for b in store.export_state()] == [["node"] * 2, ["pod"] * 6, ["group"] * 5]
+    keys = [(r.meta.get("namespace"), r.meta.get("pod")) for b in store.export_state(batch=1) for r in b]
+    assert keys[2:8] == [
+        ("shop", "web-1"),
+        ("shop", "db-0"),
+        ("pay", "api-1"),
+        ("pay", "web-9"),
+        ("shop", "web-2"),
+        ("pay", "db-0"),
+    ]
+    batches = store.export_state(batch=3)
+    assert len(next(batches)) == 2
+    clock.now += store.retention_span + 1
+    store.end_round(round_result(2, clock.now))  # everything expired meanwhile
+    assert list(batches) == [[], [], [], []]
+
+
+def test_export_state_batches_64_entities_by_default() -> None:
+    store = Store(clock=Clock(11000.0))
+    store.ingest(node("n1", 10.0, *(pod(f"p{i:02}", cpu_usage_cores=0.1) for i in range(65))))
+    assert [len(b) for b in store.export_state()] == [1, 64, 1]
+
+
+def _restored(records: list, now: float, **settings: float) -> tuple[Store, dict[str, int]]:
+    store = Store(clock=Clock(now), **settings)  # type: ignore[arg-type]
+    return store, store.import_state(records)
+
+
+def test_import_state_replaces_everything_and_keeps_what_retention_keeps() -> None:
+    clock = Clock(1000.0)
+    source = Store(clock=clock, retention_points=4, interval=5.0)  # 20 s of history
+    source.ingest(node("n1", 10.0, pod("a", "ns", dep="d", disk_read_bytes_total=100.0)))
+    source.ingest(node("n2", 10.0, pod("b", "ns", disk_read_bytes_total=7.0)))
+    source.end_round(round_result(1, 1000.0))
+    clock.now = 1010.0
+    source.mark_down("n1", reason="refused", when=1010.0)  # last seen 1000, last reported 1010
+    source.mark_gone("n2", when=1010.0)
+    records = [r for b in source.export_state() for r in b]
+    # A store with its own contents, a cached listing and a pod waiting for the next roll-up.
+    store = Store(clock=Clock(1020.0), retention_points=4, interval=5.0, stale_after=30.0)
+    store.ingest(node("n9", 10.0, pod("z", "other", cpu_usage_cores=0.1)))
+    assert [p.pod for p in store.pods()] == ["z"]
+    counts = store.import_state(records)  # horizon 1000: a point at 1000 is kept
+    assert counts == {"node": 2, "pod": 2, "namespace": 1, "deployment": 1}
+    assert [(n.name, n.status, n.last_error, n.down_since, n.pod_count) for n in store.nodes()] == [
+        ("n1", "down", "refused", 1010.0, 1),
+        ("n2", "gone", "target left discovery", 1010.0, 0),
+    ]
+    assert [(p.namespace, p.pod, p.node) for p in store.pods()] == [("ns", "a", "n1")]  # b's node is gone
+    assert store.pod_label_values()[0] == [("ns", "a")]
+    assert store.node("n9") is None and store.find_pods("z", current=False) == []
+    store.end_round(round_result(2, 1020.0))  # the pending pod z went with the old contents
+    assert store.series_counts() == {"node": 2, "pod": 2, "namespace": 1, "deployment": 1}
+    assert store.group("other") is None
+    group = store.group("ns")
+    assert group is not None and group.round_id == 1
+    # The counters carry on: the next sample's delta is against the exported one.
+    store.ingest(node("n1", 15.0, pod("a", "ns", dep="d", disk_read_bytes_total=160.0)))
+    (view,) = store.find_pods("a")
+    assert view.sample.deltas == {"disk_read_bytes_total": 60.0}
+    # Restored later: what the horizon has passed is left out (a node counts by its last report).
+    later, counts = _restored(records, 1030.0, retention_points=4, interval=5.0)  # horizon 1010
+    assert counts == {"node": 2, "pod": 0, "namespace": 0, "deployment": 0}
+    later, counts = _restored(records, 1030.5, retention_points=4, interval=5.0)  # horizon 1010.5
+    assert counts == {"node": 0, "pod": 0, "namespace": 0, "deployment": 0}
+    _store, counts = _restored(records, 1020.5, retention_points=4, interval=5.0)  # horizon 1000.5
+    assert counts == {"node": 2, "pod": 0, "namespace": 0, "deployment": 0}
+    assert later.nodes() == []
+
+
+def test_import_state_rejects_an_unknown_record_and_keeps_the_contents() -> None:
+    store, _clock = _world()
+    records = [r for b in store.export_state() for r in b]
+    bad = replace(records[0], kind="gauge")
+    with pytest.raises(StateError, match=r"^unknown record kind 'gauge'$"):
+        store.import_state([*records[:3], bad])
+    assert store.series_counts() == {"node": 2, "pod": 6, "namespace": 2, "deployment": 3}
