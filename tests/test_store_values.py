@@ -787,3 +787,30 @@ def test_import_state_rejects_an_unknown_record_and_keeps_the_contents() -> None
     with pytest.raises(StateError, match=r"^unknown record kind 'gauge'$"):
         store.import_state([*records[:3], bad])
     assert store.series_counts() == {"node": 2, "pod": 6, "namespace": 2, "deployment": 3}
+
+
+class StepClock:
+    """A clock that moves on by itself: each call returns the next of `times` (then stays at the last)."""
+
+    def __init__(self, *times: float) -> None:
+        self.times = list(times)
+
+    def __call__(self) -> float:
+        return self.times.pop(0) if len(self.times) > 1 else self.times[0]
+
+
+def test_node_counts_follow_the_clock_even_between_building_the_listing_and_counting() -> None:
+    clock = StepClock(7000.0, 7005.0, 7010.0, 7015.5)
+    store = Store(clock=clock, stale_after=15.0)
+    store.ingest(node("n1", 10.0, pod("a", cpu_usage_cores=0.1)))  # at 7000
+    store.ingest(node("n2", 10.0, pod("b", cpu_usage_cores=0.1)))  # at 7005
+    # nodes(): the listing is built at 7010 (a and b current), the counts are taken at 7015.5, when a
+    # (seen at 7000) has gone stale: they come from the pods themselves, not from the older listing.
+    assert [(n.name, n.pod_count) for n in store.nodes()] == [("n2", 1)]
+
+
+def test_node_reads_its_count_from_a_current_listing() -> None:
+    store, _clock = _world()
+    assert len(store.pods()) == 6  # a listing current now
+    counts = [(name, view.pod_count) for name in ("n1", "n2") if (view := store.node(name)) is not None]
+    assert counts == [("n1", 3), ("n2", 3)]
