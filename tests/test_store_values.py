@@ -814,3 +814,54 @@ def test_node_reads_its_count_from_a_current_listing() -> None:
     assert len(store.pods()) == 6  # a listing current now
     counts = [(name, view.pod_count) for name in ("n1", "n2") if (view := store.node(name)) is not None]
     assert counts == [("n1", 3), ("n2", 3)]
+
+
+def test_a_namespace_is_known_by_its_roll_up_after_its_pods_expired() -> None:
+    clock = Clock(1000.0)
+    store = Store(clock=clock, retention_points=2, interval=5.0)  # 10 s of history
+    store.ingest(node("n1", 10.0, pod("a", "ns", cpu_usage_cores=0.1)))
+    clock.now = 1005.0
+    store.end_round(round_result(1, 1000.0))  # the roll-up is seen at 1005, the pod at 1000
+    clock.now = 1010.5
+    store.end_round(round_result(2, 1010.5))
+    assert store.series_counts() == {"node": 0, "pod": 0, "namespace": 1, "deployment": 0}
+    assert store.namespace_known("ns") and not store.namespace_known("other")
+
+
+def test_a_restored_pod_without_a_sample_is_listed_nowhere() -> None:
+    source, _clock = _world()
+    records = [r for b in source.export_state() for r in b]
+    records = [
+        replace(r, meta={**r.meta, "sample": None}) if r.meta.get("pod") == "db-0" else r for r in records
+    ]
+    store, counts = _restored(records, 11001.0)
+    assert counts["pod"] == 6
+    assert [(p.namespace, p.pod) for p in store.pods()] == [
+        ("pay", "api-1"),
+        ("pay", "web-9"),
+        ("shop", "web-1"),
+        ("shop", "web-2"),
+    ]
+    assert store.pod_label_values()[0] == [
+        ("pay", "api-1"),
+        ("pay", "web-9"),
+        ("shop", "web-1"),
+        ("shop", "web-2"),
+    ]
+    assert store.find_pods("db-0") == [] and store.find_pods("db-0", current=False) == []
+    assert [(n.name, n.pod_count) for n in store.nodes()] == [("n1", 2), ("n2", 2)]
+    n1 = store.node("n1")
+    assert n1 is not None and n1.pod_count == 2
+
+
+def test_pods_that_stay_are_listed_after_others_expired() -> None:
+    clock = Clock(1000.0)
+    store = Store(clock=clock, retention_points=2, interval=5.0, stale_after=15.0)  # 10 s of history
+    store.ingest(node("n1", 10.0, pod("a", cpu_usage_cores=0.1), pod("c", cpu_usage_cores=0.1)))
+    clock.now = 1008.0
+    store.ingest(node("n1", 18.0, pod("b", cpu_usage_cores=0.2)))
+    assert [p.pod for p in store.pods()] == ["a", "b", "c"]
+    clock.now = 1010.5
+    store.end_round(round_result(1, 1010.5))  # a and c (seen at 1000) expire
+    assert store.series_counts()["pod"] == 1
+    assert [p.pod for p in store.pods()] == ["b"]
