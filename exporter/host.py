@@ -139,7 +139,9 @@ class HostReader:
         # the host's /proc mounted; <proc>/net/dev is our own namespace (right with hostNetwork or bare).
         for rel in ("1/net/dev", "net/dev"):
             try:
-                with open(os.path.join(self._proc, rel), encoding="ascii") as f:
+                # an interface name may hold any byte but '/', ':', NUL and blanks (dev_valid_name): one
+                # odd name must not cost the node's figure (names are only keys, never served)
+                with open(os.path.join(self._proc, rel), encoding="ascii", errors="surrogateescape") as f:
                     text = f.read()
             except (FileNotFoundError, PermissionError) as exc:
                 self._errors.record("host", f"{rel} unreadable, trying the next source", exc)

@@ -5,6 +5,10 @@ cgroups). A reader in its own PID namespace (the exporter pod without hostPID) s
 0 or nothing; then the pod's processes are found through `<proc>/<pid>/cgroup`, which names the pod's
 cgroup and is readable by anyone: a uid -> pids index over the host's /proc, refreshed once per
 sampling pass (`index_max_age`), only when needed, classifying only pids it has not seen before.
+The kernel writes cgroup.procs in the reader's PID namespace, so where that is not the namespace of
+`<proc>` (`<proc>/self` is not our pid) its pids are not used at all: the reader's own pod would list
+the reader's own pids (1, ...), which in the host's /proc are other processes (pid 1, the host's init,
+would make that pod look host-network).
 
 Host network: the process shares the host's network namespace when `<proc>/<pid>/ns/net` and
 `<proc>/1/ns/net` link to the same `net:[inode]`, or, where pid 1's link is not readable (no ptrace
@@ -46,13 +50,16 @@ class PodNetworkReader:
         self._proc = proc_root
         self._errors = errors
         self._index = PidIndex(proc_root=proc_root, clock=clock, max_age=index_max_age)
+        self._procs_usable = _same_pid_namespace(proc_root)
 
     def read(self, cg: PodCgroup) -> tuple[dict[str, NetCounters] | None, bool]:
         """(counters per interface but lo, host_network); raises PodVanished, OSError or ValueError for
         the caller to report."""
         host = _HostNetns(self._proc)
         # cgroup.procs first; the /proc index only after those pids ran out (0 = not in our PID namespace).
-        pids = _chain((p for p in pod_pids(cg) if p > 0), lambda: self._index.pids(cg.uid))
+        # pod_pids is read even when its pids are of no use: it tells that the pod's cgroup went away.
+        listed = (p for p in pod_pids(cg) if p > 0 and self._procs_usable)
+        pids = _chain(listed, lambda: self._index.pids(cg.uid))
         for tries, pid in enumerate(pids):
             if tries >= _MAX_PID_TRIES:
                 break
@@ -60,7 +67,9 @@ class PodNetworkReader:
             try:
                 if host.same_as(base):
                     return None, True
-                text = read_text(os.path.join(base, "net", "dev"))
+                # an interface name may hold any byte but '/', ':', NUL and blanks (dev_valid_name): one
+                # odd name must not cost the pod's figure (names are only keys, never served)
+                text = read_text(os.path.join(base, "net", "dev"), errors="surrogateescape")
             except (FileNotFoundError, ProcessLookupError):
                 continue  # that process exited; any other process of the pod shares its namespace
             except _HostNetnsUnknown as exc:
@@ -165,9 +174,19 @@ class _HostNetns:
         return (st.st_dev, st.st_ino) == self._inode
 
 
-def read_text(path: str) -> str:
+def _same_pid_namespace(proc: str) -> bool:
+    """Whether `proc` numbers processes as this process's PID namespace does (cgroup.procs uses ours):
+    `<proc>/self` is this process under `proc`'s numbering. A directory without `self` is not a procfs
+    (a recorded test tree, whose cgroup.procs name its own pids): taken as the same."""
+    try:
+        return int(os.readlink(os.path.join(proc, "self"))) == os.getpid()
+    except (OSError, ValueError):
+        return True
+
+
+def read_text(path: str, errors: str = "strict") -> str:
     """Whole small file via os.open/os.read: a third of the cost of open() with a text wrapper, which
-    matters at ~7 files per pod and 110 pods per cycle."""
+    matters at ~7 files per pod and 110 pods per cycle. ASCII; `errors` as for bytes.decode."""
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
         chunks = []
@@ -175,7 +194,7 @@ def read_text(path: str) -> str:
             chunks.append(chunk)
     finally:
         os.close(fd)
-    return b"".join(chunks).decode("ascii")
+    return b"".join(chunks).decode("ascii", errors)
 
 
 def pod_pids(cg: PodCgroup) -> Iterator[int]:

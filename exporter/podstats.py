@@ -48,7 +48,6 @@ class PodStatsReader:
 
     def __init__(self, *, proc_root: str = "/proc", sys_root: str = "/sys", errors: ErrorSink = _LOG_ERRORS,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self._proc = proc_root
         self._errors = errors
         self._devices = BlockDevices(sys_root=sys_root, proc_root=proc_root, clock=clock)
         self._net = PodNetworkReader(proc_root=proc_root, errors=errors, clock=clock)

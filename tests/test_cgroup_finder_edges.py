@@ -223,3 +223,17 @@ def test_no_hierarchy_is_reported_with_the_root(tmp_path: Path) -> None:
     errors = RecordingErrors()
     assert PodCgroupFinder(cgroup_root=str(tmp_path / "empty"), errors=errors).find() == []
     assert errors.records == [("cgroup", f"no cgroup hierarchy under {tmp_path / 'empty'}", None)]
+
+
+def test_a_v1_hierarchy_without_kubepods_adds_nothing_and_reports_nothing(tmp_path: Path) -> None:
+    # kubelet uses cpuacct and memory; the blkio hierarchy is mounted but holds no kubepods: the pods
+    # are found in the other two, and no missing kubepods directory is listed (and reported) every cycle.
+    root = tmp_path / "cgroup"
+    for hierarchy in ("cpu,cpuacct", "memory"):
+        (root / hierarchy / "kubepods" / "burstable" / f"pod{UIDS[0]}").mkdir(parents=True)
+    (root / "blkio" / "system.slice").mkdir(parents=True)
+    errors = RecordingErrors()
+    (pod,) = PodCgroupFinder(cgroup_root=str(root), errors=errors).find()
+    rel = f"kubepods/burstable/pod{UIDS[0]}"
+    assert pod.paths == {"cpuacct": str(root / "cpu,cpuacct" / rel), "memory": str(root / "memory" / rel)}
+    assert errors.records == []

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from exporter.host import HostReader, count_cpu_list
+from exporter.model import NetCounters
 from tests.support.cgroups import RecordingErrors
 
 HZ = float(os.sysconf("SC_CLK_TCK"))
@@ -137,3 +138,75 @@ def test_a_short_diskstats_line_is_an_error(tmp_path: Path) -> None:
     source, detail, exc = errors.records[0]
     assert (source, detail) == ("host", "reading host disk failed")
     assert str(exc) == "diskstats line has 9 fields: '   8 0 sda 1 0 100 0 2 0\\n'"
+
+
+@pytest.mark.parametrize("text", ["3-2", "4-1"])
+def test_a_cpu_list_counting_no_cpu_is_an_error(text: str) -> None:
+    # a reversed range counts zero (or fewer) CPUs: an error, never a count of 0
+    with pytest.raises(ValueError) as raised:
+        count_cpu_list(text)
+    assert str(raised.value) == f"empty cpu list {text!r}"
+
+
+def test_available_memory_estimate_without_sreclaimable(tmp_path: Path) -> None:
+    # kernels before 2.6.19 have no SReclaimable line: it counts as 0 in the estimate
+    meminfo = "MemTotal: 10000 kB\nMemFree: 1000 kB\nActive(file): 300 kB\nInactive(file): 400 kB\n"
+    sample = node(tmp_path, meminfo=meminfo)[0].read()
+    assert sample.memory_available_bytes == (1000 + 300 + 400) * 1024
+
+
+NET_DEV = ("Inter-|\n face |\n    lo: 5 0 0 0 0 0 0 0 5 0 0 0 0 0 0 0\n"
+           "  eth0: 100 0 0 0 0 0 0 0 200 0 0 0 0 0 0 0\n  veth1: 7 0 0 0 0 0 0 0 8 0 0 0 0 0 0 0\n"
+           "  eth1: 1000 0 0 0 0 0 0 0 2000 0 0 0 0 0 0 0\n")
+
+
+def test_network_interfaces_are_passed_through(tmp_path: Path) -> None:
+    reader, errors = node(tmp_path)
+    (tmp_path / "proc" / "1" / "net" / "dev").write_text(NET_DEV)
+    sample = reader.read()
+    assert sample.network_interfaces == {"eth0": NetCounters(100, 200), "eth1": NetCounters(1000, 2000)}
+    assert sample.network == NetCounters(1100, 2200)
+    assert errors.records == []
+
+
+def test_network_falls_back_to_our_own_namespace_and_says_so(tmp_path: Path) -> None:
+    reader, errors = node(tmp_path)
+    (tmp_path / "proc" / "1" / "net" / "dev").unlink()
+    (tmp_path / "proc" / "net").mkdir()
+    (tmp_path / "proc" / "net" / "dev").write_text(NET_DEV)
+    sample = reader.read()
+    assert sample.network == NetCounters(1100, 2200)
+    ((source, detail, exc),) = errors.records
+    assert (source, detail) == ("host", "1/net/dev unreadable, trying the next source")
+    assert isinstance(exc, FileNotFoundError)
+    (tmp_path / "proc" / "net" / "dev").unlink()  # neither source: no network figure
+    errors.records.clear()
+    sample = reader.read()
+    assert (sample.network, sample.network_interfaces) == (None, None)
+    assert [(s, d) for s, d, _ in errors.records] == [
+        ("host", "1/net/dev unreadable, trying the next source"),
+        ("host", "net/dev unreadable, trying the next source"),
+        ("host", "reading host network failed")]
+    assert str(errors.records[-1][2]) == f"neither 1/net/dev nor net/dev readable under {tmp_path / 'proc'}"
+
+
+def test_an_unreadable_root_filesystem_is_reported_as_such(tmp_path: Path) -> None:
+    proc, sys = tmp_path / "proc", tmp_path / "sys"
+    node(tmp_path)
+    errors = RecordingErrors()
+    sample = HostReader(proc_root=str(proc), sys_root=str(sys), rootfs=str(tmp_path / "gone"),
+                        errors=errors).read()
+    assert sample.filesystem is None and sample.memory_total_bytes == 16000 * 1024
+    ((source, detail, exc),) = errors.records
+    assert (source, detail) == ("host", "reading host filesystem failed")
+    assert isinstance(exc, FileNotFoundError)
+
+
+def test_an_interface_name_with_any_bytes_costs_nothing(tmp_path: Path) -> None:
+    # dev_valid_name allows any byte but '/', ':', NUL and blanks: a Latin-1 name is not garbage
+    reader, errors = node(tmp_path)
+    (tmp_path / "proc" / "1" / "net" / "dev").write_bytes(
+        NET_DEV.encode() + b"  w\xe9lan0: 10 0 0 0 0 0 0 0 20 0 0 0 0 0 0 0\n")
+    sample = reader.read()
+    assert sample.network == NetCounters(1110, 2220)
+    assert errors.records == []

@@ -11,6 +11,7 @@ import math
 import pytest
 
 from aggregator import readings
+from aggregator.model import ContainerReading
 from aggregator.parser import Sample
 from aggregator.readings import ReadingError, to_reading
 
@@ -260,3 +261,37 @@ def test_the_route_cache_is_bounded_and_holds_what_it_routed(monkeypatch: pytest
     assert r.values == {"cpu_usage_cores": 5.0, "filesystem_size_bytes": 5.0}
     assert [p.values for p in r.pods] == [{"cpu_usage_cores": 5.0}]
     assert readings._route("other_metric") == (readings._OTHER, "")
+
+
+def test_containers_join_their_pods_by_the_pods_own_key_rules() -> None:
+    # Labels a pod sample may lack (namespace, uid; pod, which then is the uid) are missing from its
+    # containers' samples alike: each container still joins its pod. Routes start empty (fixture above).
+    conversion = to_reading([
+        s(TS, 10.0, node="n1"),
+        s("k8smon_pod_cpu_usage_cores", 0.5, node="n1", pod="p"),
+        s("k8smon_container_cpu_usage_cores", 0.25, node="n1", pod="p", container="app"),
+        s("k8smon_pod_cpu_usage_cores", 0.75, node="n1", namespace="a", uid="u-9"),
+        s("k8smon_container_memory_working_set_bytes", 64.0, node="n1", namespace="a", uid="u-9",
+          container="db"),
+        s("k8smon_container_cpu_usage_cores", 0.1, node="n1", namespace="a", uid="u-9"),  # no container name
+    ])
+    pods = {(p.namespace, p.pod, p.uid): p for p in conversion.reading.pods}
+    assert set(pods) == {("", "p", ""), ("a", "u-9", "u-9")}
+    assert pods[("", "p", "")].containers == (ContainerReading("app", {"cpu_usage_cores": 0.25}),)
+    db = ContainerReading("db", {"memory_working_set_bytes": 64.0})
+    assert pods[("a", "u-9", "u-9")].containers == (db,)
+    assert (conversion.samples, conversion.dropped, conversion.rejected) == (6, 1, 0)
+
+
+def test_every_container_sample_of_a_rejected_pod_counts_as_dropped() -> None:
+    # The pod breaks --max-label-length with its deployment label; its container's samples do not carry
+    # it, and are left out with the pod, each one counted (a repeated series too: a broken exposition).
+    labels = pod_labels()
+    conversion = to_reading([
+        s(TS, 10.0, node="n1"),
+        s("k8smon_pod_cpu_usage_cores", 0.5, **labels, deployment="d" * 200),
+        s("k8smon_container_cpu_usage_cores", 0.25, **labels, container="app"),
+        s("k8smon_container_cpu_usage_cores", 0.25, **labels, container="app"),
+    ], max_label_length=128)
+    assert conversion.reading.pods == ()
+    assert (conversion.samples, conversion.dropped, conversion.rejected) == (4, 2, 1)
