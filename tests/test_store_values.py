@@ -789,6 +789,21 @@ def test_import_state_rejects_an_unknown_record_and_keeps_the_contents() -> None
     assert store.series_counts() == {"node": 2, "pod": 6, "namespace": 2, "deployment": 3}
 
 
+
+@pytest.mark.parametrize("field, value", [("reading", None), ("row", [])])
+def test_import_state_rejects_a_pod_sample_without_its_reading_or_row(field: str, value: object) -> None:
+    """A hand-edited file with `"reading": null` made every pod listing fail after restore; one with
+    `"row": []` dropped the pod's CPU and memory from its namespace's next point. Both are refused."""
+    store, _clock = _world()
+    records = [r for b in store.export_state() for r in b]
+    i = next(i for i, r in enumerate(records) if r.kind == "pod" and r.meta.get("sample") is not None)
+    bad = replace(records[i], meta={**records[i].meta, field: value})
+    fresh, _ = _world()
+    before = fresh.series_counts()
+    with pytest.raises(StateError, match=r"^pod sample without its reading and row$"):
+        fresh.import_state([*records[:i], bad, *records[i + 1:]])
+    assert fresh.series_counts() == before and len(fresh.pods()) == 6
+
 class StepClock:
     """A clock that moves on by itself: each call returns the next of `times` (then stays at the last)."""
 
