@@ -2,7 +2,7 @@
 
 The child runs a real `Aggregator` (discovery through the fake cluster's FakeKube) and a thread that
 logs every scrape round: id, start, the scrape part (`duration_seconds`), the whole round as the loop
-thread spent it (start until the round was published, after `end_round` and the federation rebuild)
+thread spent it (start until the round was published, after `end_round` and the federation hand-over)
 and targets up. Commands, one per line, each answered with one JSON line:
 
 - `stats`: the counters (`AggregatorStats.snapshot()`), the rounds logged since the last `stats`, RSS;
@@ -139,7 +139,8 @@ def _round_log(agg: Any, out: list[dict[str, Any]], lock: threading.Lock, stop: 
                 "scrape_s": last.duration_seconds,
                 "total_s": time.time() - last.started,
                 "end_round_s": gauges.get("end_round_seconds"),
-                "federation_s": gauges.get("federation_seconds"),
+                # the round's hand-over only: /metrics renders on its first scrape
+                "federation_s": gauges.get("federation_round_seconds"),
                 "up": sum(1 for t in last.targets if t.up),
                 "targets": len(last.targets),
             })

@@ -168,11 +168,11 @@ def _usage_human(cpu: tuple[float | None, ...], memory: tuple[float | None, ...]
 def container_doc(container: ContainerReading) -> Doc:
     """One container as `kubectl top pod --containers` shows it, with requests, limits and percent."""
     v = container.values
-    gauge = v.get("cpu_usage_cores")
-    cpu = None if gauge is None else _num(gauge * 1000.0)
+    # the pod's rules: millicores to 3 decimals and byte counts exactly, JSON integers when whole
+    cpu = _milli(v.get("cpu_usage_cores"))
     req, lim = _milli(v.get("cpu_request_cores")), _milli(v.get("cpu_limit_cores"))
-    mem = v.get("memory_working_set_bytes")
-    mreq, mlim = v.get("memory_request_bytes"), v.get("memory_limit_bytes")
+    mem = _count(v.get("memory_working_set_bytes"))
+    mreq, mlim = _count(v.get("memory_request_bytes")), _count(v.get("memory_limit_bytes"))
     return {
         "name": container.name,
         "cpu_millicores": cpu,
