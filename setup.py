@@ -23,6 +23,7 @@ setup(
         "orjson>=3.9,<4",  # aggregator JSON API: ~6x faster than json on large listings
         "cheroot>=10,<12",  # the metrics.k8s.io listener: a WSGI server that speaks TLS (waitress does not)
         "cryptography>=42,<51",  # its self-signed certificate when none is given
+        "zstandard>=0.22,<1",  # the store's closed history chunks (aggregator/store/chunks.py)
     ],
     extras_require={
         "test": [

@@ -11,16 +11,18 @@ figure is printed with the 1-minute load average beside it (the machine is share
    `prometheus_tsdb_head_samples_appended_total`); goal: ratio <= 1. At 200 nodes both run at the
    same time against the same fakes; at 1000 one after the other (same fakes, same window length):
    both at once with the fakes overran the aggregator's rounds on the 2 shared cores.
-2. 1000 nodes x 30 pods at 5 s: >= 30 rounds, every round (scrape, end_round and federation
-   rebuild: start until published) <= 2.5 s, no tick skipped, <= 0.5 core; RSS <= 2 GB with full
+2. 1000 nodes x 30 pods at 5 s: >= 30 rounds, every round (scrape, end_round and the federation
+   hand-over: start until published) <= 2.5 s, no tick skipped, <= 0.5 core; RSS <= 2 GB with full
    history; then, still scraping, 4 API clients polling every route (each client one turn of all
    routes per 5 s, bench/api_load.py): p99 <= 20 ms for one node or pod document and its 300-s
    timeseries, <= 150 ms for the full pod listing.
 3. 5000 nodes x 30 pods at --scrape-interval 15, the exporters split over 8 processes: every round
    completes (all targets up, no tick skipped), <= 1 core, RSS with full history.
+4. History: <= 2 bytes per stored value, timestamps included, measured with tracemalloc.
 
 Full history is padded synthetically (plausible values behind the real points) since 1000 real
-rounds would take 83 minutes at 5 s. Target 4 (history bytes per value) belongs in TARGET_SECTIONS.
+rounds would take 83 minutes at 5 s. Target 4 measures the history's bytes per value with tracemalloc
+(bench/history_bench.py) on a slice of the same shape.
 
     python -m bench aggregator                                  # all targets (~13 minutes)
     python -m bench.aggregator_bench --only 2 --nodes2 200 --rounds2 10     # a short run of one
@@ -71,6 +73,8 @@ class Options:
     rounds3: int = 4
     interval3: float = 15.0
     warmup_rounds: int = 3
+    history_nodes: int = 2  # a slice of the 1000 x 30 shape: the cost is per series (bench/history_bench.py)
+    history_points: int = 5000
     aggregator_args: tuple[str, ...] = ()  # more aggregator flags, e.g. ("--scrape-format", "text")
 
 
@@ -325,11 +329,35 @@ def five_thousand_nodes(opts: Options) -> None:
                f"{cores:.2f} on {os.cpu_count()} CPUs")
 
 
-# Each target of issue 15 is one section; target 4 (history: bytes per stored value) goes here too.
+def history(opts: Options) -> None:
+    from bench.history_bench import measure
+
+    points = opts.history_points
+    section = f"4. history: {points} points per series, realistic values"
+    print(section, flush=True)
+    for data in ("realistic", "regular"):
+        m = measure(opts.history_nodes, opts.pods, points, data=data)
+        label = f"{data} ({m['series']} series x {points} points)"
+        figure(section, f"{label}: bytes per stored value",
+               f"{m['bytes_per_value']:.2f} B (tracemalloc, timestamps included; {m['bytes_per_point']:.1f} "
+               f"B/point; RSS {m['rss_bytes_per_value']:.2f} B/value)", goal="<= 2 B",
+               ok=m["bytes_per_value"] <= 2.0)
+        if data == "realistic":
+            figure(section, f"{label}: 1000 x 30 x {points} projected",
+                   f"{m['projected_1000x30x5000_gib'] * points / 5000:.2f} GiB", goal="<= 2 GB",
+                   ok=m["fits_2gb"] or points != 5000)
+            figure(section, f"{label}: appends per 30k-pod round", f"{m['append_ms_per_round']:.0f} ms CPU "
+                   f"(chunk encoding included; {m['append_us_per_point']:.2f} us/point)")
+            figure(section, f"{label}: 300-s window read", f"p99 {m['window_p99_ms']:.2f} ms  "
+                   f"p50 {m['window_p50_ms']:.2f} ms")
+
+
+# Each target of issue 15 is one section.
 TARGET_SECTIONS: list[tuple[str, Callable[[Options], None]]] = [
     ("1", ingest_cost),
     ("2", thousand_nodes),
     ("3", five_thousand_nodes),
+    ("4", history),
 ]
 
 

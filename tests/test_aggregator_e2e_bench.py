@@ -13,7 +13,7 @@ from tests.support import require_tool
 
 SMALL = Options(pods=3, ingest_nodes=(3,), ingest_rounds=4, ingest_interval=0.5, nodes2=3, rounds2=3,
                 interval2=0.5, api_seconds=2.0, api_period=0.5, nodes3=4, rounds3=2, interval3=1.0,
-                warmup_rounds=1)
+                warmup_rounds=1, history_nodes=1, history_points=400)
 
 
 def _value(figures: dict[str, report.Figure], name: str) -> str:
@@ -53,6 +53,13 @@ def test_every_target_section_prints_every_figure() -> None:
     assert "2 rounds" in _value(figures, "4 x 3: rounds, start to published")
     assert figures["4 x 3: aggregator CPU"].verdict in (report.MET, report.MISSED)
     assert "points" in _value(figures, "4 x 3: RSS with full history")
+
+    # 4: the history's bytes per value, measured (tracemalloc) on both data sets.
+    for data in ("realistic", "regular"):
+        name = f"{data} (4 series x 400 points): bytes per stored value"
+        assert re.match(r"[\d.]+ B \(tracemalloc", _value(figures, name)), name
+        assert figures[name].verdict in (report.MET, report.MISSED)
+    assert re.match(r"p99 [\d.]+ ms", _value(figures, "realistic (4 series x 400 points): 300-s window read"))
     assert all(f.load >= 0 for f in figures.values())
 
 

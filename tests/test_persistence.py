@@ -115,12 +115,14 @@ def test_reads_in_any_chunk_size(tmp_path: Path, compress: bool, chunk: int) -> 
     """The reader's buffering and the compressed stream's tail are right whatever the read size."""
     path = _good_file(tmp_path, compress=compress)
     def plain(chunk_size: int) -> list[tuple[object, ...]]:  # bytes: NaN points never compare equal
-        return [(r.kind, r.meta, r.timestamps.tobytes(), [c.tobytes() for c in r.columns])
-                for r in read_snapshot(path, chunk=chunk_size)]
+        return [(r.kind, r.meta, r.chunks.hidden, r.chunks.counts.tobytes(), r.chunks.bounds.tobytes(),
+                 r.chunks.blobs, r.chunks.open.tobytes()) for r in read_snapshot(path, chunk=chunk_size)
+                if r.chunks is not None]
 
     records = list(read_snapshot(path, chunk=chunk))
     assert plain(chunk) == plain(1 << 20)
     assert {r.kind for r in records} == {"node", "pod", "group"}
+    assert all(r.chunks is not None for r in records)  # version 3: every series as its chunks
 
 
 def test_restore_drops_what_retention_would_have_expired_and_keeps_the_newest_points(tmp_path: Path) -> None:
@@ -336,9 +338,10 @@ def _write_version_1(path: Path, store: Store) -> None:
                 v = column[i]
                 return math.nan if column.typecode == "I" and v == 0xFFFFFFFF else v  # sentinel: missing
 
-            rows = array("f", (value(c, i) for i in range(len(r.timestamps)) for c in r.columns))
-            arrays += r.timestamps.tobytes() + rows.tobytes()
-            records.append({"kind": r.kind, "meta": meta, "n": len(r.timestamps)})
+            timestamps, columns = r.point_arrays()
+            rows = array("f", (value(c, i) for i in range(len(timestamps)) for c in columns))
+            arrays += timestamps.tobytes() + rows.tobytes()
+            records.append({"kind": r.kind, "meta": meta, "n": len(timestamps)})
         chunk({"records": records}, bytes(arrays))
     body.extend(struct.pack("<II", 0, 0))
     path.write_bytes(struct.pack("<8sHHI", b"K8SMSTAT", 1, 0, 0) + bytes(body)
@@ -363,3 +366,41 @@ def test_a_version_1_file_from_the_previous_build_is_restored(tmp_path: Path) ->
         assert [p.row[2] for p in after] == [p.row[2] for p in before]  # disk read: exact in float32
         assert [p.row[1] for p in after] == pytest.approx([p.row[1] for p in before], rel=1e-7)
         assert restored.node(n).status == "up"  # type: ignore[union-attr]
+
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def _all_series(store: Store) -> dict[str, list[list[object]]]:
+    series = {f"node/{n}": store.node_series(n, since=0) for n in ("node-a", "node-b")}
+    for p in store.pods():
+        series[f"pod/{p.namespace}/{p.pod}"] = store.pod_series(p.namespace, p.pod, since=0)
+    for g in store.groups() + store.groups(deployments=True):
+        series[f"group/{g.namespace}/{g.deployment}"] = store.group_series(g.namespace, g.deployment, since=0)
+    return {k: [[p.timestamp, list(p.row)] for p in v or []] for k, v in series.items()}
+
+
+def test_a_version_2_file_written_by_the_previous_build_is_restored_exactly(tmp_path: Path) -> None:
+    """tests/fixtures/state_v2.bin was written by the version-2 build (commit f2767a4: float64 times,
+    uint32/float64 columns) from `_fill(rounds=25)`; state_v2_series.json holds the series that build
+    served. Every point comes back equal (whole numbers as int, fractions the same floats), and the
+    next snapshot, version 3, holds the same."""
+    path = tmp_path / "state.bin"
+    path.write_bytes((FIXTURES / "state_v2.bin").read_bytes())
+    assert struct.unpack_from("<8sH", path.read_bytes()) == (b"K8SMSTAT", 2)
+    doc = json.loads((FIXTURES / "state_v2_series.json").read_text())
+    clock = Clock(doc["now"])
+    restored = _store(clock)
+    result = restore(restored, path, stats=AggregatorStats(), clock=clock)
+    assert result.outcome == "restored", result.reason
+    got = _all_series(restored)
+    assert got == doc["series"] and sum(map(len, got.values())) == 11 * 20
+    for key, points in doc["series"].items():
+        for (_t, old), (_t2, new) in zip(points, got[key], strict=True):
+            for a, b in zip(old, new, strict=True):
+                assert b is None if a is None else (type(b) is int if type(a) is int else b == a), (key, a, b)
+    write_snapshot(path, restored.export_state())
+    assert struct.unpack_from("<8sH", path.read_bytes()) == (b"K8SMSTAT", 3)
+    again = _store(clock)
+    assert restore(again, path, stats=AggregatorStats(), clock=clock).outcome == "restored"
+    assert _all_series(again) == got

@@ -10,7 +10,7 @@ import pytest
 from aggregator.model import NodeReading, PodReading, RoundResult
 from aggregator.rates import CounterTracker, counter_delta
 from aggregator.stats import AggregatorStats
-from aggregator.store.series import COLUMNS, RingSeries
+from aggregator.store.series import COLUMNS, ChunkedSeries
 from aggregator.store.store import Store
 
 
@@ -193,8 +193,9 @@ def test_retention_bounds_points_and_expiry_drops_series() -> None:
     assert store.series_counts()["pod"] == 0 and store.series_counts()["node"] == 0
 
 
-def test_ring_series_deque_semantics() -> None:
-    ring = RingSeries(3, width=2)
+@pytest.mark.parametrize("chunk_points", [1, 2, 240])
+def test_series_deque_semantics(chunk_points: int) -> None:
+    ring = ChunkedSeries(3, width=2, chunk_points=chunk_points)
     for i in range(5):
         ring.append(float(i), (float(i), None if i == 3 else 1.0))
     assert len(ring) == 3 and ring.newest_timestamp() == 4.0
@@ -205,46 +206,73 @@ def test_ring_series_deque_semantics() -> None:
     assert ring.points(since=9.0, previous=True) == [(4.0, (4.0, 1.0))]  # the window is empty
     with pytest.raises(ValueError, match="expected 2 values"):
         ring.append(5.0, (1.0,))
+    with pytest.raises(ValueError, match="finite timestamp"):
+        ring.append(math.nan, (1.0, 1.0))
+    assert len(ring) == 3 and ring.newest_timestamp() == 4.0  # a refused point changes nothing
 
 
-def test_series_values_come_back_exactly_and_columns_widen_only_when_needed() -> None:
-    """float32 points turned 2716020736 into 2716021000; every value now comes back as appended."""
-    ring = RingSeries(4)
+@pytest.mark.parametrize("chunk_points", [1, 2, 3, 240])
+def test_series_values_come_back_exactly_whole_numbers_as_int(chunk_points: int) -> None:
+    """float32 points turned 2716020736 into 2716021000; every value now comes back as appended, from
+    the open chunk and from closed ones alike; whole numbers as int (JSON integers)."""
+    ring = ChunkedSeries(4, chunk_points=chunk_points)
     rows = [
-        (250.0, 2716020736.0, 0.0, 4096.0, None, 7.0),  # whole and under 4 GiB: 4-byte columns
-        (253.123456789, 2716020737.0, 1.5, 4096.0, 2.0**40 + 1, 8.0),  # fraction / over 4 GiB: widen
+        (250.0, 2716020736.0, 0.0, 4096.0, None, 7.0),
+        (253.123456789, 2716020737.0, 1.5, 4096.0, 2.0**40 + 1, 8.0),
         (None, 123.0, 0.0, None, 3.0, 9.0),
+        (0.25, 2.0**53 + 2, -0.0, -4096.0, 1e300, 5e-324),
     ]
     for i, row in enumerate(rows):
         ring.append(100.0 + i, row)
-    assert [r for _t, r in ring.points()] == rows
-    assert ring.typecodes() == "dIdIdI"
-    # The widened column kept its older values too (missing stays missing).
-    ring.append(104.0, (1.0, 1.0, 1.0, 1.0, 1.0, 1.0))
-    ring.append(105.0, (2.0, 2.0, 2.0, 2.0, 2.0, 2.0))  # the ring wraps: oldest point dropped
-    assert [r for _t, r in ring.points()][:2] == rows[1:]
+    got = [r for _t, r in ring.points()]
+    assert got == rows
+    assert [type(v) for v in got[0]] == [int, int, int, int, type(None), int]
+    assert [type(v) for v in got[1]] == [float, int, float, int, int, int]
+    assert [type(v) for v in got[3]] == [float, float, float, int, float, float]
+    assert math.copysign(1.0, got[3][2]) == -1.0  # -0.0 keeps its sign
+    ring.append(104.0, (1.0, 1.0, 1.0, 1.0, 1.0, 1.0))  # the oldest point goes
+    assert [r for _t, r in ring.points()] == [*rows[1:], (1, 1, 1, 1, 1, 1)]
     ts, columns = ring.export()
-    again = RingSeries.restore(4, ts, columns)
-    assert again.points() == ring.points() and again.typecodes() == ring.typecodes()
+    again = ChunkedSeries.restore(4, ts, columns)
+    assert again.points() == ring.points()
 
 
 def test_buffer_bytes_per_typical_pod_point() -> None:
-    """A pod point: 8 B time + 8 B CPU rate + five 4-byte whole-number columns = 36 B (float32: 32 B,
-    inexact; all float64: 56 B, which would not fit 1000 x 30 x 1000 points in 2 GB)."""
-    store = Store(clock=Clock(), retention_points=200)
-    for i in range(200):
+    """Once chunks close, a pod point of regular values costs a few bytes; the open chunk is plain
+    float64 (56 B a point) until it closes."""
+    store = Store(clock=Clock(), retention_points=100)
+    for i in range(300):
         pods = [
-            pod(f"p{j}", cpu_seconds_total=0.37 * i, memory_working_set_bytes=1e6 + i,
+            pod(f"p{j}", cpu_seconds_total=0.37 * i, memory_working_set_bytes=1e6 + 4096 * (i % 7),
                 disk_read_bytes_total=4096.0 * i, disk_written_bytes_total=512.0 * i,
                 network_receive_bytes_total=1500.0 * i, network_transmit_bytes_total=900.0 * i)
             for j in range(30)
         ]
-        store.ingest(node("n1", 10.0 + i, *pods, cpu_seconds_total=float(i)))
+        store.ingest(node("n1", 10.0 + i, *pods, cpu_seconds_total=float(i)), received=10.0 + i)
     nbytes, points = store.buffer_bytes()
-    assert points == 31 * 200
-    per_point = nbytes / points
-    print(f"\nbuffer bytes per stored point: {per_point:.1f}")
-    assert per_point == pytest.approx(36, abs=0.5)  # 200 node points have a whole CPU rate: 4 B
+    assert points == 31 * 100
+    records = [s.export_chunks() for s in [n.series for n in store._nodes.values()] + [
+        p.series for p in store._pods.values()]]
+    open_points = sum(len(r.open) // 7 for r in records)
+    closed_points = sum(sum(r.counts) for r in records)
+    chunk_bytes = sum(sum(map(len, r.blobs)) for r in records)
+    per_closed = chunk_bytes / closed_points
+    print(f"\nbuffer bytes per stored point: {nbytes / points:.1f}; closed chunks {per_closed:.2f}")
+    assert closed_points > 0 and per_closed < 4  # 56 B plain (how many closed depends on the stagger)
+    bookkeeping = sum(2 * len(r.counts) + 8 * len(r.bounds) for r in records)
+    assert nbytes == chunk_bytes + 56 * open_points + bookkeeping
+
+
+def test_series_nbytes_counts_chunk_bytes_and_the_open_buffer() -> None:
+    series = ChunkedSeries(10, width=1, chunk_points=4)
+    assert series.nbytes() == 0
+    for i in range(7):  # the first chunk closes after 1..4 points (per-series offset)
+        series.append(float(i), (float(i * 4096),))
+    record = series.export_chunks()
+    assert record.counts and record.blobs and record.open
+    chunk_bytes = sum(map(len, record.blobs)) + 2 * len(record.counts) + 8 * len(record.bounds)
+    assert series.nbytes() == chunk_bytes + 8 * len(record.open)
+    assert sum(record.counts) + len(record.open) // 2 == 7 and len(series) == 7
 
 
 # --- concurrency ---------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import math
 
 from aggregator.model import PodReading
 from aggregator.rates import CounterTracker
-from aggregator.store.series import RingSeries
+from aggregator.store.series import ChunkedSeries
 from aggregator.store.views import GroupView, PodView, Sample
 
 PodKey = tuple[str, str]  # (namespace, pod)
@@ -32,7 +32,7 @@ class NodeState:
 
     def __init__(self, name: str, capacity: int) -> None:
         self.name = name
-        self.series = RingSeries(capacity)
+        self.series = ChunkedSeries(capacity)
         self.tracker = CounterTracker()
         self.sample: Sample | None = None
         self.sample_time = 0.0  # the exporter's own time of `sample` (rates and duplicates only)
@@ -49,7 +49,7 @@ class PodState:
     __slots__ = ("last_seen", "node", "reading", "row", "sample", "sample_time", "series", "tracker", "view")
 
     def __init__(self, capacity: int) -> None:
-        self.series = RingSeries(capacity)
+        self.series = ChunkedSeries(capacity)
         self.tracker = CounterTracker()
         self.reading: PodReading | None = None
         self.node = ""
@@ -65,7 +65,7 @@ class GroupState:
 
     def __init__(self, view: GroupView, capacity: int) -> None:
         self.view = view
-        self.series = RingSeries(capacity)
+        self.series = ChunkedSeries(capacity)
         self.last_seen = 0.0
 
 

@@ -12,12 +12,12 @@ from __future__ import annotations
 import math
 from array import array
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aggregator.model import PodReading
 from aggregator.store.live import GroupState, NodeState, PodState
-from aggregator.store.series import COLUMNS, RingSeries
+from aggregator.store.series import COLUMNS, ChunkedSeries, ChunkRecord
 from aggregator.store.views import GroupView, Sample
 
 NODE, POD, GROUP = "node", "pod", "group"
@@ -29,12 +29,20 @@ class StateError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class EntityRecord:
-    """One entity: `meta` is JSON-able; the arrays are its points, oldest first."""
+    """One entity: `meta` is JSON-able; its points are `chunks` (as the series holds them: what this
+    build writes) or, from a version 1/2 state file, the arrays, oldest first."""
 
     kind: str  # node | pod | group
     meta: dict[str, Any]
-    timestamps: array  # typecode "d"
-    columns: tuple[array, ...]  # one per series.COLUMNS, typecode "I" or "d", len(timestamps) each
+    timestamps: array = field(default_factory=lambda: array("d"))  # typecode "d"
+    columns: tuple[array, ...] = ()  # one per series.COLUMNS, typecode "I" or "d", len(timestamps) each
+    chunks: ChunkRecord | None = None
+
+    def point_arrays(self) -> tuple[array, tuple[array, ...]]:
+        """The shown points as plain arrays whichever form the record has (NaN = missing)."""
+        if self.chunks is None:
+            return self.timestamps, self.columns
+        return ChunkedSeries.restore_chunks(1 << 30, len(COLUMNS), self.chunks).export()
 
 
 def _sample_meta(sample: Sample | None) -> dict[str, Any] | None:
@@ -121,12 +129,14 @@ def _row(doc: Any) -> tuple[float | None, ...]:
     return tuple(None if v is None else _float(v, "row value") for v in doc)
 
 
-def _series(record: EntityRecord, capacity: int) -> RingSeries:
+def _series(record: EntityRecord, capacity: int) -> ChunkedSeries:
     """The record's points, at most `capacity` of them (the newest: retention may have shrunk)."""
-    if len(record.columns) != len(COLUMNS):
+    if record.chunks is None and len(record.columns) != len(COLUMNS):
         raise StateError("point arrays do not match the column layout")
     try:
-        return RingSeries.restore(capacity, record.timestamps, record.columns)
+        if record.chunks is not None:
+            return ChunkedSeries.restore_chunks(capacity, len(COLUMNS), record.chunks)
+        return ChunkedSeries.restore(capacity, record.timestamps, record.columns)
     except ValueError as exc:
         raise StateError(f"point arrays do not match the column layout: {exc}") from None
 
@@ -135,7 +145,6 @@ def _series(record: EntityRecord, capacity: int) -> RingSeries:
 
 
 def node_record(node: NodeState) -> EntityRecord:
-    ts, columns = node.series.export()
     meta = {
         "name": node.name,
         "status": node.status,
@@ -149,11 +158,10 @@ def node_record(node: NodeState) -> EntityRecord:
         "sample_time": node.sample_time,
         "tracker": _tracker_meta(node.tracker.export()),
     }
-    return EntityRecord(NODE, meta, ts, columns)
+    return EntityRecord(NODE, meta, chunks=node.series.export_chunks())
 
 
 def pod_record(key: tuple[str, str], pod: PodState) -> EntityRecord:
-    ts, columns = pod.series.export()
     r = pod.reading
     meta = {
         "namespace": key[0],
@@ -168,11 +176,10 @@ def pod_record(key: tuple[str, str], pod: PodState) -> EntityRecord:
         "row": list(pod.row),
         "tracker": _tracker_meta(pod.tracker.export()),
     }
-    return EntityRecord(POD, meta, ts, columns)
+    return EntityRecord(POD, meta, chunks=pod.series.export_chunks())
 
 
 def group_record(group: GroupState) -> EntityRecord:
-    ts, columns = group.series.export()
     v = group.view
     meta = {
         "namespace": v.namespace,
@@ -182,7 +189,7 @@ def group_record(group: GroupState) -> EntityRecord:
         "sample": _sample_meta(v.sample),
         "last_seen": group.last_seen,
     }
-    return EntityRecord(GROUP, meta, ts, columns)
+    return EntityRecord(GROUP, meta, chunks=group.series.export_chunks())
 
 
 # --- records -> Store state ----------------------------------------------------------------------------

@@ -1,14 +1,20 @@
 """`--state-file`: the Store written to disk every `--snapshot-interval` and on SIGTERM, restored on start.
 
-File format (version 2), no pickle; every integer little-endian:
+File format (version 3), no pickle; every integer little-endian:
 
     header   MAGIC (8 bytes) | u16 version | u16 flags (bit 0: body is one zlib stream) | u32 reserved
     body     chunks: u32 meta_len | u32 array_len | meta (UTF-8 JSON) | array bytes
              first chunk: {"columns": [...], "created": unix_s, "byteorder": "little"} and no arrays;
-             then {"records": [{"kind", "meta", "n", "types"}, ...]} with, per record, n float64
-             timestamps then, per column, n values stored as `types` says (one character per column:
-             `I` uint32, `d` float64; see series.py); a chunk with meta_len 0 ends the body
-             (version 1, still read: no `types`, then n x len(columns) float32 values row by row)
+             then {"records": [{"kind", "meta", "hidden", "chunks", "open"}, ...]} with, per record,
+             the series as it is held in memory (series.py, chunks.py): `chunks` u16 point counts,
+             `chunks` u32 byte sizes, 2 x `chunks` float64 smallest/largest timestamps, `open` points of
+             the open chunk as float64 (timestamp and values side by side), then the closed chunks'
+             bytes as they are (compressed once, when they closed: never re-encoded to be written);
+             `hidden` oldest points of the first chunk are past the capacity and not shown.
+             A chunk with meta_len 0 ends the body.
+             Still read: version 2 ({"kind", "meta", "n", "types"}: n float64 timestamps then per column
+             n values, `I` uint32 with 0xFFFFFFFF for missing or `d` float64 with NaN) and version 1
+             (no `types`, n x len(columns) float32 values row by row); their points are encoded on load.
     trailer  u64 body length (uncompressed) | u32 CRC32 of the uncompressed body | END (8 bytes)
 
 A truncated file misses the trailer or fails the CRC; a file from an incompatible build fails the
@@ -17,10 +23,9 @@ magic, the version or the column check. Any of those: an error log, the file mov
 fsynced, `os.replace`d over the old one and the directory fsynced, so a crash at any moment leaves
 either the old snapshot or the new one.
 
-zlib: supported by the reader, off by default. Measured with bench/persistence_bench.py at 1000
-nodes x 30 pods x 1000 points (plausible values; figures in docs/operations.md), level 1 saves only
-about a third of the size (the value columns are mostly noise to a compressor) for about 6x the
-write time, which would not fit the final snapshot into the pod's 30 s grace period.
+zlib: supported by the reader, off by default: the closed chunks are compressed already (zstd), and
+version 2's measurement (bench/persistence_bench.py: level 1 saved a third of the size for 6x the
+write time) predates them.
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from aggregator.stats import AggregatorStats
-from aggregator.store.series import COLUMNS, TYPECODES
+from aggregator.store.series import COLUMNS, ChunkRecord
 from aggregator.store.snapshot import EntityRecord, StateError
 from aggregator.store.store import Store
 
@@ -48,8 +53,9 @@ log = logging.getLogger(__name__)
 
 MAGIC = b"K8SMSTAT"
 END = b"K8SMEND\n"
-VERSION = 2
-READS = (1, 2)
+VERSION = 3
+READS = (1, 2, 3)
+TYPECODES = ("I", "d")  # version 2's column types
 FLAG_ZLIB = 1
 _HEADER = struct.Struct("<8sHHI")
 _CHUNK = struct.Struct("<II")
@@ -91,13 +97,26 @@ def _le(values: array) -> array:
     return values
 
 
-def _chunk(body: _BodyWriter, meta: dict[str, Any], arrays: Iterable[array]) -> None:
+def _chunk(body: _BodyWriter, meta: dict[str, Any], arrays: Iterable[array | bytes]) -> None:
     raw = json.dumps(meta, separators=(",", ":")).encode()
-    parts = [_le(a) for a in arrays]
-    body.write(_CHUNK.pack(len(raw), sum(len(a) * a.itemsize for a in parts)))
+    parts = [_le(a) if isinstance(a, array) else a for a in arrays]
+    body.write(_CHUNK.pack(len(raw), sum(len(memoryview(a).cast("B")) for a in parts)))
     body.write(raw)
     for part in parts:
         body.write(memoryview(part).cast("B"))
+
+
+def _record_meta(r: EntityRecord) -> dict[str, Any]:
+    if r.chunks is None:
+        raise ValueError(f"a {r.kind} record without its chunks")  # export_state always gives them
+    return {"kind": r.kind, "meta": r.meta, "hidden": r.chunks.hidden, "chunks": len(r.chunks.counts),
+            "open": len(r.chunks.open) // (len(COLUMNS) + 1)}
+
+
+def _record_arrays(r: EntityRecord) -> Iterator[array | bytes]:
+    c = r.chunks
+    assert c is not None
+    yield from (c.counts, array("I", map(len, c.blobs)), c.bounds, c.open, *c.blobs)
 
 
 def write_snapshot(
@@ -115,9 +134,8 @@ def write_snapshot(
             for batch in batches:
                 if not batch:
                     continue
-                meta = {"records": [{"kind": r.kind, "meta": r.meta, "n": len(r.timestamps),
-                                     "types": "".join(c.typecode for c in r.columns)} for r in batch]}
-                _chunk(body, meta, (a for r in batch for a in (r.timestamps, *r.columns)))
+                meta = {"records": [_record_meta(r) for r in batch]}
+                _chunk(body, meta, (a for r in batch for a in _record_arrays(r)))
             body.write(_CHUNK.pack(0, 0))
             body.close()
             out.write(_TRAILER.pack(body.length, body.crc, END))
@@ -243,11 +261,51 @@ def _columns(
     return tuple(out), offset
 
 
+def _count(rec: dict[str, Any], key: str) -> int:
+    value = rec.get(key)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise SnapshotError(f"corrupt: a record without a valid {key!r}")
+    return value
+
+
+def _chunked_records(records: list[Any], arrays: bytes) -> Iterator[EntityRecord]:
+    """Version 3: each record's series as its closed chunks' bytes and the open chunk's points."""
+    offset = 0
+    stride = len(COLUMNS) + 1
+
+    def take(size: int) -> bytes:
+        nonlocal offset
+        end = offset + size
+        if end > len(arrays):
+            raise SnapshotError("corrupt: point arrays shorter than their counts")
+        data, offset = arrays[offset:end], end
+        return data
+
+    for rec in records:
+        if not isinstance(rec, dict):
+            raise SnapshotError("corrupt: a record that is not an object")
+        k, n_open, hidden = _count(rec, "chunks"), _count(rec, "open"), _count(rec, "hidden")
+        kind, rec_meta = rec.get("kind"), rec.get("meta")
+        if not isinstance(kind, str) or not isinstance(rec_meta, dict):
+            raise SnapshotError("corrupt: a record without kind/meta")
+        counts = _array("H", take(2 * k))
+        sizes = _array("I", take(4 * k))
+        bounds = _array("d", take(16 * k))
+        open_points = _array("d", take(8 * stride * n_open))
+        blobs = tuple(take(size) for size in sizes)
+        yield EntityRecord(kind, rec_meta, chunks=ChunkRecord(hidden, counts, bounds, blobs, open_points))
+    if offset != len(arrays):
+        raise SnapshotError("corrupt: point arrays longer than their counts")
+
+
 def _records(meta: dict[str, Any], arrays: bytes, version: int) -> Iterator[EntityRecord]:
     offset = 0
     records = meta.get("records")
     if not isinstance(records, list):
         raise SnapshotError("corrupt: a chunk without records")
+    if version >= 3:
+        yield from _chunked_records(records, arrays)
+        return
     for rec in records:
         if not isinstance(rec, dict) or not isinstance(rec.get("n"), int) or rec["n"] < 0:
             raise SnapshotError("corrupt: a record without a point count")

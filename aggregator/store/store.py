@@ -40,7 +40,7 @@ from aggregator.store import snapshot as state_records
 from aggregator.store.listing import PodListing
 from aggregator.store.live import GroupState, NodeState, PodKey, PodState, finite_values
 from aggregator.store.rollup import GroupKey, PodContribution, group_counts, roll_up
-from aggregator.store.series import RingSeries
+from aggregator.store.series import ChunkedSeries
 from aggregator.store.views import (
     IO_COLUMNS,
     GroupView,
@@ -606,5 +606,5 @@ def _contribution(key: PodKey, entry: _Pending) -> PodContribution:
     )
 
 
-def _points(series: RingSeries, since: float, previous: bool) -> list[Point]:
+def _points(series: ChunkedSeries, since: float, previous: bool) -> list[Point]:
     return [Point(t, r) for t, r in series.points(since, previous=previous)]
