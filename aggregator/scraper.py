@@ -5,6 +5,13 @@ the deadline covers connect, headers and body together (a server that accepts an
 or drips a byte a second, costs exactly `timeout`), the byte limit applies to the body as sent and
 again after gzip decompression (a gzip bomb stops at the limit), and nothing is buffered beyond it.
 Every failure becomes a ScrapeError whose message is the target's "down" reason.
+
+Connections are persistent, as Prometheus keeps them: after a good scrape the connection waits, idle,
+for the target's next round (at most one per target, never two requests on one), so a round does not
+pay a TCP handshake per target. Anything unexpected drops it: an error, a timeout, a size limit, a
+response that cannot be delimited or says `Connection: close`, a body that does not parse, the target
+leaving discovery. A server that closed an idle connection is not a failure: the request is retried once
+on a fresh connection, within the same deadline (Go's net/http, which Prometheus uses, does the same).
 """
 
 from __future__ import annotations
@@ -87,13 +94,23 @@ class _Body:
         return b"".join(self._parts)
 
 
-async def _read_headers(reader: asyncio.StreamReader) -> tuple[int, dict[str, str]]:
+class _NoAnswer(ScrapeError):
+    """The connection ended before a single byte of the response: on a reused connection, the server
+    closed it while it was idle (the request was never read), so it is safe to send again."""
+
+
+async def _read_headers(reader: asyncio.StreamReader) -> tuple[str, int, dict[str, str]]:
+    """The response's version, status and headers (names in lower case)."""
     try:
         head = await reader.readuntil(b"\r\n\r\n")
     except asyncio.LimitOverrunError:
         raise ScrapeError(f"response headers over {MAX_HEADER_BYTES} bytes") from None
-    except asyncio.IncompleteReadError:
+    except asyncio.IncompleteReadError as exc:
+        if not exc.partial:
+            raise _NoAnswer("connection closed before the response headers") from None
         raise ScrapeError("connection closed before the response headers") from None
+    except ConnectionError as exc:
+        raise _NoAnswer(f"connection lost: {exc}") from None
     lines = head.decode("latin-1").split("\r\n")
     parts = lines[0].split(" ", 2)
     if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
@@ -103,7 +120,7 @@ async def _read_headers(reader: asyncio.StreamReader) -> tuple[int, dict[str, st
         name, sep, value = line.partition(":")
         if sep:
             headers[name.strip().lower()] = value.strip()
-    return int(parts[1]), headers
+    return parts[0], int(parts[1]), headers
 
 
 async def _read_chunked(reader: asyncio.StreamReader, body: _Body) -> None:
@@ -119,7 +136,8 @@ async def _read_chunked(reader: asyncio.StreamReader, body: _Body) -> None:
         except ValueError:
             raise ScrapeError("bad chunk size in a chunked body") from None
         if size == 0:
-            return  # trailers, if any, are not needed: the connection is closed after the body
+            await _skip_trailers(reader)  # read to the end, so the connection can carry the next request
+            return
         if size < 0:
             raise ScrapeError("bad chunk size in a chunked body")
         remaining = size
@@ -130,6 +148,19 @@ async def _read_chunked(reader: asyncio.StreamReader, body: _Body) -> None:
             remaining -= len(data)
             body.feed(data)
         await reader.readexactly(2)
+
+
+async def _skip_trailers(reader: asyncio.StreamReader) -> None:
+    for _ in range(MAX_HEADERS + 1):
+        try:
+            line = await reader.readline()
+        except ValueError:  # a trailer line over the reader's limit
+            raise ScrapeError("bad trailer in a chunked body") from None
+        if not line.endswith(b"\n"):
+            raise ScrapeError("connection closed inside a chunked body")
+        if line in (b"\r\n", b"\n"):
+            return
+    raise ScrapeError(f"over {MAX_HEADERS} trailers in a chunked body")
 
 
 async def _read_plain(reader: asyncio.StreamReader, body: _Body, length: str | None, max_bytes: int) -> None:
@@ -168,34 +199,73 @@ async def _no_sample_yet(reader: asyncio.StreamReader, headers: dict[str, str]) 
     return body.decode("utf-8", "replace").strip() == NO_SAMPLE_YET
 
 
+class Connection:
+    """One HTTP/1.1 connection to a target, bound to the event loop that opened it."""
+
+    __slots__ = ("loop", "reader", "writer")
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+        self.loop = asyncio.get_running_loop()
+
+    @classmethod
+    async def open(cls, host: str, port: int) -> Connection:
+        try:
+            reader, writer = await asyncio.open_connection(host, port, limit=MAX_HEADER_BYTES)
+        except ConnectionRefusedError:
+            raise ScrapeError("connection refused") from None
+        except OSError as exc:
+            raise ScrapeError(f"connect failed: {exc.strerror or exc}") from None
+        return cls(reader, writer)
+
+    def usable(self) -> bool:
+        """Still open at our end and no end-of-stream seen from the server (it may still close it)."""
+        return (self.loop is asyncio.get_running_loop() and not self.writer.is_closing()
+                and not self.reader.at_eof())
+
+    def close(self) -> None:
+        try:
+            self.writer.close()
+        except RuntimeError:  # its event loop is gone (a caller that ran rounds in throwaway loops)
+            log.debug("connection's event loop already closed")
+
+
+def _reusable(version: str, headers: dict[str, str]) -> bool:
+    """Whether the connection may carry another request once this response's body is read: HTTP/1.1,
+    no `Connection: close`, and a body whose end is known without the server closing the connection."""
+    if version != "HTTP/1.1" or "close" in headers.get("connection", "").lower():
+        return False
+    return "chunked" in headers.get("transfer-encoding", "").lower() or headers.get(
+        "content-length", "").isdigit()
+
+
 async def fetch(
-    host: str, port: int, *, path: str = "/metrics", max_bytes: int, accept: str = TEXT_ACCEPT
-) -> tuple[str, bytes]:
-    """GET `path` once (no deadline here: the caller sets it); the Content-Type and the body, decompressed."""
+    conn: Connection, host: str, port: int, *, path: str = "/metrics", max_bytes: int,
+    accept: str = TEXT_ACCEPT,
+) -> tuple[str, bytes, bool]:
+    """GET `path` once on `conn` (no deadline here: the caller sets it): the Content-Type, the body
+    (decompressed) and whether the connection may be reused. Raises ScrapeError (`_NoAnswer` when not a
+    byte came back); the caller closes `conn` after any exception."""
+    hostname = f"[{host}]" if ":" in host else host
     try:
-        reader, writer = await asyncio.open_connection(host, port, limit=MAX_HEADER_BYTES)
-    except ConnectionRefusedError:
-        raise ScrapeError("connection refused") from None
-    except OSError as exc:
-        raise ScrapeError(f"connect failed: {exc.strerror or exc}") from None
-    try:
-        hostname = f"[{host}]" if ":" in host else host
-        writer.write(
+        conn.writer.write(
             f"GET {path} HTTP/1.1\r\nHost: {hostname}:{port}\r\nAccept: {accept}\r\n"
-            "Accept-Encoding: gzip\r\nUser-Agent: k8smon-aggregator\r\nConnection: close\r\n\r\n".encode()
+            "Accept-Encoding: gzip\r\nUser-Agent: k8smon-aggregator\r\n\r\n".encode()
         )
-        await writer.drain()
-        status, headers = await _read_headers(reader)
-        if status == 503 and await _no_sample_yet(reader, headers):
+        await conn.writer.drain()
+    except ConnectionError as exc:
+        raise _NoAnswer(f"connection lost: {exc}") from None
+    version, status, headers = await _read_headers(conn.reader)
+    try:
+        if status == 503 and await _no_sample_yet(conn.reader, headers):
             # Not a failure: the exporter is starting. Down (nothing to show) with that reason.
             raise ScrapeError(NO_SAMPLE_YET, source=None)
         if status != 200:
             raise ScrapeError(f"HTTP {status}")
-        return headers.get("content-type", ""), await _read_body(reader, headers, max_bytes)
+        body = await _read_body(conn.reader, headers, max_bytes)
     except (ConnectionError, asyncio.IncompleteReadError) as exc:
         raise ScrapeError(f"connection lost: {exc}") from None
-    finally:
-        writer.close()
+    return headers.get("content-type", ""), body, _reusable(version, headers)
 
 
 class Scraper:
@@ -225,11 +295,54 @@ class Scraper:
         self._clock = clock
         self._path = path
         self._parsers: dict[str, FastParser] = {}
+        self._idle: dict[str, Connection] = {}  # the connection kept for each target's next scrape
+        self.connections_opened = 0
 
     def forget(self, keep: set[str]) -> None:
-        """Drop per-target parser caches of targets no longer discovered."""
+        """Drop per-target parser caches and idle connections of targets no longer discovered."""
         for target in [t for t in self._parsers if t not in keep]:
             del self._parsers[target]
+        for target in [t for t in self._idle if t not in keep]:
+            self._idle.pop(target).close()
+
+    async def close(self) -> None:
+        """Close every idle connection (call it in the event loop that scraped, before it ends)."""
+        idle, self._idle = self._idle, {}
+        for conn in idle.values():
+            conn.close()
+        await asyncio.sleep(0)  # let the transports finish closing their sockets
+
+    async def _fetch(self, target: str, host: str, port: int) -> tuple[str, bytes, Connection | None]:
+        """The Content-Type and body, and the connection when it may serve the target's next scrape."""
+        conn = self._idle.pop(target, None)  # taken while in use: never two requests on one connection
+        if conn is not None and not conn.usable():
+            conn.close()
+            conn = None
+        if conn is not None:
+            try:
+                return await self._exchange(conn, host, port)
+            except _NoAnswer:
+                log.debug("idle connection to %s was closed by the server; reconnecting", target)
+        conn = await Connection.open(host, port)
+        self.connections_opened += 1
+        return await self._exchange(conn, host, port)
+
+    async def _exchange(self, conn: Connection, host: str, port: int) -> tuple[str, bytes, Connection | None]:
+        try:
+            content_type, body, reusable = await fetch(conn, host, port, path=self._path,
+                                                       max_bytes=self._max_bytes, accept=self._accept)
+        except BaseException:  # errors, and the deadline's cancellation: the connection's state is unknown
+            conn.close()
+            raise
+        if not reusable:
+            conn.close()
+        return content_type, body, conn if reusable else None
+
+    def _keep(self, target: str, conn: Connection) -> None:
+        old = self._idle.pop(target, None)
+        if old is not None:  # bounded: one idle connection per target
+            old.close()
+        self._idle[target] = conn
 
     @property
     def fallbacks(self) -> int:
@@ -240,12 +353,17 @@ class Scraper:
         """Fetch and parse one target; never raises (a failure is a down status with its reason)."""
         started = self._clock()
         t0 = time.perf_counter()
+        conn: Connection | None = None
         try:
             address = parse_hostport(target)
             async with asyncio.timeout(self._timeout):
-                content_type, payload = await fetch(address.host, address.port, path=self._path,
-                                                    max_bytes=self._max_bytes, accept=self._accept)
-            reading, samples = self._parse(target, payload, node, content_type)
+                content_type, payload, conn = await self._fetch(target, address.host, address.port)
+            try:
+                reading, samples = self._parse(target, payload, node, content_type)
+            except BaseException:
+                if conn is not None:  # a body that does not parse: start the next scrape afresh
+                    conn.close()
+                raise
         except TimeoutError:
             return self._down(target, node, f"timeout after {self._timeout:g}s",
                               started=started, t0=t0, source="scrape")
@@ -254,6 +372,8 @@ class Scraper:
         except ValueError as exc:  # a target string that is no host:port (static targets are validated)
             return self._down(target, node, f"bad target: {exc}", started=started, t0=t0,
                               source="scrape")
+        if conn is not None:
+            self._keep(target, conn)
         status = TargetStatus(
             target=target,
             node=reading.node,

@@ -153,11 +153,14 @@ class ScrapeService:
         finally:
             stop_wait.cancel()
             await asyncio.gather(stop_wait, return_exceptions=True)
+            await self._scraper.close()  # the idle keep-alive connections belong to this loop
 
     # --- one round ---------------------------------------------------------------------------------
 
     async def run_round(self) -> RoundResult:
-        """Scrape every current target once, store the results and publish the round."""
+        """Scrape every current target once, store the results and publish the round. The scraper keeps
+        its connections for the next round: a caller running rounds in their own event loops (tests)
+        closes them with `run_round_and_close`."""
         answered = self._discovery.answered()
         targets = self._limit(dict(self._discovery.targets()))
         self._scraper.forget(set(targets))
@@ -181,6 +184,13 @@ class ScrapeService:
         )
         self._finish(result, answered=answered)
         return result
+
+    async def run_round_and_close(self) -> RoundResult:
+        """One round in a loop of its own (`asyncio.run`): its connections end with it."""
+        try:
+            return await self.run_round()
+        finally:
+            await self._scraper.close()
 
     def _not_ready(
         self, ready: Mapping[str, str | None], round_id: int, started: float

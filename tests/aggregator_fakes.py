@@ -191,6 +191,8 @@ class FakeExporters:
         self.gzip_level = gzip_level
         self.prerender = prerender  # render every node's next snapshot in a thread, not on request
         self.requests = 0
+        self.connections = 0  # accepted connections: with keep-alive, one per target for many requests
+        self._writers: set[asyncio.StreamWriter] = set()
         self.documents_asked = False  # a scraper asked for the JSON document: render it ahead too
         self.document = True  # serve the JSON snapshot document to whoever asks for it (else text only)
         self._t0 = time.time()
@@ -244,6 +246,8 @@ class FakeExporters:
     async def _stop(self) -> None:
         for server in self._servers:
             server.close()
+        for writer in list(self._writers):  # idle keep-alive connections
+            writer.close()
         for server in self._servers:
             await server.wait_closed()
 
@@ -266,30 +270,45 @@ class FakeExporters:
     async def _serve(
         self, node: FakeNode, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
+        """Answers requests on one connection until the client closes it (HTTP/1.1 keep-alive, as the
+        exporter's waitress does), or asks for `Connection: close`."""
+        self.connections += 1
+        self._writers.add(writer)
         try:
-            request = await reader.readuntil(b"\r\n\r\n")
-            self.requests += 1
-            if node.mode == "500":
-                writer.write(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 4\r\n\r\noops")
-            elif node.mode == "garbage":
-                body = b"<html>this is not an exposition</html>\n" * 10
-                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
-            else:
-                document = self.document and snapshotdoc.accepts(_header(request, b"accept"))
-                self.documents_asked = self.documents_asked or document
-                plain, packed = self.body(node, document=document)
-                use_gzip = b"gzip" in request.lower()
-                body = packed if use_gzip else plain
-                content_type = snapshotdoc.CONTENT_TYPE if document else "text/plain; version=0.0.4"
-                headers = b"HTTP/1.1 200 OK\r\nContent-Type: %s\r\n" % content_type.encode()
-                if use_gzip:
-                    headers += b"Content-Encoding: gzip\r\n"
-                writer.write(headers + b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body) + body)
-            await writer.drain()
-        except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+            while True:
+                try:
+                    request = await reader.readuntil(b"\r\n\r\n")
+                except asyncio.IncompleteReadError:
+                    return  # the client closed the connection between requests
+                self.requests += 1
+                close = (_header(request, b"connection") or "").lower() == "close"
+                writer.write(self._answer(node, request, close))
+                await writer.drain()
+                if close:
+                    return
+        except (ConnectionError, asyncio.LimitOverrunError):
             pass  # the client went away; nothing to answer
         finally:
+            self._writers.discard(writer)
             writer.close()
+
+    def _answer(self, node: FakeNode, request: bytes, close: bool) -> bytes:
+        last = b"Connection: close\r\n" if close else b""
+        if node.mode == "500":
+            return b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 4\r\n%s\r\noops" % last
+        if node.mode == "garbage":
+            body = b"<html>this is not an exposition</html>\n" * 10
+            return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n%s\r\n%s" % (len(body), last, body)
+        document = self.document and snapshotdoc.accepts(_header(request, b"accept"))
+        self.documents_asked = self.documents_asked or document
+        plain, packed = self.body(node, document=document)
+        use_gzip = b"gzip" in request.lower()
+        body = packed if use_gzip else plain
+        content_type = snapshotdoc.CONTENT_TYPE if document else "text/plain; version=0.0.4"
+        headers = b"HTTP/1.1 200 OK\r\nContent-Type: %s\r\n" % content_type.encode()
+        if use_gzip:
+            headers += b"Content-Encoding: gzip\r\n"
+        return headers + b"Content-Length: %d\r\n%s\r\n" % (len(body), last) + body
 
 
 def _header(request: bytes, name: bytes) -> str | None:

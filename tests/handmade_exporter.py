@@ -102,7 +102,7 @@ class DrivenService:
         ))
 
     def round(self) -> RoundResult:
-        return asyncio.run(self.service.run_round())
+        return asyncio.run(self.service.run_round_and_close())
 
     def get(self, path: str, status: int = 200) -> Any:
         """GET a JSON route of the API over this service's store."""

@@ -172,7 +172,7 @@ class Rig:
     threads: list[threading.Thread] = field(default_factory=list)
 
     def round(self) -> RoundResult:
-        return asyncio.run(self.service.run_round())
+        return asyncio.run(self.service.run_round_and_close())
 
     def status(self, name: str) -> Any:
         target = self.servers[name].target

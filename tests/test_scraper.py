@@ -147,7 +147,14 @@ def servers() -> Iterator[dict[str, str]]:
 
 def scrape(target: str, *, timeout: float = TIMEOUT) -> ScrapeOutcome:
     scraper = Scraper(timeout=timeout, max_response_bytes=LIMIT, stats=AggregatorStats())
-    return asyncio.run(scraper.scrape(target, None))
+
+    async def once() -> ScrapeOutcome:
+        try:
+            return await scraper.scrape(target, None)
+        finally:
+            await scraper.close()
+
+    return asyncio.run(once())
 
 
 @pytest.mark.parametrize("name", ["good", "gzip", "chunked"])
@@ -196,7 +203,10 @@ def test_one_round_with_every_bad_exporter_costs_one_timeout(servers: dict[str, 
     scraper = Scraper(timeout=TIMEOUT, max_response_bytes=LIMIT, stats=stats)
 
     async def round_() -> list[ScrapeOutcome]:
-        return await asyncio.gather(*(scraper.scrape(t, None) for t in servers.values()))
+        try:
+            return await asyncio.gather(*(scraper.scrape(t, None) for t in servers.values()))
+        finally:
+            await scraper.close()
 
     t0 = time.monotonic()
     outcomes = asyncio.run(round_())

@@ -174,7 +174,10 @@ def _scrape(fakes: FakeExporters, scrape_format: str, max_series: int | None = N
                       scrape_format=scrape_format, max_series=max_series)
 
     async def both() -> list[object]:
-        return list(await asyncio.gather(*(scraper.scrape(n.target, None) for n in fakes.nodes)))
+        try:
+            return list(await asyncio.gather(*(scraper.scrape(n.target, None) for n in fakes.nodes)))
+        finally:
+            await scraper.close()
 
     return asyncio.run(both())
 
