@@ -220,3 +220,53 @@ def test_cache_of_departed_heads_is_rebuilt_past_twice_the_document_plus_slack()
     assert parser._heads == {} and parser._bodies == {}
     assert parser.parse("y 1\n") == [Sample("y", {}, 1.0, None)]
     assert list(parser._heads) == ["y"]
+
+
+@pytest.mark.parametrize("kind", ["info", "untyped", "unknown", "stateset", "gaugehistogram", "gauge",
+                                  "summary"])
+def test_a_family_retyped_as_counter_renames_its_earlier_samples(kind: str) -> None:
+    # Its first sample belongs to the family (every kind allows the bare name but histogram), so the
+    # later TYPE line makes the whole family a counter, as in the reference.
+    assert fast(f"# TYPE i {kind}\ni 1\n# TYPE i counter\ni 2\n") == [
+        Sample("i_total", {}, 1.0, None), Sample("i_total", {}, 2.0, None)]
+
+
+def test_help_of_another_name_ends_a_typed_counter_family() -> None:
+    assert fast("# TYPE a counter\n# HELP b x\na 1\n") == [Sample("a", {}, 1.0, None)]
+
+
+@pytest.mark.parametrize(("lines", "expected"), [
+    ("# TYPE h histogram\nh_bucket 1\nh_count 2\n# TYPE h counter\nh 3\n",
+     ["h_bucket_total", "h_count_total", "h_total"]),
+    ("# TYPE s summary\ns_count 1\ns_sum 2\n# TYPE s counter\ns 3\n",
+     ["s_count_total", "s_sum_total", "s_total"]),
+])
+def test_histogram_and_summary_suffixes_belong_to_the_family(lines: str, expected: list[str]) -> None:
+    assert [(s.name, s.value) for s in fast(lines)] == list(zip(expected, [1.0, 2.0, 3.0], strict=True))
+
+
+@pytest.mark.parametrize("name", ["a", "XXXX", "untyped", "counter"])
+@pytest.mark.parametrize("before", ["", "z 0\n"])
+def test_help_starts_a_family_whatever_its_name(name: str, before: str) -> None:
+    # HELP, a sample, then TYPE counter: the sample belongs to the family and is renamed with it,
+    # also after a stray sample (which ends any family) and for names that look like the parser's state.
+    got = fast(f"{before}# HELP {name} h\n{name} 1\n# TYPE {name} counter\n{name} 2\n")
+    assert [(s.name, s.value) for s in got] == [("z", 0.0)] * bool(before) + [
+        (f"{name}_total", 1.0), (f"{name}_total", 2.0)]
+
+
+@pytest.mark.parametrize("space", ["\xa0", "\x1c", "\u3000"])
+def test_only_ascii_whitespace_may_precede_the_type(space: str) -> None:
+    # The reference skips string.whitespace only; any other space makes the type unknown.
+    parser = FastParser()
+    with pytest.raises(ParseError, match="Invalid metric type"):
+        parser.parse(f"# TYPE foo {space}counter\nfoo 1\n")
+    assert parser.fallbacks == 1
+
+
+def test_a_timestamped_line_does_not_replace_the_cached_head() -> None:
+    parser = FastParser()
+    first = parser.parse('a{x="1"} 1\n')
+    assert parser.parse('a{x="1"} 1 1000\n') == [Sample("a", {"x": "1"}, 1.0, 1.0)]
+    again = parser.parse('a{x="1"} 1\n')
+    assert again == first and again[0] is first[0]  # still the sample cached before the timestamped line
