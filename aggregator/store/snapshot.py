@@ -243,6 +243,10 @@ def pod_state(record: EntityRecord, *, capacity: int) -> tuple[tuple[str, str], 
     pod.row = _row(m.get("row"))
     if pod.row and len(pod.row) != len(COLUMNS):
         raise StateError("pod row does not match the column layout")
+    if pod.sample is not None and (pod.reading is None or not pod.row):
+        # The store writes all three together; a listing of a pod without its reading, or a roll-up
+        # of one without its row, would fail or lose the pod's gauges: refuse the file instead.
+        raise StateError("pod sample without its reading and row")
     pod.tracker.restore(_tracker(m.get("tracker")))
     return key, pod
 
