@@ -84,9 +84,10 @@ def parse_reference(text: str) -> list[Sample]:
             for family in text_string_to_metric_families(text)
             for s in family.samples
         ]
-    except (ValueError, IndexError, KeyError, TypeError) as exc:
-        # The reference raises bare ValueErrors (sometimes with no message) and, on a few malformed
-        # lines, IndexError; either way the document is invalid.
+    except (ValueError, IndexError, KeyError, TypeError, OverflowError) as exc:
+        # The reference raises bare ValueErrors (sometimes with no message), on a few malformed lines
+        # IndexError, and OverflowError on a timestamp beyond float range; either way the document is
+        # invalid.
         raise ParseError(f"invalid exposition: {type(exc).__name__}: {exc}"[:300]) from exc
 
 
@@ -154,7 +155,7 @@ class FastParser:
             entry = self._head(head)
             try:
                 return entry, value_token, _timestamp(token)
-            except ValueError:
+            except (ValueError, OverflowError):  # an integer beyond float range: the reference raises
                 raise _Fallback from None
 
     def _parse_fast(self, text: str) -> list[Sample]:

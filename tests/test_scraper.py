@@ -92,6 +92,8 @@ BEHAVIOURS: dict[str, Behaviour] = {
     "truncated-gzip": _reply(gzip.compress(GOOD)[:-200], headers={"Content-Encoding": "gzip"}),
     "no-snapshot": _reply(b"# HELP k8smon_exporter_build_info x\nk8smon_exporter_build_info 1\n"),
     "drip": _drip,
+    # a timestamp beyond float range: parse() once raised a bare OverflowError out of scrape()
+    "huge-timestamp": _reply(b"k8smon_exporter_sample_timestamp_seconds 1 " + b"9" * 400 + b"\n"),
 }
 
 
@@ -183,6 +185,7 @@ def test_good_exporters_give_a_reading(servers: dict[str, str], name: str) -> No
         ("bomb", "once decompressed"),
         ("truncated-gzip", "bad gzip body"),
         ("no-snapshot", "parse error: no k8smon_exporter_sample_timestamp_seconds"),
+        ("huge-timestamp", "parse error: invalid exposition: OverflowError"),
     ],
 )
 def test_bad_exporters_are_down_with_a_reason_within_the_timeout(
