@@ -123,14 +123,20 @@ async def _read_headers(reader: asyncio.StreamReader) -> tuple[str, int, dict[st
     return parts[0], int(parts[1]), headers
 
 
+async def _chunked_line(reader: asyncio.StreamReader, too_long: str) -> bytes:
+    """One line of a chunked body's framing (a size line or a trailer), whole."""
+    try:
+        line = await reader.readline()
+    except ValueError:  # a line over the reader's limit
+        raise ScrapeError(too_long) from None
+    if not line.endswith(b"\n"):
+        raise ScrapeError("connection closed inside a chunked body")
+    return line
+
+
 async def _read_chunked(reader: asyncio.StreamReader, body: _Body) -> None:
     while True:
-        try:
-            size_line = await reader.readline()
-        except ValueError:  # a size line over the reader's limit
-            raise ScrapeError("bad chunk size line in a chunked body") from None
-        if not size_line.endswith(b"\n"):
-            raise ScrapeError("connection closed inside a chunked body")
+        size_line = await _chunked_line(reader, "bad chunk size line in a chunked body")
         try:
             size = int(size_line.split(b";", 1)[0].strip(), 16)
         except ValueError:
@@ -152,12 +158,7 @@ async def _read_chunked(reader: asyncio.StreamReader, body: _Body) -> None:
 
 async def _skip_trailers(reader: asyncio.StreamReader) -> None:
     for _ in range(MAX_HEADERS + 1):
-        try:
-            line = await reader.readline()
-        except ValueError:  # a trailer line over the reader's limit
-            raise ScrapeError("bad trailer in a chunked body") from None
-        if not line.endswith(b"\n"):
-            raise ScrapeError("connection closed inside a chunked body")
+        line = await _chunked_line(reader, "bad trailer in a chunked body")
         if line in (b"\r\n", b"\n"):
             return
     raise ScrapeError(f"over {MAX_HEADERS} trailers in a chunked body")
