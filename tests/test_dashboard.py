@@ -273,6 +273,9 @@ def test_overview_numbers_equal_the_api(tab: Tab, tmp_path: Path) -> None:
     assert page.inner_text("#card-pods .value") == str(pods) == str(len(PODS))
     status = tab.answer("/")
     assert page.get_attribute("#updated", "data-last-scrape") == status["last_scrape"]
+    # One status per refresh, shared by the shell and the view: the footer and the card cannot show
+    # two rounds (they did when each fetched "/" and a round ended between the two answers).
+    assert tab.requests.count("/") == tab.requests.count("/api/nodes")
     targets = status["targets"]
     assert page.inner_text("#card-targets .value") == f"{targets['up']} / {targets['total']} up"
     top_cpu = tab.answer("/api/pods?sort=-cpu&limit=10")["pods"]

@@ -145,7 +145,9 @@ async function refresh() {
   const ac = new AbortController();
   state.inflight = ac;
   try {
-    const [status] = await Promise.all([get("/", { signal: ac.signal }), view.update(ac.signal)]);
+    // One status per refresh, shared with the view, so the footer and the page cannot show two rounds.
+    const statusRequest = get("/", { signal: ac.signal });
+    const [status] = await Promise.all([statusRequest, view.update(ac.signal, statusRequest)]);
     if (ac.signal.aborted) return;
     banner.hidden = true;
     const errors = (status.targets.items || []).filter((t) => t.last_error).length;

@@ -1,5 +1,6 @@
 // The pages. Each view builds its frame once in mount() (so controls keep focus) and fills it in
-// update(signal), which the shell calls on every refresh; a failed update throws and the shell shows
+// update(signal, statusRequest), which the shell calls on every refresh with the refresh's one request
+// for "/" (a promise) so that every part of the page shows the same round; a failed update throws and the shell shows
 // the banner while the last data stays on screen.
 import { get, qs, enc, columns, ApiError } from "./api.js";
 import { h, link, bar, spark, Table, sortRows } from "./dom.js";
@@ -109,9 +110,9 @@ class Overview {
       h("section", { id: "namespaces-usage" }, h("h2", { text: "Namespaces by usage" }), this.namespaces.el));
   }
 
-  async update(signal) {
+  async update(signal, statusRequest) {
     const [status, nodes, namespaces, byCpu, byMem] = await Promise.all([
-      get("/", { signal }), get("/api/nodes", { signal }), get("/api/namespaces", { signal }),
+      statusRequest, get("/api/nodes", { signal }), get("/api/namespaces", { signal }),
       queryPods({}, { key: "cpu", dir: "desc" }, TOP, { signal }),
       queryPods({}, { key: "memory", dir: "desc" }, TOP, { signal }),
     ]);
