@@ -17,7 +17,9 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from aggregator.api.app import create_app
+from aggregator.api.app import api_dumps, create_app
+from aggregator.api.views import PodDocCache
+from aggregator.api.warmer import ListingWarmer
 from aggregator.config import AggregatorSettings
 from aggregator.discovery import Discovery, KubeDiscovery, StaticDiscovery
 from aggregator.federation import FederationCache
@@ -40,6 +42,7 @@ DEFAULT_WINDOW = 300.0  # seconds of history a timeseries request without ?windo
 # 10,000: 24 a round and one full in three rounds, 0.33-0.37 s (scripts/profile_round.py,
 # bench/profiles/). Garbage cycles, the only thing the collector frees, are rare here.
 GC_THRESHOLD0 = 10_000
+OUTBUF_OVERFLOW = 64 << 20  # bytes of one answer waitress keeps in memory (see Aggregator.__init__)
 NOT_READY = "not ready in the Service's endpoints (exporter starting or failing /healthz, or node NotReady)"
 
 
@@ -309,20 +312,26 @@ class Aggregator:
         self.service = ScrapeService(discovery=self.discovery, scraper=self.scraper, store=self.store,
                                      federation=self.federation, stats=self.stats,
                                      interval=settings.scrape_interval, max_targets=settings.max_targets)
+        pod_docs = PodDocCache(api_dumps())
+        self.warmer = ListingWarmer(self.store, pod_docs)
         app = create_app(store=self.store, status=self.service, federation=self.federation, stats=self.stats,
                          cors_origins=settings.cors_origins, ingest_token=settings.ingest_token,
                          default_window=DEFAULT_WINDOW, started_at=self.started_at, version=__version__,
                          max_body_bytes=settings.max_body_bytes, liveness_timeout=settings.liveness_timeout,
-                         max_push_skew=settings.max_push_skew)
+                         max_push_skew=settings.max_push_skew, pod_docs=pod_docs)
         if settings.auth == "kubernetes":
             # POST ingest checks its own token; a CORS preflight never carries credentials.
             app = protect(app, kube.api_client(settings.kubeconfig, environ),
                           bypass=lambda env: env.get("REQUEST_METHOD") in ("POST", "OPTIONS"),
                           on_reject=lambda code: self.stats.error(f"auth_{code}"))
         # waitress buffers a whole request body before the app sees it: cap that too (the app's own
-        # JSON 413 covers bodies up to this; past it waitress answers a plain-text 413).
+        # JSON 413 covers bodies up to this; past it waitress answers a plain-text 413). Answers are
+        # kept in memory up to OUTBUF_OVERFLOW: past waitress's 1 MB default it copied the whole pod
+        # listing (~35 MB at 1000 x 30) to a temporary file and back, 13 % of the aggregator's CPU
+        # under 4 polling clients (bench/profiles/2026-12-02-api-under-load.txt).
         self.server = ServerHandle(app, host=settings.listen.host, port=settings.listen.port, threads=8,
-                                   max_request_body_size=max(4 * settings.max_body_bytes, 1 << 20))
+                                   max_request_body_size=max(4 * settings.max_body_bytes, 1 << 20),
+                                   outbuf_overflow=OUTBUF_OVERFLOW)
         self.metrics_api = (MetricsApi(settings, store=self.store, stats=self.stats, ready=self.service.ready,
                                        environ=environ) if settings.metrics_api_listen else None)
 
@@ -337,6 +346,7 @@ class Aggregator:
             self.metrics_api.start()
         if self.snapshotter is not None:
             self.snapshotter.start()
+        self.warmer.start()
         log.info("aggregator %s listening on %s (discovery: %s)", __version__, self.server.url,
                  self.discovery.mode)
         return self
@@ -344,6 +354,7 @@ class Aggregator:
     def stop(self) -> None:
         """Stop scraping, let in-flight HTTP requests finish, close the server, write the last snapshot."""
         self.service.stop()
+        self.warmer.stop()
         if self.metrics_api is not None:
             self.metrics_api.stop()
         self.server.stop()

@@ -36,6 +36,11 @@ def json_handler() -> falcon.media.JSONHandler:
     return falcon.media.JSONHandler(dumps=orjson.dumps, loads=orjson.loads)
 
 
+def api_dumps(handler: falcon.media.JSONHandler | None = None) -> Callable[[object], bytes]:
+    """The API's JSON encoder as a function (for answers joined from cached JSON: PodDocCache)."""
+    return partial((handler or json_handler()).serialize, content_type=falcon.MEDIA_JSON)
+
+
 def openapi_document(*, retention_span: float | None = None) -> bytes:
     """The OpenAPI document shipped with the package, with `window`'s maximum set to this store's span."""
     raw = resources.files("aggregator").joinpath("openapi.json").read_bytes()
@@ -114,8 +119,12 @@ def create_app(
     max_body_bytes: int = MAX_BODY_BYTES,
     liveness_timeout: float | None = None,
     max_push_skew: float = MAX_PUSH_SKEW,
+    pod_docs: PodDocCache | None = None,
 ) -> falcon.App:
-    """The aggregator's WSGI app; /healthz fails after `liveness_timeout` seconds without a round."""
+    """The aggregator's WSGI app; /healthz fails after `liveness_timeout` seconds without a round.
+
+    `pod_docs`: the pod document cache, when something else (the aggregator's ListingWarmer) fills
+    it too; made here otherwise."""
     handler = json_handler()
     # RejectLog last: its process_response runs first, while the error is still a dict.
     middleware = [
@@ -126,7 +135,7 @@ def create_app(
         push.RejectLog(),
     ]
     app = falcon.App(middleware=middleware)
-    dumps: Callable[[object], bytes] = partial(handler.serialize, content_type=falcon.MEDIA_JSON)
+    dumps = api_dumps(handler)
     app.req_options.media_handlers[falcon.MEDIA_JSON] = handler
     app.resp_options.media_handlers[falcon.MEDIA_JSON] = handler
     app.req_options.strip_url_path_trailing_slash = True
@@ -140,7 +149,7 @@ def create_app(
         started_at=started_at,
         version=version,
         liveness_timeout=liveness_timeout,
-        pod_docs=PodDocCache(dumps),
+        pod_docs=pod_docs if pod_docs is not None else PodDocCache(dumps),
         dumps=dumps,
     )
     ingest = PushIngest(store=store, stats=stats, max_skew=max_push_skew)

@@ -14,7 +14,7 @@ listings take the ones that do not repeat their path (`q`, `sort`, `limit`, `off
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +22,7 @@ import falcon
 
 from aggregator.api import params
 from aggregator.api.errors import BadParameter
-from aggregator.api.views import PodDocCache
+from aggregator.api.views import PREPARED, PodDocCache
 from aggregator.store.listing import PodListing
 from aggregator.store.views import PodView, Sample
 
@@ -157,21 +157,24 @@ def parse(req: falcon.Request, *, filters: bool) -> PodQuery:
 
 
 def answer_json(
-    pod_docs: PodDocCache, query: PodQuery, pods: PodListing, *, now: float, dumps: Callable[[object], bytes]
+    pod_docs: PodDocCache,
+    query: PodQuery,
+    pods: PodListing,
+    *,
+    now: float,
+    dumps: Callable[[object], bytes],
+    head: Mapping[str, Any] | None = None,
 ) -> bytes:
-    """`answer(..., whole=True)` as JSON bytes, joined from the cache's per-pod JSON (the whole
-    `/api/pods` listing: 30k documents)."""
+    """The answer's JSON bytes: `head`'s fields (the listing's own: namespace, node...), `pods` (this
+    page), `count` and the paging fields, joined from the cache's per-pod JSON (the whole `/api/pods`
+    listing: 30k documents). The listing's prepared table is used when it is built or when this
+    answer is the whole listing (which then builds it once, for every request that follows)."""
+    if not query.filtered:
+        pods = pod_docs.ready_instead_of(pods, now=now)
     chunk, paging = query.page(query.select(pods))
-    array = pod_docs.encoded(chunk, now=now, full=not query.filtered)
+    whole = len(chunk) == len(pods.views)
+    prepared = pod_docs.prepare(pods) if whole or pods.built(PREPARED) else None
+    array = pod_docs.encoded(chunk, now=now, full=not query.filtered, prepared=prepared)
     rest = dumps({"count": len(chunk), **paging})
-    return b"".join((b'{"pods":', *array, b",", rest[1:]))
-
-
-def answer(
-    pod_docs: PodDocCache, query: PodQuery, pods: PodListing, *, now: float, whole: bool = False
-) -> dict[str, Any]:
-    """`pods`, `count` (this page) and the paging fields; `whole`: the query may ask for every pod
-    (`/api/pods`: an unfiltered answer then refreshes the document cache)."""
-    chunk, paging = query.page(query.select(pods))
-    docs = pod_docs.docs(chunk, now=now, full=whole and not query.filtered)
-    return {"pods": docs, "count": len(docs), **paging}
+    opening = dumps(head)[:-1] + b"," if head else b"{"
+    return b"".join((opening, b'"pods":', *array, b",", rest[1:]))

@@ -33,7 +33,7 @@ class PodList:
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         query = listing.parse(req, filters=True)
         store = self._ctx.store
-        pods = store.pod_listing()
+        pods = store.round_pod_listing()
         resp.content_type = falcon.MEDIA_JSON
         resp.data = listing.answer_json(self._ctx.pod_docs, query, pods, now=store.now(),
                                         dumps=self._ctx.dumps)

@@ -56,6 +56,8 @@ log = logging.getLogger(__name__)
 NODE_MEMORY = "memory_used_bytes"
 POD_MEMORY = "memory_working_set_bytes"
 GONE_REASON = "target left discovery"
+# end_round keeps the round's pod listing while listings were asked for within this many intervals.
+ROUND_LISTING_DEMAND = 3
 
 
 class _Pending:
@@ -105,6 +107,11 @@ class Store:
         # The current pods, shared by every reader until the next write (see podlisting.py).
         self._listing: PodListing | None = None
         self._pod_order: list[PodKey] | None = None  # the keys of _pods, sorted (None: pods came or went)
+        # The pods as the last round left them (what the API's pod listings serve), kept only while
+        # someone asks for them; `_round_published` wakes whoever prepares their documents.
+        self._round_listing: PodListing | None = None
+        self._round_wanted_until = -math.inf
+        self._round_published = threading.Condition()
 
     @property
     def retention_span(self) -> float:
@@ -237,6 +244,7 @@ class Store:
             state.status, state.last_error, state.last_report = status, reason, now
             if status == "gone":
                 self._gone.add(node)
+                self._round_listing = None  # its pods leave the listings at once, not next round
             else:
                 self._gone.discard(node)
 
@@ -262,6 +270,11 @@ class Store:
             self._changed()
             namespaces, deployments = group_counts(self._groups)
             counts = {"node": len(self._nodes), "pod": len(self._pods)}
+            # Built here, under the lock that ended the round, so no later scrape or push is in it.
+            self._round_listing = self._build_listing(now) if now <= self._round_wanted_until else None
+        if self._round_listing is not None:
+            with self._round_published:
+                self._round_published.notify_all()
         self._stats.set("series_node", counts["node"])
         self._stats.set("series_pod", counts["pod"])
         self._stats.set("series_namespace", namespaces)
@@ -320,21 +333,54 @@ class Store:
             listing = self._listing
             if listing is not None and listing.current(now):
                 return listing
-            order = self._pod_order
-            if order is None:
-                order = self._pod_order = sorted(self._pods)
-            pods, gone, stale = self._pods, self._gone, self.stale_after
-            views: list[PodView] = []
-            for key in order:  # the test of _is_current_pod, inlined (30k pods)
-                pod = pods[key]
-                if pod.sample is None or not now - pod.last_seen <= stale or (gone and pod.node in gone):
-                    continue
-                view = pod.view
-                if view is None:
-                    view = pod.view = self._pod_view(key, pod)
-                views.append(view)
-            oldest = min((v.last_seen for v in views), default=math.inf)
-            listing = self._listing = PodListing(views, built_at=now, oldest_seen=oldest, stale_after=stale)
+            return self._build_listing(now)
+
+    def round_pod_listing(self) -> PodListing:
+        """The current pods as the last round left them: the pod listings the API serves.
+
+        As metrics-server serves its last completed scrape: a listing then never mixes two rounds, its
+        pods add up to the round's roll-ups, and its documents are prepared once a round (between
+        rounds, by the API's warmer) instead of by the requests that race the next round's scrapes.
+        Pods scraped or pushed since join at the next round's end; a node that left discovery takes
+        its pods out at once. Before the first round, or once a listed pod has gone stale (rounds
+        stopped), this is `pod_listing()`. Asking keeps end_round building one for a few intervals.
+        """
+        now = self._clock()
+        with self._lock:
+            self._round_wanted_until = now + ROUND_LISTING_DEMAND * self.interval
+            listing = self._round_listing
+            if listing is not None and listing.current(now):
+                return listing
+        return self.pod_listing()
+
+    def next_round_listing(self, previous: PodListing | None, *, timeout: float) -> PodListing | None:
+        """The round listing once it is not `previous`, waiting up to `timeout`; None when none came."""
+        def new() -> bool:
+            current = self._round_listing
+            return current is not None and current is not previous
+
+        with self._round_published:
+            self._round_published.wait_for(new, timeout)
+            current = self._round_listing
+        return current if current is not previous else None
+
+    def _build_listing(self, now: float) -> PodListing:
+        """A listing of the pods current at `now` (lock held); it becomes the shared one."""
+        order = self._pod_order
+        if order is None:
+            order = self._pod_order = sorted(self._pods)
+        pods, gone, stale = self._pods, self._gone, self.stale_after
+        views: list[PodView] = []
+        for key in order:  # the test of _is_current_pod, inlined (30k pods)
+            pod = pods[key]
+            if pod.sample is None or not now - pod.last_seen <= stale or (gone and pod.node in gone):
+                continue
+            view = pod.view
+            if view is None:
+                view = pod.view = self._pod_view(key, pod)
+            views.append(view)
+        oldest = min((v.last_seen for v in views), default=math.inf)
+        listing = self._listing = PodListing(views, built_at=now, oldest_seen=oldest, stale_after=stale)
         return listing
 
     def _pod_counts(self, now: float) -> Counter[str]:

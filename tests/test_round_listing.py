@@ -1,0 +1,237 @@
+"""Pod listings as the last round left them (Store.round_pod_listing), prepared between rounds by the
+API's warmer: what a listing shows, when it changes, and that its sums are the round's roll-ups."""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+
+import pytest
+
+from aggregator.api.listing import PodQuery, answer_json
+from aggregator.api.views import PREPARED, PodDocCache, json_dumps
+from aggregator.api.warmer import ListingWarmer
+from aggregator.store.listing import PodListing
+from aggregator.store.store import ROUND_LISTING_DEMAND, Store
+from tests.test_api import make_world
+from tests.test_store import Clock, node, pod, round_result
+
+
+def _cpu(listing: PodListing) -> dict[str, float | None]:
+    return {v.pod: v.sample.cpu_millicores for v in listing.views}
+
+
+def _total(listing: PodListing) -> float:
+    return sum(v.sample.cpu_millicores or 0.0 for v in listing.views)
+
+
+def _store() -> tuple[Store, Clock]:
+    clock = Clock()
+    store = Store(clock=clock, stale_after=15.0, retention_points=8, interval=5.0)
+    store.ingest(node("n1", clock.now, pod("a", "shop", cpu_usage_cores=0.1),
+                      pod("b", "shop", cpu_usage_cores=0.2)))
+    store.ingest(node("n2", clock.now, pod("c", "shop", cpu_usage_cores=0.3)))
+    store.end_round(round_result(1, clock.now))
+    return store, clock
+
+
+def _next_round(store: Store, clock: Clock, round_id: int, **cpu: float) -> None:
+    """Round `round_id`: n1 and n2 scraped with the pods' new CPU (cores), then its end."""
+    clock.now += 5.0
+    store.ingest(node("n1", clock.now, pod("a", "shop", cpu_usage_cores=cpu["a"]),
+                      pod("b", "shop", cpu_usage_cores=cpu["b"])))
+    store.ingest(node("n2", clock.now, pod("c", "shop", cpu_usage_cores=cpu["c"])))
+    store.end_round(round_result(round_id, clock.now))
+
+
+def test_a_listing_never_mixes_two_rounds_and_adds_up_to_the_roll_up() -> None:
+    store, clock = _store()
+    # Nobody had asked before the first round ended: the live listing, and asking starts the keeping.
+    assert store.round_pod_listing() is store.pod_listing()
+    _next_round(store, clock, 2, a=0.4, b=0.5, c=0.6)
+    kept = store.round_pod_listing()
+    assert _cpu(kept) == {"a": 400.0, "b": 500.0, "c": 600.0}
+    # Round 3 is half scraped: the live listing has n1's new values, the served one none of them.
+    clock.now += 5.0
+    store.ingest(node("n1", clock.now, pod("a", "shop", cpu_usage_cores=0.9),
+                      pod("b", "shop", cpu_usage_cores=0.9), pod("new", "shop", cpu_usage_cores=1.0)))
+    assert _cpu(store.pod_listing()) == {"a": 900.0, "b": 900.0, "c": 600.0, "new": 1000.0}
+    assert store.round_pod_listing() is kept
+    namespace = store.group("shop")
+    assert namespace is not None
+    assert _total(kept) == pytest.approx(namespace.sample.cpu_millicores)
+    store.ingest(node("n2", clock.now, pod("c", "shop", cpu_usage_cores=0.7)))
+    store.end_round(round_result(3, clock.now))
+    served = store.round_pod_listing()
+    assert _cpu(served) == {"a": 900.0, "b": 900.0, "c": 700.0, "new": 1000.0}
+    namespace = store.group("shop")
+    assert namespace is not None and namespace.round_id == 3
+    assert _total(served) == pytest.approx(namespace.sample.cpu_millicores)
+
+
+def test_the_api_listings_serve_the_rounds_pods() -> None:
+    world = make_world()
+    store = world.store
+
+    def names(path: str) -> list[str]:
+        r = world.client.simulate_get(path)
+        assert r.status_code == 200, r.text
+        return [p["pod_name"] for p in r.json["pods"]]
+
+    before = names("/api/pods")  # asks: the next end of round keeps its listing
+    store.end_round(round_result(99, store.now()))
+    listed = store.round_pod_listing()
+    assert [v.pod for v in listed.views] == before
+    reading = next(v for v in listed.views if v.namespace)
+    store.ingest(node(reading.node, store.now() + 1, pod("late", reading.namespace, cpu_usage_cores=0.1)))
+    assert "late" in [v.pod for v in store.pod_listing().views]
+    for path in ("/api/pods", f"/api/namespaces/{reading.namespace}/pods", f"/api/nodes/{reading.node}/pods"):
+        assert "late" not in names(path), path
+    one = world.client.simulate_get("/api/pods/late", params={"namespace": reading.namespace})
+    assert one.status_code == 200  # one pod's document is live
+    store.end_round(round_result(100, store.now()))
+    for path in ("/api/pods", f"/api/namespaces/{reading.namespace}/pods", f"/api/nodes/{reading.node}/pods"):
+        assert "late" in names(path), path
+
+
+def test_a_node_gone_takes_its_pods_out_at_once_and_a_down_one_does_not() -> None:
+    store, clock = _store()
+    store.round_pod_listing()
+    _next_round(store, clock, 2, a=0.4, b=0.5, c=0.6)
+    kept = store.round_pod_listing()
+    store.mark_down("n2", reason="connection refused", when=clock.now)
+    assert store.round_pod_listing() is kept
+    store.mark_gone("n1", when=clock.now)
+    assert [v.pod for v in store.round_pod_listing().views] == ["c"]
+
+
+def test_stale_pods_leave_it_and_nobody_asking_stops_the_keeping() -> None:
+    store, clock = _store()
+    store.round_pod_listing()
+    _next_round(store, clock, 2, a=0.4, b=0.5, c=0.6)
+    kept = store.round_pod_listing()
+    clock.now += store.stale_after + 1  # rounds stopped: the served listing falls back to the live one
+    assert store.round_pod_listing() is store.pod_listing()
+    assert store.round_pod_listing().views == ()
+    clock.now += ROUND_LISTING_DEMAND * store.interval + 1  # not asked since
+    _next_round(store, clock, 3, a=0.1, b=0.1, c=0.1)
+    assert store.next_round_listing(kept, timeout=0) is None
+    store.round_pod_listing()  # asked again: the next end of round keeps one
+    _next_round(store, clock, 4, a=0.2, b=0.2, c=0.2)
+    assert _cpu(store.next_round_listing(kept, timeout=0) or kept) == {"a": 200.0, "b": 200.0, "c": 200.0}
+
+
+def test_next_round_listing_wakes_a_waiter_when_a_round_ends() -> None:
+    store, clock = _store()
+    store.round_pod_listing()
+    got: list[PodListing | None] = []
+    waiter = threading.Thread(target=lambda: got.append(store.next_round_listing(None, timeout=10)))
+    waiter.start()
+    time.sleep(0.05)
+    _next_round(store, clock, 2, a=0.4, b=0.5, c=0.6)
+    waiter.join(timeout=10)
+    assert got and got[0] is store.round_pod_listing()
+    assert store.next_round_listing(got[0], timeout=0.01) is None  # nothing newer
+
+
+def test_a_memo_is_built_once_while_others_wait_for_it() -> None:
+    store, _clock = _store()
+    listing = store.pod_listing()
+    started, release = threading.Event(), threading.Event()
+    calls: list[int] = []
+
+    def build() -> str:
+        calls.append(1)
+        started.set()
+        release.wait(10)
+        return "built"
+
+    results: list[str] = []
+    first = threading.Thread(target=lambda: results.append(listing.memo("k", build)))
+    first.start()
+    assert started.wait(10)
+    second = threading.Thread(target=lambda: results.append(listing.memo("k", build)))
+    second.start()
+    time.sleep(0.05)
+    assert not listing.built("k") and results == []  # the second waits for the first's build
+    release.set()
+    first.join(10)
+    second.join(10)
+    assert results == ["built", "built"] and calls == [1] and listing.built("k")
+
+
+def test_a_failed_memo_build_is_tried_again_by_the_next_reader() -> None:
+    listing = _store()[0].pod_listing()
+
+    def broken() -> str:
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        listing.memo("k", broken)
+    assert not listing.built("k") and listing.memo("k", lambda: "ok") == "ok"
+
+
+def test_the_warmer_prepares_each_round_while_whole_listings_are_asked_for() -> None:
+    store, clock = _store()
+    docs = PodDocCache()
+    warmer = ListingWarmer(store, docs, poll=0.02)
+    warmer.start()
+    try:
+        store.round_pod_listing()
+        _next_round(store, clock, 2, a=0.4, b=0.5, c=0.6)
+        time.sleep(0.2)
+        assert warmer.prepared == 0 and not store.round_pod_listing().built(PREPARED)  # nobody asked
+        docs.prepare(store.round_pod_listing())  # a whole listing was asked for
+        _next_round(store, clock, 3, a=0.7, b=0.8, c=0.9)
+        listing = store.round_pod_listing()
+        deadline = time.monotonic() + 10
+        while not listing.built(PREPARED) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert listing.built(PREPARED) and warmer.prepared == 1
+        table = docs.prepare(listing)
+        assert sorted(table) == [("shop", "a"), ("shop", "b"), ("shop", "c")]
+        assert b'"cpu_millicores":900' in table[("shop", "c")]
+        docs.last_asked = -math.inf  # nobody has asked for longer than the demand
+        _next_round(store, clock, 4, a=0.1, b=0.1, c=0.1)
+        time.sleep(0.2)
+        assert warmer.prepared == 1 and not store.round_pod_listing().built(PREPARED)
+    finally:
+        warmer.stop()
+
+
+def test_while_the_warmer_prepares_a_round_whole_listings_get_the_previous_one(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    store, clock = _store()
+    docs = PodDocCache()
+    store.round_pod_listing()
+    _next_round(store, clock, 2, a=0.4, b=0.5, c=0.6)
+    docs.prepare(store.round_pod_listing())
+    _next_round(store, clock, 3, a=0.7, b=0.8, c=0.9)
+    new = store.round_pod_listing()
+    started, release = threading.Event(), threading.Event()
+    entries = docs._entries
+
+    def slow(*args: object, **kwargs: object) -> object:
+        if threading.current_thread() is warming:  # the warmer's build takes a while
+            started.set()
+            release.wait(10)
+        return entries(*args, **kwargs)  # type: ignore[arg-type]
+
+    warming = threading.Thread(target=lambda: docs.prepare(new, asked=False))
+    monkeypatch.setattr(docs, "_entries", slow)
+    warming.start()
+    assert started.wait(10)
+
+    def cpu(query: PodQuery) -> dict[str, float]:
+        body = json.loads(answer_json(docs, query, new, now=clock.now, dumps=json_dumps))
+        return {p["pod_name"]: p["cpu_millicores"] for p in body["pods"]}
+
+    assert cpu(PodQuery()) == {"a": 400, "b": 500, "c": 600}  # round 2's, at once
+    assert cpu(PodQuery(sort="cpu", descending=True)) == {"c": 600, "b": 500, "a": 400}
+    assert cpu(PodQuery(limit=2)) == {"a": 700, "b": 800}  # a page builds its own pods: this round's
+    release.set()
+    warming.join(10)
+    assert cpu(PodQuery()) == {"a": 700, "b": 800, "c": 900}
+    assert docs.ready_instead_of(new, now=clock.now) is new  # prepared: served as it is
