@@ -74,7 +74,14 @@ class ServerHandle:
             server.close()
 
         if self._thread is not None and self._thread.is_alive():
-            server.trigger.pull_trigger(close_all)  # type: ignore[union-attr]  # run in the loop's thread
+            try:
+                server.trigger.pull_trigger(close_all)  # type: ignore[union-attr]  # run in the loop's thread
+            except OSError:
+                # Its pipe was closed already (EBADF in ~1 stop in 10 of tests/test_shutdown.py, cause not
+                # pinned down; waitress closes the trigger only with the server). The loop still runs
+                # the open connections: marked from here, it closes them within a poll timeout (1 s).
+                log.debug("server trigger closed: closing connections from here", exc_info=True)
+                close_all()
             self._thread.join(timeout)
         else:
             close_all()
