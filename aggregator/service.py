@@ -42,7 +42,6 @@ DEFAULT_WINDOW = 300.0  # seconds of history a timeseries request without ?windo
 # 10,000: 24 a round and one full in three rounds, 0.33-0.37 s (scripts/profile_round.py,
 # bench/profiles/). Garbage cycles, the only thing the collector frees, are rare here.
 GC_THRESHOLD0 = 10_000
-OUTBUF_OVERFLOW = 64 << 20  # bytes of one answer waitress keeps in memory (see Aggregator.__init__)
 NOT_READY = "not ready in the Service's endpoints (exporter starting or failing /healthz, or node NotReady)"
 
 
@@ -325,13 +324,9 @@ class Aggregator:
                           bypass=lambda env: env.get("REQUEST_METHOD") in ("POST", "OPTIONS"),
                           on_reject=lambda code: self.stats.error(f"auth_{code}"))
         # waitress buffers a whole request body before the app sees it: cap that too (the app's own
-        # JSON 413 covers bodies up to this; past it waitress answers a plain-text 413). Answers are
-        # kept in memory up to OUTBUF_OVERFLOW: past waitress's 1 MB default it copied the whole pod
-        # listing (~35 MB at 1000 x 30) to a temporary file and back, 13 % of the aggregator's CPU
-        # under 4 polling clients (bench/profiles/2026-12-02-api-under-load.txt).
+        # JSON 413 covers bodies up to this; past it waitress answers a plain-text 413).
         self.server = ServerHandle(app, host=settings.listen.host, port=settings.listen.port, threads=8,
-                                   max_request_body_size=max(4 * settings.max_body_bytes, 1 << 20),
-                                   outbuf_overflow=OUTBUF_OVERFLOW)
+                                   max_request_body_size=max(4 * settings.max_body_bytes, 1 << 20))
         self.metrics_api = (MetricsApi(settings, store=self.store, stats=self.stats, ready=self.service.ready,
                                        environ=environ) if settings.metrics_api_listen else None)
 

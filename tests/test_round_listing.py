@@ -112,14 +112,31 @@ def test_stale_pods_leave_it_and_nobody_asking_stops_the_keeping() -> None:
     store.round_pod_listing()
     _next_round(store, clock, 2, a=0.4, b=0.5, c=0.6)
     kept = store.round_pod_listing()
-    clock.now += store.stale_after + 1  # rounds stopped: the served listing falls back to the live one
-    assert store.round_pod_listing() is store.pod_listing()
-    assert store.round_pod_listing().views == ()
+    # n2 is down from round 3 on; n1's next scrape is half a round in when n2's pods go stale.
+    clock.now += 5.0
+    store.ingest(node("n1", clock.now, pod("a", "shop", cpu_usage_cores=0.4),
+                      pod("b", "shop", cpu_usage_cores=0.5)))
+    store.mark_down("n2", reason="timeout", when=clock.now)
+    store.end_round(round_result(3, clock.now))
+    third = store.round_pod_listing()
+    assert _cpu(third) == {"a": 400.0, "b": 500.0, "c": 600.0}  # down: listed with its last values
+    clock.now += 5.0
+    store.ingest(node("n1", clock.now, pod("a", "shop", cpu_usage_cores=0.9),
+                      pod("b", "shop", cpu_usage_cores=0.9)))
+    clock.now += store.stale_after - 10.0 + 0.5  # c, last seen in round 2, stale_after + 0.5 s ago
+    served = store.round_pod_listing()
+    assert _cpu(served) == {"a": 400.0, "b": 500.0}  # c left; a and b are still round 3's
+    assert _cpu(store.pod_listing()) == {"a": 900.0, "b": 900.0}
+    assert store.round_pod_listing() is served  # kept until the next pod goes stale
+    clock.now += store.stale_after  # rounds stopped: every pod stale, as in the live listing
+    assert store.round_pod_listing().views == () == store.pod_listing().views
+    last = store.round_pod_listing()
     clock.now += ROUND_LISTING_DEMAND * store.interval + 1  # not asked since
-    _next_round(store, clock, 3, a=0.1, b=0.1, c=0.1)
+    _next_round(store, clock, 5, a=0.1, b=0.1, c=0.1)
+    assert store.next_round_listing(last, timeout=0) is None
     assert store.next_round_listing(kept, timeout=0) is None
     store.round_pod_listing()  # asked again: the next end of round keeps one
-    _next_round(store, clock, 4, a=0.2, b=0.2, c=0.2)
+    _next_round(store, clock, 6, a=0.2, b=0.2, c=0.2)
     assert _cpu(store.next_round_listing(kept, timeout=0) or kept) == {"a": 200.0, "b": 200.0, "c": 200.0}
 
 

@@ -128,6 +128,7 @@ def create_app(
     handler = json_handler()
     # RejectLog last: its process_response runs first, while the error is still a dict.
     middleware = [
+        http_api.StreamLargeBodies(),  # first: its process_response runs last, on the final body
         ui.BrowserRedirect(),
         _cors(cors_origins),
         errors.RenderGuard(handler, stats),

@@ -10,6 +10,7 @@ with the listing; a listing never changes after it is built, so readers need no 
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import Counter
 from collections.abc import Callable, Hashable, Sequence
@@ -40,6 +41,12 @@ class PodListing:
         """True when no listed pod has gone stale since `built_at` and none left out could be current
         again (the clock went back). The staleness test is the store's, to the same float."""
         return self.built_at <= now and now - self._oldest_seen <= self._stale_after
+
+    def keeping(self, keep: Callable[[PodView], bool], *, now: float) -> PodListing:
+        """A new listing, as of `now`, of this one's pods that `keep` keeps (their views, in order)."""
+        views = [v for v in self.views if keep(v)]
+        oldest = min((v.last_seen for v in views), default=math.inf)
+        return PodListing(views, built_at=now, oldest_seen=oldest, stale_after=self._stale_after)
 
     def memo(self, key: Hashable, build: Callable[[], T]) -> T:
         """`build()`, computed once per listing: a thread that finds it being built waits for it (the

@@ -244,7 +244,8 @@ class Store:
             state.status, state.last_error, state.last_report = status, reason, now
             if status == "gone":
                 self._gone.add(node)
-                self._round_listing = None  # its pods leave the listings at once, not next round
+                if self._round_listing is not None:  # its pods leave the listings at once
+                    self._round_listing = self._round_listing.keeping(lambda v: v.node != node, now=now)
             else:
                 self._gone.discard(node)
 
@@ -342,14 +343,24 @@ class Store:
         pods add up to the round's roll-ups, and its documents are prepared once a round (between
         rounds, by the API's warmer) instead of by the requests that race the next round's scrapes.
         Pods scraped or pushed since join at the next round's end; a node that left discovery takes
-        its pods out at once. Before the first round, or once a listed pod has gone stale (rounds
-        stopped), this is `pod_listing()`. Asking keeps end_round building one for a few intervals.
+        its pods out at once, and pods that go stale (their node down, or rounds stopped) leave it
+        as they would the live listing. Before a round has ended since someone asked (asking keeps
+        end_round building one for a few intervals), or when the clock went back, it is the live
+        `pod_listing()`. Falling back to the live listing when a pod went stale, as a first version
+        did, made every request under load build one and prepare its 30k documents again.
         """
         now = self._clock()
         with self._lock:
             self._round_wanted_until = now + ROUND_LISTING_DEMAND * self.interval
             listing = self._round_listing
-            if listing is not None and listing.current(now):
+            if listing is not None and not listing.current(now):
+                if listing.built_at <= now:
+                    stale = self.stale_after
+                    listing = listing.keeping(lambda v: now - v.last_seen <= stale, now=now)
+                else:
+                    listing = None
+                self._round_listing = listing
+            if listing is not None:
                 return listing
         return self.pod_listing()
 
