@@ -252,3 +252,44 @@ def test_while_the_warmer_prepares_a_round_whole_listings_get_the_previous_one(
     warming.join(10)
     assert cpu(PodQuery()) == {"a": 700, "b": 800, "c": 900}
     assert docs.ready_instead_of(new, now=clock.now) is new  # prepared: served as it is
+
+
+def test_the_whole_listing_template_answers_what_encoded_does() -> None:
+    store, clock = _store()
+    docs = PodDocCache()
+    listing = store.pod_listing()
+    for now in (clock.now, clock.now + 2.5, clock.now + 2.5):
+        whole = b"".join(docs.whole(listing, now=now))
+        assert whole == b"".join(docs.encoded(listing.views, now=now, full=True))
+    clock.now += 1.25
+    store.ingest_pod("n3", pod("pushed", "shop", cpu_usage_cores=0.1), timestamp=clock.now)
+    mixed = store.pod_listing()
+    now = clock.now + 0.5
+    whole = b"".join(docs.whole(mixed, now=now))
+    assert whole == b"".join(docs.encoded(mixed.views, now=now, full=True))
+    assert {p["pod_name"]: p["age_seconds"] for p in json.loads(whole)} == {
+        "a": 1.75, "b": 1.75, "c": 1.75, "pushed": 0.5}
+    empty = Store(clock=clock).pod_listing()
+    assert docs.whole(empty, now=now) == [b"[]"]
+
+
+def test_with_a_warmer_whole_listings_never_wait_for_a_round_nobody_prepared_yet() -> None:
+    store, clock = _store()
+    docs = PodDocCache()
+    store.round_pod_listing()
+    _next_round(store, clock, 2, a=0.4, b=0.5, c=0.6)
+    docs.prepare(store.round_pod_listing())
+    _next_round(store, clock, 3, a=0.7, b=0.8, c=0.9)
+    new = store.round_pod_listing()
+
+    def cpu() -> dict[str, float]:
+        body = json.loads(answer_json(docs, PodQuery(), new, now=clock.now, dumps=json_dumps))
+        return {p["pod_name"]: p["cpu_millicores"] for p in body["pods"]}
+
+    docs.warmed = True  # the warmer has not woken up yet: round 2's, and nothing built here
+    assert cpu() == {"a": 400, "b": 500, "c": 600} and not new.built(PREPARED)
+    docs.warmed = False  # no warmer: the request prepares the round itself
+    assert cpu() == {"a": 700, "b": 800, "c": 900} and new.built(PREPARED)
+    clock.now += store.stale_after + 1  # a prepared listing that is no longer current is not served
+    docs.warmed = True
+    assert docs.ready_instead_of(store.round_pod_listing(), now=clock.now) is store.round_pod_listing()

@@ -34,10 +34,12 @@ class ListingWarmer:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
+        self._pod_docs.warmed = True  # requests now leave each round's listing to this thread
         self._thread = threading.Thread(target=self._run, name="listing-warmer", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
+        self._pod_docs.warmed = False
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
@@ -52,7 +54,7 @@ class ListingWarmer:
             if time.monotonic() - self._pod_docs.last_asked > self.demand:
                 continue
             try:
-                self._pod_docs.prepare(listing, asked=False)
+                self._pod_docs.whole(listing, now=listing.built_at)  # prepares it, and the template
                 self.prepared += 1
             except Exception:  # a bug here must not end the thread: requests then prepare it themselves
                 log.exception("listing warmer: preparing the round's pod listing failed")
