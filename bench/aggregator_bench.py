@@ -278,12 +278,14 @@ def thousand_nodes(opts: Options) -> None:
                goal="<= 0.5 cores", ok=cores <= 0.5)
         _memory(section, label, agg, goal_bytes=2 * GB)
         latencies: dict[str, list[float]] = {}
+        cold: dict[str, list[float]] = {}
         errors: list[str] = []
 
         def clients() -> None:
-            times, failures = poll(agg.url, nodes=nodes, pods=opts.pods, seconds=opts.api_seconds,
-                                   period=opts.api_period)
+            times, first, failures = poll(agg.url, nodes=nodes, pods=opts.pods, seconds=opts.api_seconds,
+                                          period=opts.api_period)
             latencies.update(times)
+            cold.update(first)
             errors.extend(failures)
 
         api = measure_window(agg, cluster, rounds=0, interval=interval, during=clients)
@@ -300,6 +302,8 @@ def thousand_nodes(opts: Options) -> None:
         figure(section, f"{label_api}: full pod listing /api/pods", _latency(values),
                goal=f"p99 <= {LISTING_P99_S * 1000:.0f} ms",
                ok=bool(values) and pct(values, 99) <= LISTING_P99_S)
+        figure(section, f"{label_api}: full pod listing, each client's first (cold)",
+               _latency(cold[LISTING_ROUTE]) + "; not in the figures above")
         rest = [v for r, vs in latencies.items() if r not in (*DOC_ROUTES, LISTING_ROUTE) for v in vs]
         others = len(latencies) - len(DOC_ROUTES) - 1
         figure(section, f"{label_api}: the other {others} routes", _latency(rest))

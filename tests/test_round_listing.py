@@ -7,14 +7,17 @@ import json
 import math
 import threading
 import time
+from typing import Any
 
 import pytest
 
+from aggregator.api import views
 from aggregator.api.listing import PodQuery, answer_json
 from aggregator.api.views import PREPARED, PodDocCache, json_dumps
 from aggregator.api.warmer import ListingWarmer
 from aggregator.store.listing import PodListing
 from aggregator.store.store import ROUND_LISTING_DEMAND, Store
+from aggregator.store.views import PodView
 from tests.test_api import make_world
 from tests.test_store import Clock, node, pod, round_result
 
@@ -103,8 +106,11 @@ def test_a_node_gone_takes_its_pods_out_at_once_and_a_down_one_does_not() -> Non
     kept = store.round_pod_listing()
     store.mark_down("n2", reason="connection refused", when=clock.now)
     assert store.round_pod_listing() is kept
+    clock.now += 1.0
+    store.ingest(node("n2", clock.now, pod("c", "shop", cpu_usage_cores=0.9)))  # next round, half done
     store.mark_gone("n1", when=clock.now)
-    assert [v.pod for v in store.round_pod_listing().views] == ["c"]
+    assert _cpu(store.round_pod_listing()) == {"c": 600.0}  # still round 2's c, without n1's pods
+    assert _cpu(store.pod_listing()) == {"c": 900.0}
 
 
 def test_stale_pods_leave_it_and_nobody_asking_stops_the_keeping() -> None:
@@ -143,14 +149,52 @@ def test_stale_pods_leave_it_and_nobody_asking_stops_the_keeping() -> None:
 def test_next_round_listing_wakes_a_waiter_when_a_round_ends() -> None:
     store, clock = _store()
     store.round_pod_listing()
-    got: list[PodListing | None] = []
-    waiter = threading.Thread(target=lambda: got.append(store.next_round_listing(None, timeout=10)))
-    waiter.start()
-    time.sleep(0.05)
+    previous: PodListing | None = None
+
+    def wait(after: PodListing | None, into: list[PodListing | None]) -> None:
+        into.append(store.next_round_listing(after, timeout=8))
+
+    for round_id in (2, 3):  # the first wait has no listing yet, the second the round before's
+        got: list[PodListing | None] = []
+        waiter = threading.Thread(target=wait, args=(previous, got))
+        waiter.start()
+        time.sleep(0.1)
+        assert got == []  # still waiting: nothing new yet
+        started = time.monotonic()
+        _next_round(store, clock, round_id, a=0.4, b=0.5, c=0.6)
+        waiter.join(timeout=10)
+        assert time.monotonic() - started < 4  # woken by the round's end, not by the timeout
+        assert got and got[0] is store.round_pod_listing() and got[0] is not previous
+        previous = got[0]
+    assert store.next_round_listing(previous, timeout=0.01) is None  # nothing newer
+
+
+def test_the_demand_and_staleness_boundaries_are_the_stores() -> None:
+    store, clock = _store()
+    store.round_pod_listing()
+    clock.now += ROUND_LISTING_DEMAND * store.interval  # exactly as long as asking keeps the listings
+    store.end_round(round_result(2, clock.now))
+    assert store.next_round_listing(None, timeout=0) is not None
+    clock.now += 5.0
+    store.ingest(node("n2", clock.now, pod("c", "shop", cpu_usage_cores=0.6)))
+    clock.now += 5.0
+    store.ingest(node("n1", clock.now, pod("a", "shop", cpu_usage_cores=0.4),
+                      pod("b", "shop", cpu_usage_cores=0.5)))
+    store.round_pod_listing()
+    store.end_round(round_result(3, clock.now))
+    clock.now += store.stale_after  # c is stale; a and b were seen exactly stale_after ago: listed
+    assert _cpu(store.round_pod_listing()) == {"a": 400.0, "b": 500.0} == _cpu(store.pod_listing())
+
+
+def test_a_clock_gone_back_gets_the_live_listing() -> None:
+    store, clock = _store()
+    store.round_pod_listing()
     _next_round(store, clock, 2, a=0.4, b=0.5, c=0.6)
-    waiter.join(timeout=10)
-    assert got and got[0] is store.round_pod_listing()
-    assert store.next_round_listing(got[0], timeout=0.01) is None  # nothing newer
+    kept = store.round_pod_listing()
+    clock.now -= 60.0
+    assert store.round_pod_listing() is store.pod_listing() is not kept
+    clock.now += 61.0  # forward again: the kept one is gone, the live listing stays
+    assert store.round_pod_listing() is store.pod_listing()
 
 
 def test_a_memo_is_built_once_while_others_wait_for_it() -> None:
@@ -201,12 +245,14 @@ def test_the_warmer_prepares_each_round_while_whole_listings_are_asked_for() -> 
         time.sleep(0.2)
         assert warmer.prepared == 0 and not store.round_pod_listing().built(PREPARED)  # nobody asked
         docs.prepare(store.round_pod_listing())  # a whole listing was asked for
+        asked = docs.last_asked
         _next_round(store, clock, 3, a=0.7, b=0.8, c=0.9)
         listing = store.round_pod_listing()
         deadline = time.monotonic() + 10
         while not listing.built(PREPARED) and time.monotonic() < deadline:
             time.sleep(0.01)
         assert listing.built(PREPARED) and warmer.prepared == 1
+        assert docs.last_asked == asked  # the warmer's own work is not asking: it stops when requests do
         table = docs.prepare(listing)
         assert sorted(table) == [("shop", "a"), ("shop", "b"), ("shop", "c")]
         assert b'"cpu_millicores":900' in table[("shop", "c")]
@@ -293,3 +339,47 @@ def test_with_a_warmer_whole_listings_never_wait_for_a_round_nobody_prepared_yet
     clock.now += store.stale_after + 1  # a prepared listing that is no longer current is not served
     docs.warmed = True
     assert docs.ready_instead_of(store.round_pod_listing(), now=clock.now) is store.round_pod_listing()
+
+
+def _counting_pod_doc(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    built: list[str] = []
+    real = views.pod_doc
+
+    def counting(pod: PodView, *, now: float) -> dict[str, Any]:
+        built.append(pod.pod)
+        return real(pod, now=now)
+
+    monkeypatch.setattr(views, "pod_doc", counting)
+    return built
+
+
+def test_documents_are_built_once_per_sample_across_listings_and_forms(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    built = _counting_pod_doc(monkeypatch)
+    store, clock = _store()
+    docs = PodDocCache()
+    first = store.pod_listing()
+    as_dicts = docs.docs(first.views, now=clock.now, full=True)  # the dict form first
+    docs.prepare(first)  # then the JSON form of the same samples: from the kept documents
+    assert sorted(built) == ["a", "b", "c"]
+    assert json.loads(b"".join(docs.whole(first, now=clock.now))) == as_dicts
+    clock.now += 5.0
+    store.ingest(node("n2", clock.now, pod("c", "shop", cpu_usage_cores=0.9)))  # only c changed
+    docs.prepare(store.pod_listing())  # a new listing: a and b come from the previous one's
+    assert sorted(built) == ["a", "b", "c", "c"]
+
+
+def test_the_newest_prepared_listing_is_the_one_served_meanwhile() -> None:
+    store, clock = _store()
+    docs = PodDocCache()
+    docs.warmed = True
+    older = store.pod_listing()
+    docs.prepare(older)
+    store.ingest(node("n2", clock.now, pod("c", "shop", cpu_usage_cores=0.9)))  # same instant, new data
+    newer = store.pod_listing()
+    assert newer.built_at == older.built_at and newer is not older
+    docs.prepare(newer)
+    store.ingest(node("n2", clock.now, pod("c", "shop", cpu_usage_cores=0.7)))
+    unprepared = store.pod_listing()
+    assert docs.ready_instead_of(unprepared, now=clock.now) is newer  # of two at one instant, the later
+    assert docs.ready_instead_of(older, now=clock.now) is older  # a prepared listing is served as it is
