@@ -32,6 +32,11 @@ from k8smon_common import snapshotdoc
 from k8smon_common.config import parse_hostport
 from k8smon_common.contract import NO_SAMPLE_YET
 
+try:
+    import orjson
+except ImportError:  # pragma: no cover - an install dependency; json alone still parses every document
+    orjson = None  # type: ignore[assignment]
+
 log = logging.getLogger(__name__)
 
 MAX_HEADER_BYTES = 64 * 1024
@@ -269,6 +274,18 @@ async def fetch(
     return headers.get("content-type", ""), body, _reusable(version, headers)
 
 
+def load_document(text: str) -> object:
+    """A snapshot document parsed: orjson (11 % of the aggregator's CPU at 1000 nodes was the standard
+    library's decoder; orjson ~3x faster), and the standard library for what orjson refuses, which
+    exporters may write: NaN and Infinity (snapshotdoc.encode keeps json's defaults), integers past
+    64 bits, lone surrogates. Both give the same Python values for everything orjson accepts."""
+    if orjson is not None:
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(text)
+
 class Scraper:
     """Scrapes targets, one FastParser (and its head cache) per target."""
 
@@ -410,7 +427,7 @@ class Scraper:
     def _document(self, target: str, text: str, node: str | None) -> Conversion:
         """The reading of a JSON snapshot document (k8smon_common/snapshotdoc.py)."""
         try:
-            doc = json.loads(text)
+            doc = load_document(text)
         except ValueError as exc:  # JSONDecodeError, or a number too deep to parse
             raise ScrapeError(f"parse error: bad snapshot document: {exc}"[:400], source="parse") from None
         try:

@@ -16,7 +16,7 @@ from prometheus_client.utils import floatToGoString
 
 from aggregator.parser import FastParser
 from aggregator.readings import Conversion, ReadingError, from_document, to_reading
-from aggregator.scraper import Scraper
+from aggregator.scraper import Scraper, load_document
 from aggregator.stats import AggregatorStats
 from exporter.server import create_app
 from k8smon_common import snapshotdoc
@@ -213,3 +213,39 @@ def test_a_broken_document_is_a_parse_error() -> None:
     reading, samples = scraper._parse("t", render_document("n", pods=2, seq=2, timestamp=TS), None,
                                       snapshotdoc.CONTENT_TYPE)
     assert (reading.node, len(reading.pods), samples) == ("n", 2, 1 + 12 + 26)
+
+
+@pytest.mark.parametrize("text", [
+    snapshotdoc.encode(snapshotdoc.document([("k8smon_node_memory_used_bytes", {"node": "n"}, 0.5)])).decode(
+        "utf-8"),
+    render_document("n", pods=3, seq=2, timestamp=TS, containers=2).decode(),
+    '{"a": NaN, "b": Infinity, "c": -Infinity}',  # what snapshotdoc.encode writes for non-finite values
+    '{"u64": 18446744073709551615, "neg": -9223372036854775808, "nested": [[1, [2.5]], {"k": null}]}',
+    '{"lone": "\\ud800", "pair": "\\ud83d\\ude00", "esc": "a\\u0000b"}',
+    '{"x": 1e400, "y": 0.1, "z": 5e-324, "w": 2.5e-3, "whole": 2716020736, "f": 2716020736.0}',
+    '{"dup": 1, "dup": 2}',
+])
+def test_documents_parse_to_the_values_the_standard_library_gives(text: str) -> None:
+    mine, reference = load_document(text), json.loads(text)
+    assert repr(mine) == repr(reference)  # repr: NaN equals itself, 1 and 1.0 differ
+    assert json.dumps(mine, sort_keys=True) == json.dumps(reference, sort_keys=True)
+
+
+@pytest.mark.parametrize("text", ['{"version": 1,', "", "{'a': 1}", '{"a": 01}', "[1,]", '{"a": tru}'])
+def test_malformed_text_is_refused_by_both_parsers(text: str) -> None:
+    with pytest.raises(ValueError):
+        load_document(text)
+    with pytest.raises(ValueError):
+        json.loads(text)
+
+
+def test_integers_past_64_bits_read_as_the_float_the_reading_makes_of_them() -> None:
+    """orjson parses such an integer as the nearest float (json.loads as an int); from_document turns
+    every number into a float, so the reading is the same either way."""
+    big = 123456789012345678901234567890
+    assert load_document(f'{{"big": {big}}}') == {"big": float(big)}
+    doc = _doc()
+    pod_values = doc["pods"][0]["values"]  # type: ignore[index]
+    pod_values["network_receive_bytes_total"] = big
+    text = json.dumps(doc)
+    assert from_document(load_document(text)) == from_document(json.loads(text))
