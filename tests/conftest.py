@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+import pytest
 from hypothesis import Phase, settings
 
 # CI replays the same examples on every run so a red build always means a change broke something;
@@ -17,3 +18,16 @@ if os.environ.get("K8SMON_MUTATION"):
     settings.load_profile("mutation")
 elif os.environ.get("CI"):
     settings.load_profile("ci")
+
+
+@pytest.fixture(autouse=True)
+def _forget_cached_forms() -> None:
+    """Every test computes human forms and timestamps itself: the module-level caches (human.size and
+    cores, http_api.iso) would otherwise answer from an earlier test, or, in mutation testing, from the
+    unmutated code that filled them before the mutant was switched on."""
+    from aggregator.api import human
+    from k8smon_common import http_api
+
+    human._size_cached.cache_clear()
+    human._cores_cached.cache_clear()
+    http_api.iso.cache_clear()

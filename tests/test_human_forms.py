@@ -116,3 +116,15 @@ def test_duration(seconds: float, text: str) -> None:
 )
 def test_iso_utc_milliseconds(ts: float, text: str) -> None:
     assert human.iso(ts) == text
+
+
+def test_remembered_forms_are_the_forms_and_zero_keeps_its_sign() -> None:
+    first = [human.size(1536.0), human.cores(2530.0), human.size(1536.0), human.cores(2530.0),
+             human.size(1536)]
+    assert first == ["1.5 KiB", "2.53 cores", "1.5 KiB", "2.53 cores", "1.5 KiB"]
+    assert human._size_cached.cache_info().hits == 1 and human._cores_cached.cache_info().hits == 1
+    # 0.0 and -0.0 are equal keys with different texts: neither is remembered
+    assert [human.size(0.0), human.size(-0.0), human.size(0.0)] == ["0 B", "-0 B", "0 B"]
+    assert [human.cores(-0.0), human.cores(0.0), human.cores(-0.0)] == ["-0 cores", "0 cores", "-0 cores"]
+    assert human.size(math.nan) is None and human.cores(math.inf) is None
+    assert human._size_cached.cache_info().currsize == 2 and human._cores_cached.cache_info().currsize == 1

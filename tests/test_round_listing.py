@@ -367,6 +367,16 @@ def test_documents_are_built_once_per_sample_across_listings_and_forms(
     store.ingest(node("n2", clock.now, pod("c", "shop", cpu_usage_cores=0.9)))  # only c changed
     docs.prepare(store.pod_listing())  # a new listing: a and b come from the previous one's
     assert sorted(built) == ["a", "b", "c", "c"]
+    built.clear()
+    fresh = PodDocCache()  # the JSON form alone: a prepared listing leaves its documents for the next
+    clock.now += 5.0
+    store.ingest(node("n1", clock.now, pod("a", "shop", cpu_usage_cores=0.2),
+                      pod("b", "shop", cpu_usage_cores=0.2)))
+    fresh.prepare(store.pod_listing())
+    clock.now += 5.0
+    store.ingest(node("n2", clock.now, pod("c", "shop", cpu_usage_cores=0.3)))
+    fresh.prepare(store.pod_listing())
+    assert sorted(built) == ["a", "b", "c", "c"]
 
 
 def test_the_newest_prepared_listing_is_the_one_served_meanwhile() -> None:

@@ -24,12 +24,14 @@ def _sig3(v: float) -> str:
     return f"{v:.6f}".rstrip("0").rstrip(".") or "0"
 
 
-# size and cores are cached: a pod document has ten human forms, and building 30k documents once a
-# round for the listing spent a third of its time in them; requests, limits and idle I/O rates
-# repeat across pods (and 1 and 1.0, equal keys, give the same text).
-@functools.lru_cache(maxsize=1 << 16)
 def size(value: float | None) -> str | None:
     """Bytes with binary units, three significant figures above 1 KiB: "2.53 GiB"."""
+    if value and _ok(value):
+        return _size_cached(value)
+    return _size(value)
+
+
+def _size(value: float | None) -> str | None:
     if not _ok(value):
         return None
     assert value is not None
@@ -49,14 +51,27 @@ def rate(value: float | None) -> str | None:
     return None if text is None else f"{text}/s"
 
 
-@functools.lru_cache(maxsize=1 << 16)
 def cores(millicores: float | None) -> str | None:
     """CPU from millicores: "2.53 cores", "1 core", "1500 cores"."""
+    if millicores and _ok(millicores):
+        return _cores_cached(millicores)
+    return _cores(millicores)
+
+
+def _cores(millicores: float | None) -> str | None:
     if not _ok(millicores):
         return None
     assert millicores is not None
     text = _sig3(millicores / 1000)
     return f"{text} {'core' if text == '1' else 'cores'}"
+
+
+# size and cores remember their answers for non-zero finite values: a pod document has ten human
+# forms, and building 30k documents once a round spent a quarter of its time in them; requests,
+# limits and idle I/O rates repeat across pods. Zero is not cached: 0.0 and -0.0 are equal keys with
+# different texts ("0 B", "-0 B"); nor is NaN (never equal to itself, it would only fill the cache).
+_size_cached = functools.lru_cache(maxsize=1 << 16)(_size)
+_cores_cached = functools.lru_cache(maxsize=1 << 16)(_cores)
 
 
 def percent(value: float | None) -> str | None:
