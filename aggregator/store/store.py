@@ -2,9 +2,10 @@
 
 Writers (scraper, push ingest) call `ingest`/`mark_down`; the scrape service calls `end_round` once
 per round, which builds the namespace/deployment roll-ups from the pods that reported in that round
-and drops expired history. Readers (API, federation) get immutable copies (`records.py`); the current
-pods are one shared `PodListing` (`podlisting.py`), built by the first reader after a write. One lock
-guards everything; critical sections do arithmetic on a handful of values, never I/O.
+and drops expired history. Readers (API, federation) get immutable copies (`views.py`); the current
+pods are one shared `PodListing` (`listing.py`), built by the first reader after a write, and while
+the API asks for them, the pods as the last round left them (`round_pod_listing`). One lock guards
+everything; critical sections do arithmetic on a handful of values, never I/O.
 
 Time: one time base for everything served. Every point, listing timestamp and age is on the
 aggregator's clock: a scraped point carries its round's start time (when its scrape was started, as
@@ -104,7 +105,7 @@ class Store:
         self._groups: dict[GroupKey, GroupState] = {}
         self._pending: dict[PodKey, _Pending] = {}  # pods reported since the last end_round
         self._gone: set[str] = set()  # nodes whose target left discovery: their pods leave listings too
-        # The current pods, shared by every reader until the next write (see podlisting.py).
+        # The current pods, shared by every reader until the next write (see listing.py).
         self._listing: PodListing | None = None
         self._pod_order: list[PodKey] | None = None  # the keys of _pods, sorted (None: pods came or went)
         # The pods as the last round left them (what the API's pod listings serve), kept only while
