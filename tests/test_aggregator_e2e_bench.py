@@ -34,7 +34,9 @@ def test_every_target_section_prints_every_figure() -> None:
     for side in ("aggregator", "Prometheus"):
         per_sample = _value(figures, f"3 x 3: {side} CPU per sample")
         us, per_scrape = re.match(r"([\d.]+) us .* (\d+) samples/scrape", per_sample).groups()  # type: ignore[union-attr]
-        assert float(us) > 0 and int(per_scrape) > 0, per_sample
+        # >= 0: CPU time comes in 10-ms clock ticks (psutil), and at 3 nodes over a 2-s window the
+        # aggregator, with orjson, may use less than one tick (seen once in CI: 0.00 us)
+        assert float(us) >= 0 and int(per_scrape) > 0, per_sample
     assert re.fullmatch(r"[\d.]+", _value(figures, "3 x 3: ratio aggregator / Prometheus"))
     assert figures["3 x 3: ratio aggregator / Prometheus"].verdict in (report.MET, report.MISSED)
 
