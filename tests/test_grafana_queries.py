@@ -250,6 +250,8 @@ def _ready(prom: Prometheus) -> bool:
             prom.query("count_over_time(k8smon_pod_cpu_usage_cores[1m]) >= 6"))
     except OSError:
         return False  # not listening yet
+    except ValueError:  # JSONDecodeError: starting up, Prometheus answers 503 in plain text (seen in CI)
+        return False
 
 
 # --- dashboards ------------------------------------------------------------------------------------
