@@ -7,19 +7,17 @@ import json
 import math
 import threading
 import time
-from typing import Any
 
 import pytest
 
-from aggregator.api import views
 from aggregator.api.listing import PodQuery, answer_json
 from aggregator.api.views import PREPARED, PodDocCache, json_dumps
 from aggregator.api.warmer import ListingWarmer
 from aggregator.store.listing import PodListing
 from aggregator.store.store import ROUND_LISTING_DEMAND, Store
-from aggregator.store.views import PodView
 from tests.test_api import make_world
 from tests.test_store import Clock, node, pod, round_result
+from tests.test_views_values import counting_pod_doc
 
 
 def _cpu(listing: PodListing) -> dict[str, float | None]:
@@ -264,15 +262,25 @@ def test_the_warmer_prepares_each_round_while_whole_listings_are_asked_for() -> 
         warmer.stop()
 
 
-def test_while_the_warmer_prepares_a_round_whole_listings_get_the_previous_one(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+def _round_2_prepared_round_3_not() -> tuple[Store, Clock, PodDocCache, PodListing]:
+    """Round 2's listing prepared, round 3's (returned) not yet."""
     store, clock = _store()
     docs = PodDocCache()
     store.round_pod_listing()
     _next_round(store, clock, 2, a=0.4, b=0.5, c=0.6)
     docs.prepare(store.round_pod_listing())
     _next_round(store, clock, 3, a=0.7, b=0.8, c=0.9)
-    new = store.round_pod_listing()
+    return store, clock, docs, store.round_pod_listing()
+
+
+def _answered_cpu(docs: PodDocCache, query: PodQuery, listing: PodListing, now: float) -> dict[str, float]:
+    body = json.loads(answer_json(docs, query, listing, now=now, dumps=json_dumps))
+    return {p["pod_name"]: p["cpu_millicores"] for p in body["pods"]}
+
+
+def test_while_the_warmer_prepares_a_round_whole_listings_get_the_previous_one(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    _store, clock, docs, new = _round_2_prepared_round_3_not()
     started, release = threading.Event(), threading.Event()
     entries = docs._entries
 
@@ -288,8 +296,7 @@ def test_while_the_warmer_prepares_a_round_whole_listings_get_the_previous_one(
     assert started.wait(10)
 
     def cpu(query: PodQuery) -> dict[str, float]:
-        body = json.loads(answer_json(docs, query, new, now=clock.now, dumps=json_dumps))
-        return {p["pod_name"]: p["cpu_millicores"] for p in body["pods"]}
+        return _answered_cpu(docs, query, new, clock.now)
 
     assert cpu(PodQuery()) == {"a": 400, "b": 500, "c": 600}  # round 2's, at once
     assert cpu(PodQuery(sort="cpu", descending=True)) == {"c": 600, "b": 500, "a": 400}
@@ -320,17 +327,10 @@ def test_the_whole_listing_template_answers_what_encoded_does() -> None:
 
 
 def test_with_a_warmer_whole_listings_never_wait_for_a_round_nobody_prepared_yet() -> None:
-    store, clock = _store()
-    docs = PodDocCache()
-    store.round_pod_listing()
-    _next_round(store, clock, 2, a=0.4, b=0.5, c=0.6)
-    docs.prepare(store.round_pod_listing())
-    _next_round(store, clock, 3, a=0.7, b=0.8, c=0.9)
-    new = store.round_pod_listing()
+    store, clock, docs, new = _round_2_prepared_round_3_not()
 
     def cpu() -> dict[str, float]:
-        body = json.loads(answer_json(docs, PodQuery(), new, now=clock.now, dumps=json_dumps))
-        return {p["pod_name"]: p["cpu_millicores"] for p in body["pods"]}
+        return _answered_cpu(docs, PodQuery(), new, clock.now)
 
     docs.warmed = True  # the warmer has not woken up yet: round 2's, and nothing built here
     assert cpu() == {"a": 400, "b": 500, "c": 600} and not new.built(PREPARED)
@@ -341,21 +341,9 @@ def test_with_a_warmer_whole_listings_never_wait_for_a_round_nobody_prepared_yet
     assert docs.ready_instead_of(store.round_pod_listing(), now=clock.now) is store.round_pod_listing()
 
 
-def _counting_pod_doc(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    built: list[str] = []
-    real = views.pod_doc
-
-    def counting(pod: PodView, *, now: float) -> dict[str, Any]:
-        built.append(pod.pod)
-        return real(pod, now=now)
-
-    monkeypatch.setattr(views, "pod_doc", counting)
-    return built
-
-
 def test_documents_are_built_once_per_sample_across_listings_and_forms(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    built = _counting_pod_doc(monkeypatch)
+    built = counting_pod_doc(monkeypatch)
     store, clock = _store()
     docs = PodDocCache()
     first = store.pod_listing()

@@ -328,8 +328,8 @@ def test_points_with_time_going_back_have_no_rate() -> None:
 
 # ---- the pod document cache ----
 
-def test_pod_doc_cache_reuses_a_doc_only_for_the_same_sample_and_node(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+def counting_pod_doc(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the pods whose documents views.pod_doc builds from now on, in order."""
     built: list[str] = []
     real = views.pod_doc
 
@@ -338,6 +338,12 @@ def test_pod_doc_cache_reuses_a_doc_only_for_the_same_sample_and_node(
         return real(pod, now=now)
 
     monkeypatch.setattr(views, "pod_doc", counting)
+    return built
+
+
+def test_pod_doc_cache_reuses_a_doc_only_for_the_same_sample_and_node(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    built = counting_pod_doc(monkeypatch)
     cache = views.PodDocCache()
     s1 = sample(POD_VALUES)
     a, b = pod_view(s1, pod="a"), pod_view(sample(POD_VALUES), pod="b")
