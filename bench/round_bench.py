@@ -1,10 +1,12 @@
-"""Per-round store work: `Store.end_round` and `FederationCache.rebuild` on N nodes x P pods, in-process;
-first the CPU time to parse and convert one exporter exposition of P pods (and C containers each).
+"""Per-round store work, in-process on N nodes x P pods: `Store.ingest` of every node's reading, then
+`Store.end_round` and the federation hand-over (`FederationCache.round_done`), the three the scrape
+loop runs each round; and the federated text's render (the first `/metrics` after a round, on a
+request thread). First the CPU time to parse and convert one exporter exposition of P pods (and C
+containers each).
 
-The scrape service runs both on the scrape-loop thread after every round, so their time comes out
-of the interval. Synthetic readings (the fake exporters' pod identities and values) are ingested
-for a few warm-up rounds (counters need a previous reading for rates), then each measured round
-ingests fresh readings and times the two calls. Figures only; no targets asserted.
+Synthetic readings (the fake exporters' pod identities and values) are ingested for a few warm-up
+rounds (counters need a previous reading for rates), then each measured round ingests fresh
+readings and times each step. Figures only; no targets asserted.
 
     python -m bench round                         # N = 100 and 1000, 30 pods, median of 7 rounds
     python -m bench.round_bench --nodes 1000 --rounds 5
@@ -93,10 +95,11 @@ class GcPauses:
 def measure(
     nodes: int, pods: int, *, rounds: int, warmup: int = 2, containers: int = 0
 ) -> dict[str, list[float]]:
-    """Seconds of end_round and rebuild per measured round: wall, CPU (this process's, which other
-    processes on a busy machine disturb less), both together, and garbage-collection pauses."""
+    """Seconds of each step per measured round: wall and CPU (this process's, which other processes on
+    a busy machine disturb less), the loop's three steps together, and garbage-collection pauses."""
     from aggregator.federation import FederationCache
     from aggregator.model import RoundResult, TargetStatus
+    from aggregator.service import GC_THRESHOLD0
     from aggregator.stats import AggregatorStats
     from aggregator.store.store import Store
 
@@ -104,16 +107,17 @@ def measure(
     stats = AggregatorStats()
     store = Store(retention_points=1000, stale_after=3 * INTERVAL, stats=stats, clock=lambda: now[0])
     cache = FederationCache(store=store, stats=stats, version="bench")
-    steps = ("end_round", "rebuild", "end_round cpu", "rebuild cpu", "both", "gc pauses in both")
-    times: dict[str, list[float]] = {step: [] for step in steps}
+    steps = ("ingest", "end_round", "hand-over", "render")
+    times: dict[str, list[float]] = {name: [] for step in steps for name in (step, f"{step} cpu")}
+    times["loop's steps"], times["gc pauses in the loop's steps"] = [], []
     pauses = GcPauses()
     gc.callbacks.append(pauses)
+    thresholds = gc.get_threshold()
+    gc.set_threshold(GC_THRESHOLD0, *thresholds[1:])  # the aggregator's (service.tune_gc)
     try:
         for seq in range(1, warmup + rounds + 1):
             batch = readings(nodes, pods, seq, containers)
             now[0] = 1_700_000_000.0 + seq * INTERVAL
-            for reading in batch:
-                store.ingest(reading)  # type: ignore[arg-type]
             targets = tuple(
                 TargetStatus(target=f"10.0.{n // 250}.{n % 250}:9100", node=f"node-{n:04d}", up=True,
                              last_scrape=now[0], duration_seconds=0.01, samples=12 + 13 * pods)
@@ -122,58 +126,78 @@ def measure(
             result = RoundResult(round_id=seq, started=now[0], duration_seconds=1.0, targets=targets)
             gc.collect()  # each round starts from the same collector state: steadier figures
             paused = pauses.total
-            t0, c0 = time.perf_counter(), time.process_time()
+            marks = [(time.perf_counter(), time.process_time())]
+            for reading in batch:
+                store.ingest(reading)  # type: ignore[arg-type]
+            marks.append((time.perf_counter(), time.process_time()))
             store.end_round(result)
-            t1, c1 = time.perf_counter(), time.process_time()
-            cache.rebuild(result)
-            t2, c2 = time.perf_counter(), time.process_time()
+            marks.append((time.perf_counter(), time.process_time()))
+            cache.round_done(result)
+            marks.append((time.perf_counter(), time.process_time()))
+            loop_paused = pauses.total - paused
+            cache.body()
+            marks.append((time.perf_counter(), time.process_time()))
             if seq > warmup:
-                times["end_round"].append(t1 - t0)
-                times["rebuild"].append(t2 - t1)
-                times["end_round cpu"].append(c1 - c0)
-                times["rebuild cpu"].append(c2 - c1)
+                for step, (t0, c0), (t1, c1) in zip(steps, marks[:-1], marks[1:], strict=True):
+                    times[step].append(t1 - t0)
+                    times[f"{step} cpu"].append(c1 - c0)
                 # Collections land in whichever step allocates when a threshold is crossed: the
                 # sum cannot improve by moving them from one step to the other.
-                times["both"].append(t2 - t0)
-                times["gc pauses in both"].append(pauses.total - paused)
+                times["loop's steps"].append(marks[3][0] - marks[0][0])
+                times["gc pauses in the loop's steps"].append(loop_paused)
     finally:
+        gc.set_threshold(*thresholds)
         gc.callbacks.remove(pauses)
     return times
 
 
-def measure_parse(pods: int, containers: int, *, expositions: int = 200, repeats: int = 5) -> list[float]:
-    """CPU seconds to parse and convert one exporter exposition (FastParser with a warm per-target
-    cache, then to_reading), per repeat over `expositions` distinct nodes."""
+def measure_parse(
+    pods: int, containers: int, *, expositions: int = 200, repeats: int = 5
+) -> dict[str, list[float]]:
+    """CPU seconds to parse and convert one exporter's answer, per repeat over `expositions` distinct
+    nodes: the JSON snapshot document the aggregator asks for (`load_document`, `from_document`), and
+    the text exposition an exporter without it serves (FastParser with a warm per-target head
+    cache, then `to_reading`)."""
     from aggregator.parser import FastParser
-    from aggregator.readings import to_reading
-    from tests.aggregator_fakes import render_exposition
+    from aggregator.readings import from_document, to_reading
+    from aggregator.scraper import load_document
+    from tests.aggregator_fakes import render_document, render_exposition
 
     texts = [render_exposition(f"node-{n:04d}", pods=pods, seq=1, timestamp=1.7e9, containers=containers)
              .decode() for n in range(expositions)]
+    docs = [render_document(f"node-{n:04d}", pods=pods, seq=1, timestamp=1.7e9, containers=containers)
+            .decode() for n in range(expositions)]
     parsers = [FastParser() for _ in texts]
     for parser, text in zip(parsers, texts, strict=True):
         to_reading(parser.parse(text))  # warm the per-target head caches, as after the first round
-    out = []
+    out: dict[str, list[float]] = {"snapshot document": [], "text exposition": []}
     for _ in range(repeats):
         c0 = time.process_time()
+        for doc in docs:
+            from_document(load_document(doc))
+        c1 = time.process_time()
         for parser, text in zip(parsers, texts, strict=True):
             to_reading(parser.parse(text))
-        out.append((time.process_time() - c0) / expositions)
+        c2 = time.process_time()
+        out["snapshot document"].append((c1 - c0) / expositions)
+        out["text exposition"].append((c2 - c1) / expositions)
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Print end_round and rebuild medians (and min/max), wall and CPU seconds, per N."""
+    """Print each step's median (and min/max), wall and CPU seconds, per N."""
     sys.path.insert(0, str(REPO))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nodes", type=int, action="append", help="N (repeatable; default 100 and 1000)")
     parser.add_argument("--pods", type=int, default=30)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--containers", type=int, default=0, help="containers per pod (federated families)")
+    parser.add_argument("--expositions", type=int, default=200, help="distinct nodes in the parse figures")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-    parse = [seconds * 1000 for seconds in measure_parse(args.pods, args.containers)]
-    print(f"parse+convert one exposition ({args.pods} pods, {args.containers} containers/pod): CPU median "
-          f"{statistics.median(parse):.2f} ms (min {min(parse):.2f}, max {max(parse):.2f})", flush=True)
+    for form, seconds in measure_parse(args.pods, args.containers, expositions=args.expositions).items():
+        parse = [s * 1000 for s in seconds]
+        print(f"parse+convert one {form} ({args.pods} pods, {args.containers} containers/pod): CPU median "
+              f"{statistics.median(parse):.2f} ms (min {min(parse):.2f}, max {max(parse):.2f})", flush=True)
     for nodes in args.nodes or [100, 1000]:
         times = measure(nodes, args.pods, rounds=args.rounds, containers=args.containers)
         extra = f" containers={nodes * args.pods * args.containers}" if args.containers else ""

@@ -7,9 +7,14 @@ time stamp and rates, unnamed pods kept out without ending the round, and `group
 
 from __future__ import annotations
 
+import math
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from aggregator.store.rollup import PodContribution, group_counts, roll_up
 from aggregator.store.series import COLUMNS
-from aggregator.store.views import Sample
+from aggregator.store.views import Sample, sum_rows
 
 W = len(COLUMNS)
 
@@ -70,3 +75,27 @@ def test_group_counts() -> None:
     assert group_counts({("a", ""): 0, ("a", "x"): 0, ("a", "y"): 0}) == (1, 2)
     assert group_counts({("a", ""): 0, ("b", ""): 0, ("b", "x"): 0}) == (2, 1)
     assert group_counts({}) == (0, 0)
+
+
+def _sum_rows_row_by_row(rows: list[tuple[float | None, ...]], width: int) -> tuple[float | None, ...]:
+    """The definition: each row added in turn, missing values (None, NaN) skipped."""
+    out: list[float | None] = [None] * width
+    for r in rows:
+        for i, v in enumerate(r):
+            if v is not None and not math.isnan(v):
+                acc = out[i]
+                out[i] = v if acc is None else acc + v
+    return tuple(out)
+
+
+VALUES = st.one_of(st.none(), st.just(math.nan), st.floats(allow_nan=False, allow_infinity=False),
+                   st.sampled_from([0.0, -0.0, 0.1, 1e16, -1e16, 5e-324]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(*[VALUES] * W), max_size=30))
+def test_sum_rows_adds_each_column_in_row_order_skipping_missing_values(
+    rows: list[tuple[float | None, ...]],
+) -> None:
+    # repr: the same floats to the bit (0.0 vs -0.0, the order of additions of 1e16 and 0.1)
+    assert repr(sum_rows(rows, W)) == repr(_sum_rows_row_by_row(rows, W))
