@@ -24,7 +24,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"k8smon-aggregator: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level, settings.log_format)
-    from aggregator.service import Aggregator, tune_gc  # after logging is set up: importing it is not free
+    from aggregator.gcpolicy import tune_gc
+    from aggregator.service import Aggregator  # after logging is set up: importing it is not free
 
     try:
         aggregator = Aggregator(settings)

@@ -9,7 +9,6 @@ the ticks it missed (counted in `rounds_skipped`) instead of starting a second r
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import math
 import threading
@@ -23,6 +22,7 @@ from aggregator.api.warmer import ListingWarmer
 from aggregator.config import AggregatorSettings
 from aggregator.discovery import Discovery, KubeDiscovery, StaticDiscovery
 from aggregator.federation import FederationCache
+from aggregator.gcpolicy import ROUNDS, RoundCollector
 from aggregator.kube import ServiceEndpointsApi, api_client
 from aggregator.metricsapi.service import MetricsApi
 from aggregator.model import RoundResult, TargetStatus
@@ -36,12 +36,6 @@ from k8smon_common.kubeauth import protect
 
 log = logging.getLogger(__name__)
 DEFAULT_WINDOW = 300.0  # seconds of history a timeseries request without ?window= gets
-# Young-generation collection threshold (CPython's default is 700). Every round replaces a few
-# GC-tracked objects per pod (readings, samples, views): at 1000 nodes x 30 pods the default ran
-# ~360 collections a round, 2-3 of them full (whole-heap), 0.72-0.79 s of CPU per round; with
-# 10,000: 24 a round and one full in three rounds, 0.33-0.37 s (scripts/profile_round.py,
-# bench/profiles/). Garbage cycles, the only thing the collector frees, are rare here.
-GC_THRESHOLD0 = 10_000
 NOT_READY = "not ready in the Service's endpoints (exporter starting or failing /healthz, or node NotReady)"
 
 
@@ -59,8 +53,10 @@ class ScrapeService:
         interval: float,
         clock: Callable[[], float] = time.time,
         max_targets: int | None = None,
+        collector: RoundCollector = ROUNDS,
     ) -> None:
         self._discovery = discovery
+        self._collector = collector  # garbage collection around rounds (gcpolicy.py)
         self._max_targets = max_targets
         self._skipped: tuple[str, ...] = ()  # targets left out by --max-targets, logged once per change
         self._scraper = scraper
@@ -133,8 +129,9 @@ class ScrapeService:
         next_tick = time.monotonic()
         try:
             while not self._stop.is_set():
-                round_task = asyncio.ensure_future(self.run_round())
-                await asyncio.wait({round_task, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+                with self._collector.round():
+                    round_task = asyncio.ensure_future(self.run_round())
+                    await asyncio.wait({round_task, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
                 if not round_task.done():
                     round_task.cancel()
                     await asyncio.gather(round_task, return_exceptions=True)
@@ -361,15 +358,6 @@ class Aggregator:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-def tune_gc() -> None:
-    """For an aggregator process, once it is built (and its history restored): collect once, freeze
-    what start-up made (modules, the app, restored history: never garbage) out of every later
-    collection, and collect the young generation less often (GC_THRESHOLD0)."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(GC_THRESHOLD0, *gc.get_threshold()[1:])
 
 
 def make_discovery(

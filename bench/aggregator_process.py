@@ -154,7 +154,10 @@ def run_child(kubeconfig: str, interval: float, timeout: float, extra: list[str]
                      "--scrape-interval", str(interval), "--scrape-timeout", str(timeout),
                      "--log-level", "warning", *extra], {})
     agg = service.Aggregator(settings)
-    tune_gc = getattr(service, "tune_gc", None)  # what `python -m aggregator` does once built, if it does
+    try:  # what `python -m aggregator` does once built (in service.py before gcpolicy.py; older: nothing)
+        from aggregator.gcpolicy import tune_gc
+    except ImportError:
+        tune_gc = getattr(service, "tune_gc", None)
     if tune_gc is not None:
         tune_gc()
     agg.start()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import math
 import statistics
 import sys
 import time
@@ -93,13 +94,19 @@ class GcPauses:
 
 
 def measure(
-    nodes: int, pods: int, *, rounds: int, warmup: int = 2, containers: int = 0
+    nodes: int, pods: int, *, rounds: int, warmup: int = 2, containers: int = 0, collector: str = "rounds"
 ) -> dict[str, list[float]]:
     """Seconds of each step per measured round: wall and CPU (this process's, which other processes on
-    a busy machine disturb less), the loop's three steps together, and garbage-collection pauses."""
+    a busy machine disturb less), the loop's three steps together, and garbage-collection pauses.
+
+    `collector`: "rounds", the aggregator's (gcpolicy.py: automatic collection off during the loop's
+    steps, their objects frozen after them; the full collection it runs every FULL_EVERY seconds is
+    timed once after the last round, "full collection"); "automatic", CPython's collector with the
+    aggregator's young threshold, as before gcpolicy.py. The render runs between rounds either way.
+    """
     from aggregator.federation import FederationCache
+    from aggregator.gcpolicy import GC_THRESHOLD0, RoundCollector
     from aggregator.model import RoundResult, TargetStatus
-    from aggregator.service import GC_THRESHOLD0
     from aggregator.stats import AggregatorStats
     from aggregator.store.store import Store
 
@@ -107,13 +114,17 @@ def measure(
     stats = AggregatorStats()
     store = Store(retention_points=1000, stale_after=3 * INTERVAL, stats=stats, clock=lambda: now[0])
     cache = FederationCache(store=store, stats=stats, version="bench")
+    policy = RoundCollector(full_every=math.inf)
+    policy.active = collector == "rounds"
     steps = ("ingest", "end_round", "hand-over", "render")
     times: dict[str, list[float]] = {name: [] for step in steps for name in (step, f"{step} cpu")}
     times["loop's steps"], times["gc pauses in the loop's steps"] = [], []
     pauses = GcPauses()
-    gc.callbacks.append(pauses)
+    frozen = gc.get_freeze_count()
     thresholds = gc.get_threshold()
-    gc.set_threshold(GC_THRESHOLD0, *thresholds[1:])  # the aggregator's (service.tune_gc)
+    gc.collect()
+    gc.set_threshold(GC_THRESHOLD0, *thresholds[1:])  # the aggregator's (gcpolicy.tune_gc)
+    gc.callbacks.append(pauses)
     try:
         for seq in range(1, warmup + rounds + 1):
             batch = readings(nodes, pods, seq, containers)
@@ -124,17 +135,18 @@ def measure(
                 for n in range(nodes)
             )
             result = RoundResult(round_id=seq, started=now[0], duration_seconds=1.0, targets=targets)
-            gc.collect()  # each round starts from the same collector state: steadier figures
             paused = pauses.total
             marks = [(time.perf_counter(), time.process_time())]
-            for reading in batch:
-                store.ingest(reading)  # type: ignore[arg-type]
-            marks.append((time.perf_counter(), time.process_time()))
-            store.end_round(result)
-            marks.append((time.perf_counter(), time.process_time()))
-            cache.round_done(result)
+            with policy.round():
+                for reading in batch:
+                    store.ingest(reading)  # type: ignore[arg-type]
+                marks.append((time.perf_counter(), time.process_time()))
+                store.end_round(result)
+                marks.append((time.perf_counter(), time.process_time()))
+                cache.round_done(result)
             marks.append((time.perf_counter(), time.process_time()))
             loop_paused = pauses.total - paused
+            del batch, targets, result
             cache.body()
             marks.append((time.perf_counter(), time.process_time()))
             if seq > warmup:
@@ -145,9 +157,14 @@ def measure(
                 # sum cannot improve by moving them from one step to the other.
                 times["loop's steps"].append(marks[3][0] - marks[0][0])
                 times["gc pauses in the loop's steps"].append(loop_paused)
+        if policy.active:
+            policy.collect_all()
+            times["full collection"] = [policy.last_full_seconds or 0.0]
     finally:
-        gc.set_threshold(*thresholds)
         gc.callbacks.remove(pauses)
+        gc.set_threshold(*thresholds)
+        if not frozen:
+            gc.unfreeze()
     return times
 
 
@@ -199,12 +216,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"parse+convert one {form} ({args.pods} pods, {args.containers} containers/pod): CPU median "
               f"{statistics.median(parse):.2f} ms (min {min(parse):.2f}, max {max(parse):.2f})", flush=True)
     for nodes in args.nodes or [100, 1000]:
-        times = measure(nodes, args.pods, rounds=args.rounds, containers=args.containers)
-        extra = f" containers={nodes * args.pods * args.containers}" if args.containers else ""
-        for step, values in times.items():
-            print(f"N={nodes} pods={nodes * args.pods}{extra} {step}: "
-                  f"median {statistics.median(values):.4f} s "
-                  f"(min {min(values):.4f}, max {max(values):.4f}, {len(values)} rounds)", flush=True)
+        for collector in ("automatic", "rounds"):
+            times = measure(nodes, args.pods, rounds=args.rounds, containers=args.containers,
+                            collector=collector)
+            extra = f" containers={nodes * args.pods * args.containers}" if args.containers else ""
+            for step, values in times.items():
+                print(f"N={nodes} pods={nodes * args.pods}{extra} collector={collector} {step}: "
+                      f"median {statistics.median(values):.4f} s "
+                      f"(min {min(values):.4f}, max {max(values):.4f}, {len(values)} rounds)", flush=True)
     return 0
 
 

@@ -64,7 +64,7 @@ class Rounds:
                            clock=lambda: self.now)
         self.federation = FederationCache(store=self.store, stats=stats, version="profile")
         self.scraper = Scraper(timeout=4, max_response_bytes=1 << 26, stats=stats)
-        from aggregator.service import tune_gc
+        from aggregator.gcpolicy import tune_gc
 
         tune_gc()  # as `python -m aggregator` does (and the fakes' templates out of its collections)
         self.scrape_federation = scrape_federation
