@@ -120,6 +120,13 @@ class AggregatorSettings:
         parse=parse_choice(*SCRAPE_FORMATS),
         metavar="FORMAT",
     )
+    scrape_concurrency: int = option(
+        256,
+        "most scrapes in flight at once; the others start as slots free up (thousands started at once "
+        "left the last answers unread past --scrape-timeout while the first were being parsed)",
+        parse=parse_positive_int,
+        metavar="N",
+    )
     max_response_bytes: int = option(
         16 << 20,
         "largest exposition accepted per scrape, bytes (after gzip "

@@ -222,7 +222,7 @@ def test_one_round_with_every_bad_exporter_costs_one_timeout(servers: dict[str, 
 
 
 def _service(
-    targets: list[str], *, interval: float, timeout: float
+    targets: list[str], *, interval: float, timeout: float, concurrency: int = 256
 ) -> tuple[ScrapeService, Store, AggregatorStats]:
     stats = AggregatorStats()
     store = Store(retention_points=50, stale_after=interval * 3, stats=stats, interval=interval)
@@ -233,6 +233,7 @@ def _service(
         federation=FederationCache(store=store, stats=stats, version="test"),
         stats=stats,
         interval=interval,
+        concurrency=concurrency,
     )
     return service, store, stats
 
@@ -289,3 +290,57 @@ def test_rounds_never_overlap_when_one_overruns(servers: dict[str, str]) -> None
     for (_, a, duration), (_, b, _) in itertools.pairwise(starts):
         assert b >= a + duration - 0.01, "a round started before the previous one finished"
     assert stats.snapshot()["counters"]["rounds_skipped"] >= 2
+
+
+class _Slow(_Server):
+    """Answers GOOD after 0.2 s, counting the requests it holds at once."""
+
+    def __init__(self, counter: dict[str, int], lock: threading.Lock) -> None:
+        super().__init__(("127.0.0.1", 0), _SlowHandler)
+        self.counter, self.lock = counter, lock
+
+
+class _SlowHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        server: _Slow = self.server  # type: ignore[assignment]
+        with server.lock:
+            server.counter["now"] += 1
+            server.counter["most"] = max(server.counter["most"], server.counter["now"])
+        try:
+            time.sleep(0.2)
+            _reply(GOOD)(self)
+        finally:
+            with server.lock:
+                server.counter["now"] -= 1
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Quiet."""
+
+
+@pytest.mark.parametrize(("concurrency", "most"), [(3, 3), (12, 12)])
+def test_a_round_keeps_at_most_scrape_concurrency_scrapes_in_flight(concurrency: int, most: int) -> None:
+    """Thousands of scrapes started at once left the last answers unread past the timeout while the
+    first were parsed (bench target 3); --scrape-concurrency bounds the scrapes in flight and every
+    target is still scraped in the round."""
+    counter, lock = {"now": 0, "most": 0}, threading.Lock()
+    slow = [_Slow(counter, lock) for _ in range(12)]
+    threads = [threading.Thread(target=s.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+               for s in slow]
+    for t in threads:
+        t.start()
+    try:
+        targets = [f"127.0.0.1:{s.server_address[1]}" for s in slow]
+        service, store, _stats = _service(targets, interval=5.0, timeout=3.0, concurrency=concurrency)
+        result = asyncio.run(service.run_round_and_close())
+    finally:
+        for s in slow:
+            s.shutdown()
+            s.server_close()
+        for t in threads:
+            t.join(5)
+    assert all(t.up for t in result.targets), [t.last_error for t in result.targets]
+    assert len(store.nodes()) == 1  # all twelve serve node-good
+    assert counter["most"] == most  # 12 at once when allowed: the count does see concurrency
+    assert result.duration_seconds >= 0.2 * (12 // concurrency) - 0.05  # 4 waves of 3, or one of 12
