@@ -54,6 +54,7 @@ def parse_origins(text: str) -> tuple[str, ...]:
 
 DEFAULT_SCRAPE_TIMEOUT = 4.0  # seconds, with the default 5-s interval
 TIMEOUT_SHARE = 0.8  # a derived timeout leaves a fifth of the interval before the next round
+DEFAULT_SCRAPE_CONCURRENCY = 256  # scrapes in flight at once (service.ScrapeService, bench target 3)
 
 
 def derived_defaults(interval: float) -> dict[str, float]:
@@ -121,7 +122,7 @@ class AggregatorSettings:
         metavar="FORMAT",
     )
     scrape_concurrency: int = option(
-        256,
+        DEFAULT_SCRAPE_CONCURRENCY,
         "most scrapes in flight at once; the others start as slots free up (thousands started at once "
         "left the last answers unread past --scrape-timeout while the first were being parsed)",
         parse=parse_positive_int,

@@ -1,7 +1,7 @@
 """Garbage collection in the aggregator process: what `python -m aggregator` turns on once it is built.
 
 CPython's cycle collector frees only garbage cycles, and the aggregator makes next to none (a full
-collection over 15 rounds of 1000 x 30 found 0 unreachable objects): readings, samples and views are
+collection after 15 rounds of 300 x 30 found 0 unreachable objects): readings, samples and views are
 freed by their reference counts when the next round replaces them. Yet every round creates a few
 tracked objects per pod that live one round, and the collector scans each of them at least once in
 the young generations and again in every full collection while it lives: a median 0.12 s (0.28 s with

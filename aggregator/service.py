@@ -19,7 +19,7 @@ from pathlib import Path
 from aggregator.api.app import api_dumps, create_app
 from aggregator.api.views import PodDocCache
 from aggregator.api.warmer import ListingWarmer
-from aggregator.config import AggregatorSettings
+from aggregator.config import DEFAULT_SCRAPE_CONCURRENCY, AggregatorSettings
 from aggregator.discovery import Discovery, KubeDiscovery, StaticDiscovery
 from aggregator.federation import FederationCache
 from aggregator.gcpolicy import ROUNDS, RoundCollector
@@ -36,7 +36,6 @@ from k8smon_common.kubeauth import protect
 
 log = logging.getLogger(__name__)
 DEFAULT_WINDOW = 300.0  # seconds of history a timeseries request without ?window= gets
-DEFAULT_CONCURRENCY = 256  # --scrape-concurrency
 NOT_READY = "not ready in the Service's endpoints (exporter starting or failing /healthz, or node NotReady)"
 
 
@@ -54,7 +53,7 @@ class ScrapeService:
         interval: float,
         clock: Callable[[], float] = time.time,
         max_targets: int | None = None,
-        concurrency: int = DEFAULT_CONCURRENCY,
+        concurrency: int = DEFAULT_SCRAPE_CONCURRENCY,
         collector: RoundCollector = ROUNDS,
     ) -> None:
         self._discovery = discovery
