@@ -115,3 +115,7 @@ def main() -> int:
                   f"write {write:5.1f} s, longest lock hold {max(holds) * 1000:.0f} ms over {len(holds)} "
                   f"batches, restore {load:5.1f} s", flush=True)
     return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
