@@ -131,7 +131,7 @@ class ScrapeService:
         next_tick = time.monotonic()
         try:
             while not self._stop.is_set():
-                with self._collector.round():
+                with self._collector.round(lambda: self._scraper.connections_opened):
                     round_task = asyncio.ensure_future(self.run_round())
                     await asyncio.wait({round_task, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
                 if not round_task.done():

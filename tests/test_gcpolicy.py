@@ -5,6 +5,7 @@ also frees cycles made during rounds; nothing at all unless the process turned i
 from __future__ import annotations
 
 import gc
+import socket
 import subprocess
 import sys
 import time
@@ -120,6 +121,24 @@ def test_a_cycle_made_in_a_round_is_freed_by_the_full_collection_once_full_every
     assert collector.full_collections == 1  # the next one full_every after the last
 
 
+def test_enough_new_connections_bring_the_full_collection_forward() -> None:
+    """A closed asyncio connection leaves a small cycle (its transport's bound method of itself): the
+    full collection also comes once `full_after_connections` were opened since the last one."""
+    clock = Clock()
+    opened = [0]
+    collector = RoundCollector(full_every=300.0, full_after_connections=100, clock=clock)
+    collector.active = True
+    for count, collections in ((99, 0), (100, 1), (150, 1), (199, 1), (200, 2)):
+        opened[0] = count
+        with collector.round(lambda: opened[0]):
+            pass
+        assert collector.full_collections == collections, count
+    clock.now += 299.0  # the last one came with the connections: full_every counts from it
+    with collector.round(lambda: opened[0]):
+        pass
+    assert collector.full_collections == 2
+
+
 def test_a_round_that_raises_still_freezes_and_turns_collection_back_on() -> None:
     collector = RoundCollector(full_every=300.0, clock=Clock())
     collector.active = True
@@ -183,3 +202,30 @@ def test_the_scrape_loop_runs_each_round_inside_its_collector() -> None:
     assert len(seen) >= 3, seen
     assert not any(seen)
     assert gc.isenabled()
+
+
+def test_the_scrape_loop_counts_its_connections_toward_the_next_full_collection() -> None:
+    """Against an exporter that accepts and never answers, every round opens a connection and closes
+    it at the timeout; the service hands the scraper's count to its collector, whose full collection
+    then comes long before `full_every`."""
+    collector = RoundCollector(full_every=3600.0, full_after_connections=3)
+    collector.active = True
+    stats = AggregatorStats()
+    store = Store(stats=stats)
+    scraper = Scraper(timeout=0.1, max_response_bytes=1 << 20, stats=stats)
+    with socket.socket() as hung:
+        hung.bind(("127.0.0.1", 0))
+        hung.listen(64)  # the kernel completes the handshake; nobody answers
+        service = ScrapeService(discovery=StaticDiscovery([f"127.0.0.1:{hung.getsockname()[1]}"]),
+                                scraper=scraper, store=store,
+                                federation=FederationCache(store=store, stats=stats, version="test"),
+                                stats=stats, interval=0.15, collector=collector)
+        service.start()
+        try:
+            deadline = time.monotonic() + 20
+            while collector.full_collections < 1 and time.monotonic() < deadline:
+                time.sleep(0.05)
+        finally:
+            service.stop()
+    assert collector.full_collections >= 1
+    assert scraper.connections_opened >= 3
