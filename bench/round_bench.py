@@ -6,7 +6,9 @@ containers each).
 
 Synthetic readings (the fake exporters' pod identities and values) are ingested for a few warm-up
 rounds (counters need a previous reading for rates), then each measured round ingests fresh
-readings and times each step. Figures only; no targets asserted.
+readings and times each step. Each N runs twice, side by side: with CPython's collector as before
+(`collector=automatic`, the aggregator's young threshold) and with the aggregator's collection around
+rounds (`collector=rounds`, aggregator/gcpolicy.py). Figures only; no targets asserted.
 
     python -m bench round                         # N = 100 and 1000, 30 pods, median of 7 rounds
     python -m bench.round_bench --nodes 1000 --rounds 5
