@@ -378,12 +378,9 @@ class Store:
 
     def _build_listing(self, now: float) -> PodListing:
         """A listing of the pods current at `now` (lock held); it becomes the shared one."""
-        order = self._pod_order
-        if order is None:
-            order = self._pod_order = sorted(self._pods)
         pods, gone, stale = self._pods, self._gone, self.stale_after
         views: list[PodView] = []
-        for key in order:  # the test of _is_current_pod, inlined (30k pods)
+        for key in self._sorted_pod_keys():  # the test of _is_current_pod, inlined (30k pods)
             pod = pods[key]
             if pod.sample is None or not now - pod.last_seen <= stale or (gone and pod.node in gone):
                 continue
@@ -394,6 +391,14 @@ class Store:
         oldest = min((v.last_seen for v in views), default=math.inf)
         listing = self._listing = PodListing(views, built_at=now, oldest_seen=oldest, stale_after=stale)
         return listing
+
+    def _sorted_pod_keys(self) -> list[PodKey]:
+        """The keys of the pods, sorted (lock held): kept while no pod comes or goes, since sorting 30k
+        keys was half of a listing's or the federation hand-over's work."""
+        order = self._pod_order
+        if order is None:
+            order = self._pod_order = sorted(self._pods)
+        return order
 
     def _pod_counts(self, now: float) -> Counter[str]:
         """Listed pods per node, read with the lock held (from the listing when it is that of now)."""
@@ -483,11 +488,8 @@ class Store:
         readings: list[PodReading] = []
         values: list[Mapping[str, float]] = []
         with self._lock:
-            order = self._pod_order  # sorted once while no pod comes or goes (half of this at 30k)
-            if order is None:
-                order = self._pod_order = sorted(self._pods)
             pods, gone = self._pods, self._gone
-            for key in order:
+            for key in self._sorted_pod_keys():
                 p = pods[key]
                 sample, reading = p.sample, p.reading
                 if sample is None or reading is None or not now - p.last_seen <= stale_after:
