@@ -42,11 +42,7 @@ def _count(value: float | None) -> float | None:
 
 def _cpu(millicores: float | None) -> float | None:
     """CPU millicores as served everywhere: 3 decimals (rates carry float noise), an int when whole."""
-    if millicores is None or not math.isfinite(millicores):
-        return None
-    value = round(millicores, 3)
-    whole = int(value)
-    return whole if whole == value else value
+    return _count(_num(millicores))
 
 
 def _pct(part: float | None, whole: float | None) -> float | None:
