@@ -8,9 +8,8 @@ import gc
 import socket
 import subprocess
 import sys
-import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -22,6 +21,7 @@ from aggregator.scraper import Scraper
 from aggregator.service import ScrapeService
 from aggregator.stats import AggregatorStats
 from aggregator.store.store import Store
+from tests.support import wait_until
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -173,6 +173,23 @@ def test_tune_gc_turns_the_policy_on_in_a_fresh_process() -> None:
     assert out.stdout.strip() == "ok"
 
 
+def _running(discovery: StaticDiscovery, collector: RoundCollector, *, timeout: float, interval: float,
+             until: Callable[[], object], message: str) -> Scraper:
+    """Run a scrape service with `collector` until `until()` holds, then stop it; its scraper."""
+    stats = AggregatorStats()
+    store = Store(stats=stats)
+    scraper = Scraper(timeout=timeout, max_response_bytes=1 << 20, stats=stats)
+    service = ScrapeService(discovery=discovery, scraper=scraper, store=store,
+                            federation=FederationCache(store=store, stats=stats, version="test"),
+                            stats=stats, interval=interval, collector=collector)
+    service.start()
+    try:
+        wait_until(until, timeout=20, message=message, interval=0.02)
+    finally:
+        service.stop()
+    return scraper
+
+
 def test_the_scrape_loop_runs_each_round_inside_its_collector() -> None:
     """The service's rounds go through `collector.round()`: discovery, read at the start of every
     round, sees automatic collection off, and it is on again once the service stops."""
@@ -185,20 +202,9 @@ def test_the_scrape_loop_runs_each_round_inside_its_collector() -> None:
 
     collector = RoundCollector(full_every=3600.0)
     collector.active = True
-    stats = AggregatorStats()
-    store = Store(stats=stats)
     # Nothing listens on port 1 of the loopback address: each scrape fails at once.
-    service = ScrapeService(discovery=Recording(["127.0.0.1:1"]), scraper=Scraper(timeout=0.5,
-                            max_response_bytes=1 << 20, stats=stats), store=store,
-                            federation=FederationCache(store=store, stats=stats, version="test"),
-                            stats=stats, interval=0.05, collector=collector)
-    service.start()
-    try:
-        deadline = time.monotonic() + 20
-        while len(seen) < 3 and time.monotonic() < deadline:
-            time.sleep(0.02)
-    finally:
-        service.stop()
+    _running(Recording(["127.0.0.1:1"]), collector, timeout=0.5, interval=0.05,
+             until=lambda: len(seen) >= 3, message="three rounds")
     assert len(seen) >= 3, seen
     assert not any(seen)
     assert gc.isenabled()
@@ -210,22 +216,11 @@ def test_the_scrape_loop_counts_its_connections_toward_the_next_full_collection(
     then comes long before `full_every`."""
     collector = RoundCollector(full_every=3600.0, full_after_connections=3)
     collector.active = True
-    stats = AggregatorStats()
-    store = Store(stats=stats)
-    scraper = Scraper(timeout=0.1, max_response_bytes=1 << 20, stats=stats)
     with socket.socket() as hung:
         hung.bind(("127.0.0.1", 0))
         hung.listen(64)  # the kernel completes the handshake; nobody answers
-        service = ScrapeService(discovery=StaticDiscovery([f"127.0.0.1:{hung.getsockname()[1]}"]),
-                                scraper=scraper, store=store,
-                                federation=FederationCache(store=store, stats=stats, version="test"),
-                                stats=stats, interval=0.15, collector=collector)
-        service.start()
-        try:
-            deadline = time.monotonic() + 20
-            while collector.full_collections < 1 and time.monotonic() < deadline:
-                time.sleep(0.05)
-        finally:
-            service.stop()
+        scraper = _running(StaticDiscovery([f"127.0.0.1:{hung.getsockname()[1]}"]), collector, timeout=0.1,
+                           interval=0.15, until=lambda: collector.full_collections >= 1,
+                           message="a full collection brought forward by the connections")
     assert collector.full_collections >= 1
     assert scraper.connections_opened >= 3

@@ -300,9 +300,7 @@ class _Slow(_Server):
         self.counter, self.lock = counter, lock
 
 
-class _SlowHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
+class _SlowHandler(_Handler):
     def do_GET(self) -> None:
         server: _Slow = self.server  # type: ignore[assignment]
         with server.lock:
@@ -314,9 +312,6 @@ class _SlowHandler(BaseHTTPRequestHandler):
         finally:
             with server.lock:
                 server.counter["now"] -= 1
-
-    def log_message(self, format: str, *args: object) -> None:
-        """Quiet."""
 
 
 @pytest.mark.parametrize(("concurrency", "most"), [(3, 3), (12, 12)])
