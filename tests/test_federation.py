@@ -7,6 +7,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 
+import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.parser import text_string_to_metric_families
@@ -19,6 +20,7 @@ from aggregator.federation import (
     POD_FAMILIES,
     ROOT_MOUNTPOINT,
     FederationCache,
+    encode,
 )
 from aggregator.model import ContainerReading, NodeReading, PodReading, RoundResult, TargetStatus
 from aggregator.stats import AggregatorStats
@@ -252,6 +254,13 @@ def test_body_before_first_round_and_after_a_round() -> None:
     assert 'node="n2"}' not in body.split("k8smon_target_up")[0]  # a down node's stale values are not served
     assert 'k8smon_target_up{target="h:1",node="n2"} 0.0' in body
     assert "k8smon_aggregator_rounds_total 1.0" in body
+
+
+@pytest.mark.parametrize("per", [1, 2, 3, 4096])
+@pytest.mark.parametrize("count", [0, 1, 2, 3, 7, 4097])
+def test_encode_by_slices_equals_joining_then_encoding(per: int, count: int) -> None:
+    lines = [f'k8smon_pod_x{{pod="p-{i}-é☃"}} {i}.5\n' if i % 3 else "# HELP x y\n" for i in range(count)]
+    assert encode(lines, per) == "".join(lines).encode("utf-8")
 
 
 def test_render_30k_pods_timing() -> None:
