@@ -18,6 +18,7 @@ from typing import Any
 
 from aggregator.api import human
 from aggregator.model import ContainerReading
+from aggregator.release import references, release
 from aggregator.store.listing import PodListing
 from aggregator.store.views import GroupView, NodeView, PodView, Point, Sample
 
@@ -324,7 +325,10 @@ class PodDocCache:
             out.append((p, hit[2], hit[3]))
         if full:
             with self._lock:
-                self._docs = fresh
+                replaced, self._docs = self._docs, fresh
+            refs = references(replaced)  # the previous listing's documents, 30k at 1000 x 30
+            del replaced
+            release(refs)
         return out
 
     def docs(self, pods: Sequence[PodView], *, now: float, full: bool) -> list[Doc]:
@@ -345,9 +349,14 @@ class PodDocCache:
         def build() -> dict[tuple[str, str], bytes]:
             entries = self._entries(listing.views, now=listing.built_at, full=True, encode=True)
             table = {(p.namespace, p.pod): encoded for p, _doc, encoded in entries if encoded is not None}
+            replaced = None
             with self._lock:
                 if self._ready is None or self._ready.built_at <= listing.built_at:
-                    self._ready = listing
+                    replaced, self._ready = self._ready, listing
+            if replaced is not None:
+                refs = replaced.contents()
+                del replaced
+                release(refs)
             return table
 
         return listing.memo(PREPARED, build)

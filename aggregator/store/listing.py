@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any, TypeVar
 
+from aggregator.release import references
 from aggregator.store.views import PodView
 
 T = TypeVar("T")
@@ -68,6 +69,13 @@ class PodListing:
                     self._memo[key] = hit
                     del self._building[key]
         return hit  # type: ignore[no-any-return]
+
+    def contents(self) -> list[Any]:
+        """References to everything this listing keeps (its views and what was derived from them),
+        to `release` in slices once the listing itself is dropped (aggregator/release.py)."""
+        with self._lock:
+            derived = list(self._memo.values())
+        return references(self.views, *derived)
 
     def built(self, key: Hashable) -> bool:
         """True when `memo(key, ...)` would answer at once."""
