@@ -129,3 +129,29 @@ def test_a_replaced_listing_and_its_documents_are_let_go_and_one_in_use_stays_wh
     assert answer_json(docs, PodQuery(), first, now=now, dumps=json_dumps) == body
     assert [p["cpu_millicores"] for p in json.loads(answer_json(
         docs, PodQuery(), second, now=clock.now, dumps=json_dumps))["pods"]] == [400, 500, 600]
+
+
+def test_each_user_drops_the_container_before_its_items(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Else the container, dropped last, frees everything in one piece after all (a name left holding it)."""
+    store, clock = _store()
+    cache = FederationCache(store=store, stats=AggregatorStats(), version="t")
+    docs = PodDocCache(json_dumps)
+    cache.round_done(round_result(1, clock.now))
+    answer_json(docs, PodQuery(), store.round_pod_listing(), now=clock.now, dumps=json_dumps)
+    state, listing = weakref.ref(cache._state), weakref.ref(store.round_pod_listing())
+    seen: dict[str, list[bool]] = {"federation": [], "views": []}
+
+    def spy(user: str, held: weakref.ref[Any]) -> Any:
+        def call(items: list[Any]) -> None:
+            if items:
+                seen[user].append(held() is not None)
+            release_module.release(items)
+        return call
+
+    monkeypatch.setattr("aggregator.federation.release", spy("federation", state))
+    monkeypatch.setattr("aggregator.api.views.release", spy("views", listing))
+    _next_round(store, clock, 2, a=0.4, b=0.5, c=0.6)
+    cache.round_done(round_result(2, clock.now))  # lets go of round 1's state
+    answer_json(docs, PodQuery(), store.round_pod_listing(), now=clock.now, dumps=json_dumps)  # of listing 1
+    assert state() is None and listing() is None
+    assert seen == {"federation": [False], "views": [False]}  # each gone before its items were let go

@@ -299,8 +299,12 @@ class PodDocCache:
         self.warmed = False  # a ListingWarmer prepares each round's listing (set when it starts)
 
     def _entries(
-        self, pods: Sequence[PodView], *, now: float, full: bool, encode: bool
+        self, pods: Sequence[PodView], *, now: float, full: bool, encode: bool,
+        retired: list[Any] | None = None,
     ) -> list[tuple[PodView, Doc | None, bytes | None]]:
+        """Each pod with its cached document or JSON, made where missing. `full`: `pods` is a whole
+        listing, whose entries replace the cache; the replaced ones are let go here, or appended to
+        `retired` for the caller to let go when it has published what it built."""
         with self._lock:
             cached = self._docs
         fresh: dict[tuple[str, str], tuple[Sample, str, Doc | None, bytes | None]] = {}
@@ -324,11 +328,12 @@ class PodDocCache:
                 fresh[key] = hit
             out.append((p, hit[2], hit[3]))
         if full:
+            replaced: list[Any] = [] if retired is None else retired
             with self._lock:
-                replaced, self._docs = self._docs, fresh
-            refs = references(replaced)  # the previous listing's documents, 30k at 1000 x 30
-            del replaced
-            release(refs)
+                replaced.append(self._docs)
+                self._docs = fresh
+            if retired is None:
+                _release(replaced)
         return out
 
     def docs(self, pods: Sequence[PodView], *, now: float, full: bool) -> list[Doc]:
@@ -346,20 +351,21 @@ class PodDocCache:
         if asked:
             self.last_asked = time.monotonic()
 
+        retired: list[Any] = []  # the documents and listing this one replaces
+
         def build() -> dict[tuple[str, str], bytes]:
-            entries = self._entries(listing.views, now=listing.built_at, full=True, encode=True)
+            entries = self._entries(listing.views, now=listing.built_at, full=True, encode=True,
+                                    retired=retired)
             table = {(p.namespace, p.pod): encoded for p, _doc, encoded in entries if encoded is not None}
-            replaced = None
             with self._lock:
                 if self._ready is None or self._ready.built_at <= listing.built_at:
-                    replaced, self._ready = self._ready, listing
-            if replaced is not None:
-                refs = replaced.contents()
-                del replaced
-                release(refs)
+                    retired.append(self._ready)
+                    self._ready = listing
             return table
 
-        return listing.memo(PREPARED, build)
+        table = listing.memo(PREPARED, build)
+        _release(retired)  # once the table is published: requests waiting for it do not wait for this
+        return table
 
     def ready_instead_of(self, listing: PodListing, *, now: float) -> PodListing:
         """`listing`, or until it is prepared (by the warmer, or by another request), the listing
@@ -422,6 +428,20 @@ class PodDocCache:
             stamps.append(p.sample.timestamp)
         parts[-1] = b"]"
         return parts, stamps, sorted(set(stamps))
+
+
+def _release(retired: list[Any]) -> None:
+    """Let go of replaced document caches and listings (30k documents each at 1000 x 30) in slices."""
+    refs: list[Any] = []
+    while retired:
+        refs += _contents(retired.pop())  # the container goes here; what only it kept alive stays in refs
+    release(refs)
+
+
+def _contents(item: object) -> list[Any]:
+    if isinstance(item, PodListing):
+        return item.contents()
+    return references(item) if isinstance(item, dict) else []
 
 
 def _age_part(now: float, t: float) -> bytes:
