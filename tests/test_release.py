@@ -14,7 +14,7 @@ import pytest
 
 from aggregator import release as release_module
 from aggregator.api.listing import PodQuery, answer_json
-from aggregator.api.views import PodDocCache, json_dumps
+from aggregator.api.views import PREPARED, PodDocCache, json_dumps
 from aggregator.federation import FederationCache
 from aggregator.release import references, release
 from aggregator.stats import AggregatorStats
@@ -135,10 +135,18 @@ def test_each_user_drops_the_container_before_its_items(monkeypatch: pytest.Monk
     state, listing = weakref.ref(cache._state), weakref.ref(store.round_pod_listing())
     seen: dict[str, list[bool]] = {"federation": [], "views": []}
 
+    kinds: dict[str, set[str]] = {"federation": set(), "views": set()}
+    second: list[Any] = []  # listing 2, once answered
+    published: list[bool] = []
+
     def spy(user: str, held: weakref.ref[Any]) -> Any:
         def call(items: list[Any]) -> None:
             if items:
                 seen[user].append(held() is not None)
+                kinds[user].update(type(i).__name__ for i in items)
+                kinds[user].update("cache entry" for i in items if _cache_entry(i))
+                if user == "views":
+                    published.append(second[0].built(PREPARED))
             release_module.release(items)
         return call
 
@@ -146,6 +154,38 @@ def test_each_user_drops_the_container_before_its_items(monkeypatch: pytest.Monk
     monkeypatch.setattr("aggregator.api.views.release", spy("views", listing))
     _next_round(store, clock, 2, a=0.4, b=0.5, c=0.6)
     cache.round_done(round_result(2, clock.now))  # lets go of round 1's state
-    answer_json(docs, PodQuery(), store.round_pod_listing(), now=clock.now, dumps=json_dumps)  # of listing 1
+    second.append(store.round_pod_listing())
+    answer_json(docs, PodQuery(), second[0], now=clock.now, dumps=json_dumps)  # lets go of listing 1
     assert state() is None and listing() is None
     assert seen == {"federation": [False], "views": [False]}  # each gone before its items were let go
+    # What only those containers held: round 1's readings; listing 1's views and its table's JSON,
+    # and the cache entries of its documents; let go once listing 2's table is there for requests.
+    assert kinds["federation"] == {"PodReading"}
+    assert {"PodView", "bytes", "cache entry"} <= kinds["views"]
+    assert published == [True]
+
+
+def _cache_entry(item: object) -> bool:
+    """A PodDocCache entry: (sample, node, document or None, JSON or None)."""
+    return isinstance(item, tuple) and len(item) == 4 and type(item[0]).__name__ == "Sample"
+
+
+def test_documents_built_outside_a_listing_let_go_of_the_ones_they_replace(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    store, clock = _store()
+    docs = PodDocCache(json_dumps)
+    released: list[list[Any]] = []
+
+    def spy(items: list[Any]) -> None:
+        released.append(list(items))
+        release_module.release(items)
+
+    monkeypatch.setattr("aggregator.api.views.release", spy)
+    views = store.pod_listing().views
+    docs.docs(views, now=clock.now, full=True)  # the first full set: replaces the empty cache
+    first = list(docs._docs.values())
+    _next_round(store, clock, 2, a=0.4, b=0.5, c=0.6)
+    docs.docs(store.pod_listing().views, now=clock.now, full=True)
+    assert [e for e in released[-1] if _cache_entry(e)] == first  # round 1's entries, let go here
+    docs.docs(views[:1], now=clock.now, full=False)  # a part: only reads the cache
+    assert len(released) == 2
