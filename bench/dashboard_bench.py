@@ -75,10 +75,9 @@ def serve(nodes: int, pods: int, *, rounds: int = 3) -> Iterator[Served]:
     sys.path.insert(0, str(REPO))
     from aggregator.api.app import create_app
     from aggregator.federation import FederationCache
-    from aggregator.model import RoundResult, TargetStatus
     from aggregator.stats import AggregatorStats
     from aggregator.store.store import Store
-    from bench.round_bench import INTERVAL, readings
+    from bench.round_bench import INTERVAL, readings, round_result
     from k8smon_common.http_server import ServerHandle
     from tests.aggregator_fakes import FakeStatus
 
@@ -91,12 +90,9 @@ def serve(nodes: int, pods: int, *, rounds: int = 3) -> Iterator[Served]:
         now[0] = 1_700_000_000.0 + seq * INTERVAL
         for reading in readings(nodes, pods, seq):
             store.ingest(reading)  # type: ignore[arg-type]
-        targets = tuple(TargetStatus(target=f"10.0.{n // 250}.{n % 250}:9100", node=f"node-{n:04d}", up=True,
-                                     last_scrape=now[0], duration_seconds=0.01, samples=400)
-                        for n in range(nodes))
-        result = RoundResult(round_id=seq, started=now[0], duration_seconds=1.0, targets=targets)
+        result = round_result(nodes, seq, samples=400)
         store.end_round(result)
-        status.targets_, status.last = list(targets), result
+        status.targets_, status.last = list(result.targets), result
     app = create_app(store=store, status=status, federation=federation, stats=stats,
                      started_at=now[0] - 60, version="bench")
     server = ServerHandle(app, host="127.0.0.1", port=0, threads=4).start()

@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-INTERVAL = 5.0
 
 
 class Probe:
@@ -62,44 +61,38 @@ class Probe:
         return out, elapsed, max(self._late, default=0.0)
 
 
-def measure(nodes: int, pods: int, *, warmup: int = 2) -> list[tuple[str, float, float]]:
-    """(step, wall seconds, longest hold seconds) for one round after `warmup` rounds."""
+def measure(
+    nodes: int, pods: int, *, warmup: int = 2
+) -> tuple[list[tuple[str, float, float]], dict[str, int]]:
+    """(step, wall seconds, longest hold seconds) for one round after `warmup` rounds, and the bytes
+    of its `/metrics` text and whole pod listing."""
     import orjson
 
     from aggregator.api.listing import PodQuery, answer_json
     from aggregator.api.views import PodDocCache
     from aggregator.federation import FederationCache
-    from aggregator.model import RoundResult, TargetStatus
     from aggregator.stats import AggregatorStats
     from aggregator.store.store import Store
-    from bench.round_bench import readings
+    from bench.round_bench import INTERVAL, readings, round_result
 
     now = [1_700_000_000.0]
     stats = AggregatorStats()
     store = Store(retention_points=1000, stale_after=3 * INTERVAL, stats=stats, clock=lambda: now[0])
     cache = FederationCache(store=store, stats=stats, version="bench")
 
-    def result(seq: int) -> RoundResult:
-        targets = tuple(
-            TargetStatus(target=f"10.0.{n // 250}.{n % 250}:9100", node=f"node-{n:04d}", up=True,
-                         last_scrape=now[0], duration_seconds=0.01, samples=12 + 13 * pods)
-            for n in range(nodes)
-        )
-        return RoundResult(round_id=seq, started=now[0], duration_seconds=1.0, targets=targets)
-
     docs = PodDocCache(orjson.dumps)
     for seq in range(1, warmup + 1):  # as under polling clients: what the measured round replaces exists
         now[0] = 1_700_000_000.0 + seq * INTERVAL
         for reading in readings(nodes, pods, seq):
             store.ingest(reading)  # type: ignore[arg-type]
-        done = result(seq)
+        done = round_result(nodes, seq, samples=12 + 13 * pods)
         store.end_round(done)
         cache.round_done(done)
         cache.body_gzip()
         answer_json(docs, PodQuery(), store.round_pod_listing(), now=now[0], dumps=orjson.dumps)
     seq = warmup + 1
     now[0] = 1_700_000_000.0 + seq * INTERVAL
-    batch, done = readings(nodes, pods, seq), result(seq)
+    batch, done = readings(nodes, pods, seq), round_result(nodes, seq, samples=12 + 13 * pods)
     switch = sys.getswitchinterval()
     sys.setswitchinterval(0.001)
     out: list[tuple[str, float, float]] = []
@@ -125,9 +118,7 @@ def measure(nodes: int, pods: int, *, warmup: int = 2) -> list[tuple[str, float,
     finally:
         gc.enable()
         sys.setswitchinterval(switch)
-    out.append((f"(sizes: /metrics {len(body) / 2**20:.1f} MiB, whole listing {len(whole) / 2**20:.1f} MiB)",
-                0.0, 0.0))
-    return out
+    return out, {"/metrics": len(body), "whole listing": len(whole)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -137,11 +128,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pods", type=int, default=30)
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     print(f"N={args.nodes} pods={args.nodes * args.pods}: step, wall time, longest hold of the GIL")
-    for name, wall, hold in measure(args.nodes, args.pods):
-        if not wall:
-            print(f"  {name}")
-            continue
+    steps, sizes = measure(args.nodes, args.pods)
+    for name, wall, hold in steps:
         print(f"  {name:<42} {wall * 1000:8.1f} ms   longest hold {hold * 1000:6.1f} ms", flush=True)
+    print(f"  (sizes: /metrics {sizes['/metrics'] / 2**20:.1f} MiB, "
+          f"whole listing {sizes['whole listing'] / 2**20:.1f} MiB)")
     return 0
 
 

@@ -24,6 +24,10 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from aggregator.model import RoundResult
 
 REPO = Path(__file__).resolve().parents[1]
 INTERVAL = 5.0
@@ -81,6 +85,20 @@ def readings(nodes: int, pods: int, seq: int, containers: int = 0) -> list[objec
     return out
 
 
+def round_result(nodes: int, seq: int, *, samples: int) -> RoundResult:
+    """Round `seq`'s RoundResult for `readings(nodes, ..., seq)`: every target up, scraped at the
+    round's start, `samples` samples each."""
+    from aggregator.model import RoundResult, TargetStatus
+
+    started = 1_700_000_000.0 + seq * INTERVAL
+    targets = tuple(
+        TargetStatus(target=f"10.0.{n // 250}.{n % 250}:9100", node=f"node-{n:04d}", up=True,
+                     last_scrape=started, duration_seconds=0.01, samples=samples)
+        for n in range(nodes)
+    )
+    return RoundResult(round_id=seq, started=started, duration_seconds=1.0, targets=targets)
+
+
 class GcPauses:
     """A `gc.callbacks` entry adding up the seconds spent in garbage collections."""
 
@@ -108,7 +126,6 @@ def measure(
     """
     from aggregator.federation import FederationCache
     from aggregator.gcpolicy import GC_THRESHOLD0, RoundCollector
-    from aggregator.model import RoundResult, TargetStatus
     from aggregator.stats import AggregatorStats
     from aggregator.store.store import Store
 
@@ -131,12 +148,7 @@ def measure(
         for seq in range(1, warmup + rounds + 1):
             batch = readings(nodes, pods, seq, containers)
             now[0] = 1_700_000_000.0 + seq * INTERVAL
-            targets = tuple(
-                TargetStatus(target=f"10.0.{n // 250}.{n % 250}:9100", node=f"node-{n:04d}", up=True,
-                             last_scrape=now[0], duration_seconds=0.01, samples=12 + 13 * pods)
-                for n in range(nodes)
-            )
-            result = RoundResult(round_id=seq, started=now[0], duration_seconds=1.0, targets=targets)
+            result = round_result(nodes, seq, samples=12 + 13 * pods)
             paused = pauses.total
             marks = [(time.perf_counter(), time.process_time())]
             with policy.round():
@@ -148,7 +160,7 @@ def measure(
                 cache.round_done(result)
             marks.append((time.perf_counter(), time.process_time()))
             loop_paused = pauses.total - paused
-            del batch, targets, result
+            del batch, result
             cache.body()
             marks.append((time.perf_counter(), time.process_time()))
             if seq > warmup:
