@@ -197,18 +197,24 @@ POD_LABEL_COUNT = 7  # node + snapshotdoc.POD_FIELDS: the labels each pod sample
 CONTAINER_LABEL_COUNT = 5  # node, namespace, pod, uid, container
 
 
-def _values(raw: object, what: str) -> tuple[dict[str, float], int]:
-    """(finite values, how many were not finite) of one values object; ReadingError when malformed."""
+_FLOATS = {float}
+_STRINGS = {str}
+_EMPTY_STRINGS = ("",) * len(snapshotdoc.POD_FIELDS)  # each pod field's default
+
+
+def _values(raw: object) -> tuple[dict[str, float], int]:
+    """(finite values, how many were not finite) of one values object; ReadingError when malformed
+    (the caller says whose values)."""
     if not isinstance(raw, dict):
-        raise ReadingError(f"{what}: values must be an object")
-    if all(type(v) is float and math.isfinite(v) for v in raw.values()):
-        return raw, 0  # the usual case: json.loads made every number a float already
+        raise ReadingError("values must be an object")
+    if set(map(type, raw.values())) <= _FLOATS and all(map(math.isfinite, raw.values())):
+        return raw, 0  # the usual case: every number a finite float already (two C-level passes)
     out: dict[str, float] = {}
     for k, v in raw.items():
         if type(v) is int:
             v = float(v)  # noqa: PLW2901 - JSON integers are numbers too
         elif type(v) is not float:
-            raise ReadingError(f"{what}: value of {k!r} is not a number")
+            raise ReadingError(f"value of {k!r} is not a number")
         if math.isfinite(v):
             out[k] = v
     return out, len(raw) - len(out)
@@ -232,8 +238,13 @@ class _DocumentReader:
         self.dropped = 0
         self.rejected = 0
 
-    def values(self, raw: object, what: str) -> dict[str, float]:
-        values, dropped = _values(raw, what)
+    def values(self, raw: object, what: str, *names: str) -> dict[str, float]:
+        """The finite values of `raw`; a ReadingError names them as `what.format(*names)`, formatted
+        only then (this runs for every pod and container)."""
+        try:
+            values, dropped = _values(raw)
+        except ReadingError as exc:
+            raise ReadingError(f"{what.format(*names)}: {exc}") from None
         self.count += len(values) + dropped
         self.dropped += dropped
         return values
@@ -241,32 +252,36 @@ class _DocumentReader:
     def root_filesystem(self, filesystems: object) -> dict[str, float]:
         if not isinstance(filesystems, dict):
             raise ReadingError("filesystems must be an object")
-        parsed = {m: self.values(raw, f"filesystem {m}") for m, raw in filesystems.items()}
+        parsed = {m: self.values(raw, "filesystem {}", m) for m, raw in filesystems.items()}
         root = parsed.get(ROOT_MOUNTPOINT)
         if root is None and len(parsed) == 1:  # one other --rootfs stands for it (as with the text)
             root = next(iter(parsed.values()))
         return root or {}
 
     def too_big(self, labels: Iterable[str], count: int) -> bool:
-        """The --max-labels-per-series / --max-label-length test of `to_reading`, on label values."""
+        """The --max-labels-per-series / --max-label-length test of `to_reading`, on label values
+        (never empty: a pod's include the node's name, a container's is its name)."""
         if self.max_labels is not None and count > self.max_labels:
             return True
-        return self.limit is not None and any(len(v) > self.limit for v in labels)
+        return self.limit is not None and max(map(len, labels)) > self.limit
 
     def pod(self, raw: object) -> PodReading | None:
         """The pod's reading; None when it is left out (over the label limits, no finite pod value)."""
         if not isinstance(raw, dict):
             raise ReadingError("a pod must be an object")
-        ns, name, uid, owner_kind, owner_name, deployment = (
-            _text(raw, f, "pod") for f in snapshotdoc.POD_FIELDS)
-        values = self.values(raw.get("values", {}), f"pod {ns}/{name}")
+        fields = tuple(map(raw.get, snapshotdoc.POD_FIELDS, _EMPTY_STRINGS))
+        if set(map(type, fields)) != _STRINGS:  # one C-level test for the six
+            for f in snapshotdoc.POD_FIELDS:
+                _text(raw, f, "pod")  # raises, naming the first that is not
+        ns, name, uid, owner_kind, owner_name, deployment = fields
+        values = self.values(raw.get("values", {}), "pod {}/{}", ns, name)
         raw_containers = raw.get("containers", {})
         if not isinstance(raw_containers, dict):
             raise ReadingError(f"pod {ns}/{name}: containers must be an object")
-        containers = sorted(((c, self.values(v, f"container {c} of {ns}/{name}"))
-                             for c, v in raw_containers.items()), key=lambda item: item[0])
-        labels = (self.node, ns, name, uid, owner_kind, owner_name, deployment)
-        rejected = self.too_big(labels, POD_LABEL_COUNT)
+        # by name (names are a dict's keys, so the tuples never compare their values)
+        containers = sorted((c, self.values(v, "container {} of {}/{}", c, ns, name))
+                            for c, v in raw_containers.items())
+        rejected = self.too_big((self.node, *fields), POD_LABEL_COUNT)
         if rejected or not values:  # a pod with no finite pod value is no pod (as with the text)
             self.rejected += rejected
             self.dropped += sum(len(v) for _c, v in containers)

@@ -129,26 +129,96 @@ def test_whole_numbers_are_numbers() -> None:
     assert reading.values["cpu_capacity_cores"] == 8.0 and type(reading.values["cpu_capacity_cores"]) is float
 
 
+def _pod(**changes: object) -> dict[str, object]:
+    return {**{f: f[:2] for f in snapshotdoc.POD_FIELDS}, "values": {"cpu_usage_cores": 0.5}, **changes}
+
+
+NO_SNAPSHOT = "no k8smon_exporter_sample_timestamp_seconds sample (the exporter has no snapshot yet)"
+
+
+# The whole message: the scraper's log line and the target's last_error quote it as it is.
 @pytest.mark.parametrize(("doc", "message"), [
     ([], "not a version 1 snapshot document"),
     (_doc(version=2), "not a version 1 snapshot document"),
-    (_doc(timestamp=None), "no k8smon_exporter_sample_timestamp_seconds"),
-    (_doc(timestamp=-1.0), "no k8smon_exporter_sample_timestamp_seconds"),
-    (_doc(timestamp=True), "no k8smon_exporter_sample_timestamp_seconds"),
-    (_doc(node=""), "no node label"),
-    (_doc(node=5), "node must be a string"),
-    (_doc(node_values={"cpu_usage_cores": "1"}), "value of 'cpu_usage_cores' is not a number"),
-    (_doc(node_values={"cpu_usage_cores": True}), "is not a number"),
-    (_doc(node_values=[1.0]), "values must be an object"),
+    (_doc(timestamp=None), NO_SNAPSHOT),
+    (_doc(timestamp=-1.0), NO_SNAPSHOT),
+    (_doc(timestamp=0), NO_SNAPSHOT),
+    (_doc(timestamp=True), NO_SNAPSHOT),
+    (_doc(node=""), "no node label in the exposition and no node name from discovery"),
+    (_doc(node=5), "document: node must be a string"),
+    (_doc(node_values={"cpu_usage_cores": "1"}), "node: value of 'cpu_usage_cores' is not a number"),
+    (_doc(node_values={"cpu_usage_cores": True}), "node: value of 'cpu_usage_cores' is not a number"),
+    (_doc(node_values=[1.0]), "node: values must be an object"),
     (_doc(filesystems=[]), "filesystems must be an object"),
+    (_doc(filesystems={"/data": {"filesystem_size_bytes": None}}),
+     "filesystem /data: value of 'filesystem_size_bytes' is not a number"),
     (_doc(pods={}), "pods must be a list"),
     (_doc(pods=[1]), "a pod must be an object"),
-    (_doc(pods=[{"namespace": 1}]), "namespace must be a string"),
-    (_doc(pods=[{"values": {"x": 1.0}, "containers": []}]), "containers must be an object"),
+    (_doc(pods=[{"namespace": 1}]), "pod: namespace must be a string"),
+    (_doc(pods=[{"pod": 1}]), "pod: pod must be a string"),  # a missing field is "", not the culprit
+    (_doc(pods=[_pod(deployment=None)]), "pod: deployment must be a string"),
+    (_doc(pods=[_pod(values=[0.5])]), "pod na/po: values must be an object"),
+    (_doc(pods=[_pod(values={"cpu_usage_cores": "0.5"})]),
+     "pod na/po: value of 'cpu_usage_cores' is not a number"),
+    (_doc(pods=[{"values": {"x": 1.0}, "containers": []}]), "pod /: containers must be an object"),
+    (_doc(pods=[_pod(containers={"app": {"cpu_usage_cores": [1]}})]),
+     "container app of na/po: value of 'cpu_usage_cores' is not a number"),
 ])
 def test_malformed_documents_are_parse_errors(doc: object, message: str) -> None:
-    with pytest.raises(ReadingError, match=message):
+    with pytest.raises(ReadingError) as raised:
         from_document(doc)
+    assert str(raised.value) == message
+
+
+def test_what_a_document_leaves_out_is_empty() -> None:
+    conversion = from_document({"version": 1, "timestamp": 1.0, "node": "n",
+                                "pods": [{"pod": "p", "values": {"cpu_usage_cores": 0.5}}, {"pod": "q"}]})
+    reading = conversion.reading
+    assert (reading.node, reading.timestamp, reading.values) == ("n", 1.0, {})  # a tiny time is still a time
+    # the pod's missing labels are "", as a text sample without them; "q" has no value: no pod
+    assert [(p.namespace, p.pod, p.uid, p.owner_kind, p.owner_name, p.deployment, p.containers)
+            for p in reading.pods] == [("", "p", "", "", "", "", ())]
+    assert (conversion.samples, conversion.dropped, conversion.rejected) == (2, 0, 0)
+    bare = from_document({"version": 1, "timestamp": 1.0}, node_hint="from-discovery").reading
+    assert (bare.node, bare.values, bare.pods) == ("from-discovery", {}, ())
+
+
+def test_the_root_filesystem_is_the_one_at_slash() -> None:
+    filesystems = {"/data": {"filesystem_size_bytes": 1.0}, "/": {"filesystem_size_bytes": 2.0}}
+    assert from_document(_doc(filesystems=filesystems)).reading.values["filesystem_size_bytes"] == 2.0
+    only = {"/data": {"filesystem_size_bytes": 1.0}}  # one other --rootfs stands for it
+    assert from_document(_doc(filesystems=only)).reading.values["filesystem_size_bytes"] == 1.0
+    two = {"/data": {"filesystem_size_bytes": 1.0}, "/var": {"filesystem_size_bytes": 3.0}}
+    assert "filesystem_size_bytes" not in from_document(_doc(filesystems=two)).reading.values
+
+
+def test_a_documents_values_are_kept_not_copied() -> None:
+    doc = _doc()
+    pod = doc["pods"][0]  # type: ignore[index]
+    reading = from_document(doc).reading
+    assert reading.values is not doc["node_values"]  # the root filesystem's values join the node's
+    assert reading.pods[0].values is pod["values"]  # 30k pods a round at 1000 x 30: no copy each
+    assert reading.pods[0].containers[0].values is next(iter(pod["containers"].values()))
+
+
+def test_containers_come_by_name_and_unnamed_or_long_ones_are_dropped_and_counted() -> None:
+    containers = {"zz": {"cpu_usage_cores": 1.0}, "": {"cpu_usage_cores": 2.0, "cpu_seconds_total": 3.0},
+                  "a-long-name": {"cpu_usage_cores": 4.0}, "b": {"cpu_usage_cores": 5.0}}
+    pod = _pod(values={"cpu_usage_cores": 0.5, "memory_working_set_bytes": math.nan}, containers=containers)
+    conversion = from_document(_doc(node="node", pods=[pod]), max_label_length=6, max_labels=7)
+    assert [c.name for c in conversion.reading.pods[0].containers] == ["b", "zz"]
+    assert conversion.dropped == 1 + 2 + 1  # the NaN, the unnamed container's two, the long one's one
+
+
+def test_label_limits_keep_what_is_exactly_at_them() -> None:
+    pod = _pod(namespace="nsnsns", containers={"cccccc": {"cpu_usage_cores": 1.0}})
+    kept = from_document(_doc(node="nnnnnn", pods=[pod]), max_label_length=6, max_labels=7)
+    assert kept.reading.node == "nnnnnn" and kept.rejected == 0
+    assert [c.name for c in kept.reading.pods[0].containers] == ["cccccc"]
+    assert from_document(_doc(node="nnnnnn", pods=[pod]), max_labels=6).rejected == 1  # 7 labels a pod
+    assert from_document(_doc(node="nnnnn", pods=[pod]), max_label_length=5).reading.pods == ()  # "nsnsns"
+    with pytest.raises(ReadingError, match="node label longer than 5"):
+        from_document(_doc(node="nnnnnn"), max_label_length=5)
 
 
 def test_a_node_name_over_the_limit_is_refused_both_ways() -> None:

@@ -18,9 +18,12 @@ IO_COLUMNS: dict[str, str] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Sample:
-    """The latest full-precision reading of one node, pod, namespace or deployment."""
+    """The latest full-precision reading of one node, pod, namespace or deployment.
+
+    Read-only by convention like PodView, not `frozen=True` (model.py says why): both are built once
+    per pod per round."""
 
     timestamp: float  # unix seconds on the aggregator's clock: when received (scrape round start for
     # scraped samples and roll-ups); the exporter's own sample time is kept beside it in the store
@@ -109,7 +112,7 @@ class NodeView:
     sample_time: float | None = None  # the exporter's (pusher's) own time of `sample`
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class PodView:
     namespace: str  # "" when the exporter could not name the pod
     pod: str  # the UID when unnamed
