@@ -235,6 +235,11 @@ def _rounds(section: str, label: str, win: Window, nodes: int, *, limit: float, 
            f"{statistics.median(totals):.2f} s  ({len(totals)} rounds)", goal=limit_text, ok=ok_time)
     figure(section, f"{label}: rounds, scrape part",
            f"max {max(scrapes):.2f} s  p50 {statistics.median(scrapes):.2f} s")
+    for part, key in (("end_round", "end_round_s"), ("federation hand-over", "federation_s")):
+        parts = [r[key] for r in win.rounds if r.get(key) is not None]
+        if parts:  # the aggregator's own gauge of the step, as the round log saw it
+            figure(section, f"{label}: rounds, {part}",
+                   f"max {max(parts):.2f} s  p50 {statistics.median(parts):.2f} s")
     figure(section, f"{label}: ticks skipped (overrunning rounds)", f"{skipped:.0f}", goal="0",
            ok=skipped == 0)
     figure(section, f"{label}: fewest targets up in a round", f"{fewest}/{nodes}", goal=f"{nodes}",

@@ -48,6 +48,8 @@ def test_every_target_section_prints_every_figure() -> None:
                  "RSS with full history"):
         assert figures[f"3 x 3: {name}"].verdict in (report.MET, report.MISSED), name
     assert "3 rounds" in _value(figures, "3 x 3: rounds, start to published")
+    for part in ("end_round", "federation hand-over"):  # the aggregator's gauges, per round
+        assert re.fullmatch(r"max [\d.]+ s  p50 [\d.]+ s", _value(figures, f"3 x 3: rounds, {part}")), part
     for route in DOC_ROUTES:
         name = f"3 x 3 + 4 API clients: {route.split('?')[0].replace('{', '').replace('}', '')}"
         assert re.match(r"p99 [\d.]+ ms .*\(n=[1-9]", _value(figures, name)), name
