@@ -69,6 +69,7 @@ class Options:
     interval2: float = 5.0
     api_seconds: float = 30.0
     api_period: float = 5.0  # each client polls every route once per period (0: back to back)
+    api_min_turns: int = 0  # whole turns each client makes even past api_seconds (the suite's short form)
     nodes3: int = 5000
     rounds3: int = 4
     interval3: float = 15.0
@@ -288,7 +289,7 @@ def thousand_nodes(opts: Options) -> None:
 
         def clients() -> None:
             times, first, failures = poll(agg.url, nodes=nodes, pods=opts.pods, seconds=opts.api_seconds,
-                                          period=opts.api_period)
+                                          period=opts.api_period, min_turns=opts.api_min_turns)
             latencies.update(times)
             cold.update(first)
             errors.extend(failures)

@@ -79,26 +79,27 @@ def _entity(rng: random.Random, nodes: int, pods: int) -> dict[str, str]:
 
 
 def client(
-    url: str, *, nodes: int, pods: int, seconds: float, seed: int, period: float
+    url: str, *, nodes: int, pods: int, seconds: float, seed: int, period: float, min_turns: int = 0
 ) -> dict[str, object]:
-    """Poll until `seconds` pass; {route template: [seconds...]} and the first errors."""
+    """Poll until `seconds` pass and at least `min_turns` whole turns are done (a short run on a slow
+    machine still measures every route after the first turn); {route template: [seconds...]} and the
+    first errors."""
     rng = random.Random(seed)
     parts = urllib.parse.urlsplit(url)
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=120)
     times: dict[str, list[float]] = {r: [] for r in ROUTES}
     cold: dict[str, list[float]] = {r: [] for r in ROUTES}
-    first = True
+    turns = 0
     errors: list[str] = []
     stop = time.monotonic() + seconds
     due = time.monotonic() + rng.uniform(0, period)  # the clients' turns do not start in step
-    while time.monotonic() < stop:
+    while time.monotonic() < stop or turns < min_turns:
         turn = _turn(rng)
-        kept = cold if first else times
-        first = False
+        kept = cold if turns == 0 else times
         for route in turn:
             time.sleep(max(0.0, due - time.monotonic()))
             due = max(due, time.monotonic()) + period / len(turn)
-            if time.monotonic() >= stop:
+            if time.monotonic() >= stop and turns >= min_turns:
                 break
             e = _entity(rng, nodes, pods)
             ns = e["dns"] if "{deployment}" in route else e["ns"]
@@ -121,18 +122,20 @@ def client(
             if resp.will_close:
                 conn.close()
                 conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=120)
+        turns += 1
     conn.close()
     return {"times": times, "cold": cold, "errors": errors[:20], "error_count": len(errors)}
 
 
 def poll(
-    url: str, *, nodes: int, pods: int, seconds: float, clients: int = 4, period: float = 5.0
+    url: str, *, nodes: int, pods: int, seconds: float, clients: int = 4, period: float = 5.0,
+    min_turns: int = 0,
 ) -> tuple[dict[str, list[float]], dict[str, list[float]], list[str]]:
     """Run `clients` client processes at once; every route's latencies after each client's first
     turn, those of the first turns, and the first errors."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     procs = [subprocess.Popen([sys.executable, "-m", "bench.api_load", url, str(nodes), str(pods),
-                               str(seconds), str(k), str(period)],
+                               str(seconds), str(k), str(period), str(min_turns)],
                               cwd=REPO, env=env, stdout=subprocess.PIPE, text=True)
              for k in range(clients)]
     merged: dict[str, list[float]] = {r: [] for r in ROUTES}
@@ -152,7 +155,7 @@ def poll(
 
 if __name__ == "__main__":
     sys.path.insert(0, str(REPO))
-    url_, nodes_, pods_, seconds_, seed_, period_ = sys.argv[1:7]
+    url_, nodes_, pods_, seconds_, seed_, period_, min_turns_ = sys.argv[1:8]
     doc = client(url_, nodes=int(nodes_), pods=int(pods_), seconds=float(seconds_), seed=int(seed_),
-                 period=float(period_))
+                 period=float(period_), min_turns=int(min_turns_))
     print(json.dumps(doc))
