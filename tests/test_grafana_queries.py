@@ -410,6 +410,12 @@ def test_each_pod_counts_once_whichever_way_prometheus_scrapes(proms: dict[str, 
     for ns, value in memory["direct"].items():
         assert memory["federated"][ns] == pytest.approx(value), ns
         assert memory["both"][ns] == pytest.approx(value), ns
-    counts = {mode: by_ns(prom, "namespace:k8smon_pods:count") for mode, prom in proms.items()}
-    assert counts["both"] == counts["federated"]
-    assert sum(counts["direct"].values()) == fixture_pods
+    # Both read the aggregator's k8smon_namespace_pods, each at its own scrape moment: the pods pushed
+    # in one round can differ from the next (4 pushes a cycle on a slow machine: checkout 2 vs 4 seen
+    # once), so they are compared when they agree on a round. A pod counted twice would never agree.
+    def counts() -> dict[str, dict[str, float]]:
+        return {mode: by_ns(prom, "namespace:k8smon_pods:count") for mode, prom in proms.items()}
+
+    agreed = wait_until(lambda: (c := counts())["both"] == c["federated"] and c, timeout=20, interval=0.5,
+                        message="both jobs and the federation alone count the same pods per namespace")
+    assert sum(agreed["direct"].values()) == fixture_pods
