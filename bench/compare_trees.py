@@ -21,12 +21,15 @@ import sys
 import time
 from itertools import pairwise
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from bench.round_bench import INTERVAL, round_result
+
+if TYPE_CHECKING:
+    from aggregator.model import RoundResult
 
 PACKAGES = ("aggregator", "k8smon_common", "tests", "bench")
 STEPS = ("parse", "ingest", "end_round", "hand-over")
-INTERVAL = 5.0
-T0 = 1_700_000_000.0
 
 
 def load(root: Path) -> dict[str, Any]:
@@ -34,17 +37,13 @@ def load(root: Path) -> dict[str, Any]:
     saved = {k: sys.modules.pop(k) for k in [k for k in sys.modules if k.split(".")[0] in PACKAGES]}
     sys.path.insert(0, str(root))
     try:
-        model = importlib.import_module("aggregator.model")
         return {
             "Store": importlib.import_module("aggregator.store.store").Store,
             "FederationCache": importlib.import_module("aggregator.federation").FederationCache,
             "AggregatorStats": importlib.import_module("aggregator.stats").AggregatorStats,
             "from_document": importlib.import_module("aggregator.readings").from_document,
             "load_document": importlib.import_module("aggregator.scraper").load_document,
-            "RoundResult": model.RoundResult,
-            "TargetStatus": model.TargetStatus,
             "render_document": importlib.import_module("tests.aggregator_fakes").render_document,
-            "root": root,
         }
     finally:
         sys.path.remove(str(root))
@@ -63,13 +62,10 @@ class Pipeline:
                                    clock=lambda: clock[0])
         self.cache = tree["FederationCache"](store=self.store, stats=stats, version="compare")
 
-    def round(self, docs: list[str], seq: int, started: float) -> list[float]:
-        """CPU seconds of each of STEPS for one round of `docs`."""
+    def round(self, docs: list[str], result: RoundResult) -> list[float]:
+        """CPU seconds of each of STEPS for one round of `docs`; `result` is read only (the running
+        tree's RoundResult serves both trees' stores alike)."""
         t = self.tree
-        result = t["RoundResult"](round_id=seq, started=started, duration_seconds=1.0, targets=tuple(
-            t["TargetStatus"](target=f"127.1.{n // 250}.{n % 250}:9100", node=f"node-{n:04d}", up=True,
-                              last_scrape=started, duration_seconds=0.01, samples=0)
-            for n in range(len(docs))))
         gc.collect()  # each side starts its round with the same (empty) collector debt
         marks = [time.process_time()]
         readings = [t["from_document"](t["load_document"](d)).reading for d in docs]
@@ -87,7 +83,7 @@ class Pipeline:
 def compare(base: Path, new: Path, *, nodes: int, pods: int, rounds: int, warmup: int = 2) -> dict[str, Any]:
     """Per step: each side's median CPU seconds and the median over rounds of new/base."""
     trees = {"base": load(base), "new": load(new)}
-    clock = [T0]
+    clock = [0.0]
     pipelines = {name: Pipeline(tree, clock) for name, tree in trees.items()}
     render = trees["new"]["render_document"]
     seconds: dict[str, list[list[float]]] = {name: [] for name in pipelines}
@@ -95,12 +91,13 @@ def compare(base: Path, new: Path, *, nodes: int, pods: int, rounds: int, warmup
     gc.disable()  # collections would land in whichever side crossed a threshold
     try:
         for seq in range(1, warmup + rounds + 1):
-            clock[0] = T0 + seq * INTERVAL
+            result = round_result(nodes, seq, samples=0)
+            clock[0] = result.started
             docs = [render(f"node-{n:04d}", pods=pods, seq=seq, timestamp=clock[0]).decode()
                     for n in range(nodes)]
             order = list(pipelines.items())
             for name, pipeline in order if seq % 2 else order[::-1]:
-                steps = pipeline.round(docs, seq, clock[0])
+                steps = pipeline.round(docs, result)
                 if seq > warmup:
                     seconds[name].append(steps)
     finally:
