@@ -381,3 +381,91 @@ def test_the_newest_prepared_listing_is_the_one_served_meanwhile() -> None:
     unprepared = store.pod_listing()
     assert docs.ready_instead_of(unprepared, now=clock.now) is newer  # of two at one instant, the later
     assert docs.ready_instead_of(older, now=clock.now) is older  # a prepared listing is served as it is
+
+
+# ---- how long end_round keeps the store lock (requests for one node or pod wait for it) ----
+
+def test_end_round_sums_outside_the_lock_and_a_push_meanwhile_joins_the_next_round(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from aggregator.store import store as store_module
+
+    store, clock = _store()
+    store.round_pod_listing()
+    clock.now += 5.0
+    store.ingest(node("n1", clock.now, pod("a", "shop", cpu_usage_cores=0.4),
+                      pod("b", "shop", cpu_usage_cores=0.5)))
+    store.ingest(node("n2", clock.now, pod("c", "shop", cpu_usage_cores=0.6)))
+    real = store_module._contribution
+    locked: list[bool] = []
+
+    def contribution(*args: object) -> object:
+        locked.append(store._lock.locked())
+        if locked == [False]:  # a push lands while the round is being summed (not under the lock:
+            # with it held, this push would wait forever)
+            store.ingest_pod("n2", pod("c", "shop", cpu_usage_cores=0.9), timestamp=clock.now + 1)
+        return real(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store_module, "_contribution", contribution)
+    store.end_round(round_result(2, clock.now))
+    assert locked == [False, False, False]  # summed without the lock: the push above could take it
+    shop = store.group("shop")
+    assert shop is not None and shop.sample.cpu_millicores == pytest.approx(1500.0)  # round 2's c: 600
+    clock.now += 5.0
+    store.end_round(round_result(3, clock.now))  # nothing scraped: the pushed c alone
+    shop = store.group("shop")
+    assert shop is not None and shop.sample.cpu_millicores == pytest.approx(900.0)
+
+
+def test_while_listings_are_asked_for_views_are_made_at_ingest_not_under_end_rounds_lock(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    store, clock = _store()
+    made: list[str] = []
+    real = Store._pod_view
+
+    def counting(key: tuple[str, str], p: object) -> object:
+        made.append(key[1])
+        return real(key, p)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Store, "_pod_view", staticmethod(counting))
+    _next_round(store, clock, 2, a=0.1, b=0.2, c=0.3)  # nobody asks: views are made when read
+    store.ingest(node("n2", clock.now, pod("c", "shop", cpu_usage_cores=0.3)))  # the same snapshot again
+    assert made == []
+    store.round_pod_listing()  # someone asks
+    assert sorted(made) == ["a", "b", "c"]
+    made.clear()
+    clock.now += 5.0
+    store.ingest(node("n1", clock.now, pod("a", "shop", cpu_usage_cores=0.4),
+                      pod("b", "shop", cpu_usage_cores=0.5)))
+    store.ingest(node("n2", clock.now, pod("c", "shop", cpu_usage_cores=0.6)))
+    store.ingest(node("n2", clock.now, pod("c", "shop", cpu_usage_cores=0.6)))  # the same snapshot again
+    assert made == ["a", "b", "c", "c"]  # a view holds last_seen: the re-scraped pod gets a new one
+    store.end_round(round_result(3, clock.now))
+    assert made == ["a", "b", "c", "c"]  # the round's listing only collected them
+    served = store.round_pod_listing()
+    assert _cpu(served) == {"a": 400.0, "b": 500.0, "c": 600.0}
+    assert served.views == store.pod_listing().views and served.views[2].last_seen == clock.now
+
+
+def test_views_are_made_at_ingest_until_the_instant_the_asking_runs_out(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    store, clock = _store()
+    made: list[str] = []
+    real = Store._pod_view
+
+    def counting(key: tuple[str, str], p: object) -> object:
+        made.append(key[1])
+        return real(key, p)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Store, "_pod_view", staticmethod(counting))
+    store.round_pod_listing()  # asked at clock.now: listings are wanted for ROUND_LISTING_DEMAND intervals
+    made.clear()
+    clock.now += ROUND_LISTING_DEMAND * store.interval  # the last instant (end_round's own test: <=)
+    store.ingest(node("n1", clock.now, pod("a", "shop", cpu_usage_cores=0.4),
+                      pod("b", "shop", cpu_usage_cores=0.5)))
+    store.ingest(node("n1", clock.now, pod("a", "shop", cpu_usage_cores=0.4),
+                      pod("b", "shop", cpu_usage_cores=0.5)))  # the same snapshot again
+    assert made == ["a", "b", "a", "b"]
+    clock.now += 0.001
+    store.ingest(node("n2", clock.now, pod("c", "shop", cpu_usage_cores=0.6)))
+    store.ingest(node("n2", clock.now, pod("c", "shop", cpu_usage_cores=0.6)))
+    assert made == ["a", "b", "a", "b"]  # past it: made when a listing reads them
