@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from aggregator.api import listing as listing_module
 from aggregator.api.listing import PodQuery, answer_json
 from aggregator.api.views import PREPARED, PodDocCache, json_dumps
 from aggregator.api.warmer import ListingWarmer
@@ -300,10 +301,16 @@ def test_while_the_warmer_prepares_a_round_whole_listings_get_the_previous_one(
 
     assert cpu(PodQuery()) == {"a": 400, "b": 500, "c": 600}  # round 2's, at once
     assert cpu(PodQuery(sort="cpu", descending=True)) == {"c": 600, "b": 500, "a": 400}
-    assert cpu(PodQuery(limit=2)) == {"a": 700, "b": 800}  # a page builds its own pods: this round's
+    # parts too: every answer given at this moment is round 2's, and none builds a document
+    assert cpu(PodQuery(limit=2)) == {"a": 400, "b": 500}
+    assert cpu(PodQuery(namespace="shop", sort="cpu")) == {"a": 400, "b": 500, "c": 600}
+    assert cpu(PodQuery(node="n2")) == {"c": 600}
+    assert cpu(PodQuery(text="b")) == {"b": 500}
     release.set()
     warming.join(10)
     assert cpu(PodQuery()) == {"a": 700, "b": 800, "c": 900}
+    assert cpu(PodQuery(limit=2)) == {"a": 700, "b": 800}
+    assert cpu(PodQuery(node="n2")) == {"c": 900}
     assert docs.ready_instead_of(new, now=clock.now) is new  # prepared: served as it is
 
 
@@ -381,6 +388,36 @@ def test_the_newest_prepared_listing_is_the_one_served_meanwhile() -> None:
     unprepared = store.pod_listing()
     assert docs.ready_instead_of(unprepared, now=clock.now) is newer  # of two at one instant, the later
     assert docs.ready_instead_of(older, now=clock.now) is older  # a prepared listing is served as it is
+
+
+def test_without_a_prepared_round_a_part_builds_its_pods_and_a_big_one_asks_for_the_next_rounds(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    built = counting_pod_doc(monkeypatch)
+    store, clock = _store()
+    docs = PodDocCache()
+    docs.warmed = True  # a warmer runs, but has prepared no round yet: nothing else to serve
+    store.round_pod_listing()
+    _next_round(store, clock, 2, a=0.7, b=0.8, c=0.9)
+    stale = store.round_pod_listing()
+    assert docs.ready_instead_of(stale, now=clock.now) is stale and not stale.built(PREPARED)
+    monkeypatch.setattr(listing_module, "PREPARE_AT", 1)
+    assert _answered_cpu(docs, PodQuery(node="n2"), stale, clock.now) == {"c": 900}
+    assert built == ["c"] and docs.last_asked == -math.inf  # 1 pod: not asking
+    assert _answered_cpu(docs, PodQuery(node="n1"), stale, clock.now) == {"a": 700, "b": 800}
+    assert docs.last_asked > -math.inf  # 2 pods, over PREPARE_AT: the warmer prepares the next rounds
+    assert sorted(built) == ["a", "b", "c"] and not stale.built(PREPARED)  # a part prepares nothing
+
+
+def test_a_prepared_part_asks_only_when_big(monkeypatch: pytest.MonkeyPatch) -> None:
+    _store, clock, docs, new = _round_2_prepared_round_3_not()
+    docs.prepare(new)
+    docs.last_asked = -math.inf
+    monkeypatch.setattr(listing_module, "PREPARE_AT", 2)
+    assert _answered_cpu(docs, PodQuery(node="n2"), new, clock.now) == {"c": 900}
+    assert docs.last_asked == -math.inf
+    assert _answered_cpu(docs, PodQuery(namespace="shop", limit=3), new, clock.now) == {
+        "a": 700, "b": 800, "c": 900}
+    assert docs.last_asked > -math.inf
 
 
 # ---- how long end_round keeps the store lock (requests for one node or pod wait for it) ----

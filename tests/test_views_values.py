@@ -395,3 +395,45 @@ def test_encoded_listing_ages_and_encodes_each_pod_once() -> None:
     b"".join(cache.encoded([a, b], now=TS + 3, full=True))  # the full listing kept both encodings
     assert len(encodings) == 2
     assert cache.encoded([], now=TS, full=False) == [b"[]"]
+
+
+# ---- the node document cache ----
+
+def test_node_doc_cache_answers_what_node_doc_does_and_rebuilds_only_a_changed_view(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    built: list[str] = []
+    real = views.node_doc
+
+    def counting(node: NodeView, *, now: float) -> dict[str, Any]:
+        built.append(node.name)
+        return real(node, now=now)
+
+    monkeypatch.setattr(views, "node_doc", counting)
+    s1 = sample(NODE_VALUES, deltas=IO_DELTAS, rates=IO_RATES)
+    s2 = sample(NODE_VALUES, ts=TS - 3.0)
+    nodes = [node_view(s1), node_view(s2, name="n2"), node_view(None, name="n3", status="down",
+                                                                  last_error="connection refused")]
+    cache = views.NodeDocCache()
+    for now in (TS + 2.12345, TS + 7.5):  # the second answer: every document reused, ages of now
+        got = cache.docs(nodes, now=now)
+        assert_same_json(got, [real(n, now=now) for n in nodes])
+        assert list(got[0]) == list(real(nodes[0], now=now))  # age_seconds keeps its place
+    assert built == ["n1", "n2", "n3"]
+    changed = [
+        node_view(sample(NODE_VALUES, deltas=IO_DELTAS, rates=IO_RATES)),  # a new sample, equal values
+        node_view(s2, name="n2", pod_count=8),
+        node_view(None, name="n3", status="down", last_error="connection refused"),  # the same
+    ]
+    built.clear()
+    assert_same_json(cache.docs(changed, now=TS + 9), [real(n, now=TS + 9) for n in changed])
+    assert built == ["n1", "n2"]
+    for field, value in (("status", "stale"), ("last_error", "x"), ("source", "push"),
+                         ("down_since", TS)):
+        built.clear()
+        view = node_view(s2, name="n2", pod_count=8, **{field: value})
+        assert_same_json(cache.docs([view], now=TS + 9), [real(view, now=TS + 9)])
+        assert built == ["n2"], field
+    built.clear()
+    cache.docs([node_view(s1)], now=TS + 9)  # n1's sample was replaced and n2, n3 left the last listing
+    cache.docs([node_view(s1), nodes[2]], now=TS + 9)
+    assert built == ["n1", "n3"]

@@ -9,7 +9,7 @@ from typing import Any
 import falcon
 
 from aggregator.api import params, views
-from aggregator.api.views import PodDocCache
+from aggregator.api.views import NodeDocCache, PodDocCache
 from aggregator.federation import FederationCache
 from aggregator.model import StatusProvider
 from aggregator.stats import AggregatorStats
@@ -28,6 +28,7 @@ class ApiContext:
     version: str
     liveness_timeout: float | None = None  # see Health
     pod_docs: PodDocCache = field(default_factory=PodDocCache)
+    node_docs: NodeDocCache = field(default_factory=NodeDocCache)
     # The app's JSON encoder (orjson or json), for answers joined from cached JSON (PodDocCache.encoded).
     dumps: Callable[[object], bytes] = field(default=views.json_dumps)
 

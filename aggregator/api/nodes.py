@@ -16,8 +16,9 @@ class NodeList:
         self._ctx = ctx
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        now = self._ctx.store.now()
-        nodes = [views.node_doc(n, now=now) for n in self._ctx.store.nodes()]
+        store = self._ctx.store
+        now = store.now()
+        nodes = self._ctx.node_docs.docs(store.nodes(), now=now)
         resp.media = {"nodes": nodes, "count": len(nodes)}
 
 

@@ -4,8 +4,10 @@ The store keeps the pods as each round left them (`Store.round_pod_listing`) whi
 pod listings; their documents change once a round. Built by the first request after a round, the
 whole listing's JSON (~1 s of CPU at 1000 x 30) made that request, and every request waiting on it,
 slow once a round; here it is built right after the round ends, in the idle part of the interval,
-while requests keep getting the previous round's listing. Only while whole listings are asked for
-(`PodDocCache.last_asked` within `demand` seconds): a cluster nobody lists costs nothing.
+while requests keep getting the previous round's listing. Only while whole listings, or parts of
+more than `listing.PREPARE_AT` pods, are asked for (`PodDocCache.last_asked` within `demand`
+seconds): a cluster nobody lists costs nothing, and a client polling one node's pods does not make
+every round prepare 30k documents.
 """
 
 from __future__ import annotations
