@@ -453,9 +453,8 @@ def test_end_round_sums_outside_the_lock_and_a_push_meanwhile_joins_the_next_rou
     assert shop is not None and shop.sample.cpu_millicores == pytest.approx(900.0)
 
 
-def test_while_listings_are_asked_for_views_are_made_at_ingest_not_under_end_rounds_lock(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    store, clock = _store()
+def _counting_pod_views(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the pods whose views the store makes from now on, in order."""
     made: list[str] = []
     real = Store._pod_view
 
@@ -464,6 +463,13 @@ def test_while_listings_are_asked_for_views_are_made_at_ingest_not_under_end_rou
         return real(key, p)  # type: ignore[arg-type]
 
     monkeypatch.setattr(Store, "_pod_view", staticmethod(counting))
+    return made
+
+
+def test_while_listings_are_asked_for_views_are_made_at_ingest_not_under_end_rounds_lock(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    store, clock = _store()
+    made = _counting_pod_views(monkeypatch)
     _next_round(store, clock, 2, a=0.1, b=0.2, c=0.3)  # nobody asks: views are made when read
     store.ingest(node("n2", clock.now, pod("c", "shop", cpu_usage_cores=0.3)))  # the same snapshot again
     assert made == []
@@ -486,14 +492,7 @@ def test_while_listings_are_asked_for_views_are_made_at_ingest_not_under_end_rou
 def test_views_are_made_at_ingest_until_the_instant_the_asking_runs_out(
         monkeypatch: pytest.MonkeyPatch) -> None:
     store, clock = _store()
-    made: list[str] = []
-    real = Store._pod_view
-
-    def counting(key: tuple[str, str], p: object) -> object:
-        made.append(key[1])
-        return real(key, p)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(Store, "_pod_view", staticmethod(counting))
+    made = _counting_pod_views(monkeypatch)
     store.round_pod_listing()  # asked at clock.now: listings are wanted for ROUND_LISTING_DEMAND intervals
     made.clear()
     clock.now += ROUND_LISTING_DEMAND * store.interval  # the last instant (end_round's own test: <=)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -328,17 +329,22 @@ def test_points_with_time_going_back_have_no_rate() -> None:
 
 # ---- the pod document cache ----
 
+def _counting(monkeypatch: pytest.MonkeyPatch, builder: str, name: Callable[[Any], str]) -> list[str]:
+    """The names of the entities whose documents views.<builder> builds from now on, in order."""
+    built: list[str] = []
+    real = getattr(views, builder)
+
+    def counting(entity: Any, *, now: float) -> dict[str, Any]:
+        built.append(name(entity))
+        return real(entity, now=now)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(views, builder, counting)
+    return built
+
+
 def counting_pod_doc(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The names of the pods whose documents views.pod_doc builds from now on, in order."""
-    built: list[str] = []
-    real = views.pod_doc
-
-    def counting(pod: PodView, *, now: float) -> dict[str, Any]:
-        built.append(pod.pod)
-        return real(pod, now=now)
-
-    monkeypatch.setattr(views, "pod_doc", counting)
-    return built
+    return _counting(monkeypatch, "pod_doc", lambda pod: pod.pod)
 
 
 def test_pod_doc_cache_reuses_a_doc_only_for_the_same_sample_and_node(
@@ -401,14 +407,8 @@ def test_encoded_listing_ages_and_encodes_each_pod_once() -> None:
 
 def test_node_doc_cache_answers_what_node_doc_does_and_rebuilds_only_a_changed_view(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    built: list[str] = []
     real = views.node_doc
-
-    def counting(node: NodeView, *, now: float) -> dict[str, Any]:
-        built.append(node.name)
-        return real(node, now=now)
-
-    monkeypatch.setattr(views, "node_doc", counting)
+    built = _counting(monkeypatch, "node_doc", lambda node: node.name)
     s1 = sample(NODE_VALUES, deltas=IO_DELTAS, rates=IO_RATES)
     s2 = sample(NODE_VALUES, ts=TS - 3.0)
     nodes = [node_view(s1), node_view(s2, name="n2"), node_view(None, name="n3", status="down",
