@@ -380,8 +380,8 @@ class PodDocCache:
 
     def prepare(self, listing: PodListing, *, asked: bool = True) -> Mapping[tuple[str, str], bytes]:
         """Every listed pod's JSON (less its age), looked up once per listing and kept with it; the
-        cache then holds exactly this listing's pods. `asked`: for a request (the warmer's calls
-        are not, so it stops once nobody asks for whole listings)."""
+        cache then holds exactly this listing's pods. `asked`: for a request that counts as asking
+        (`ask`; the warmer's calls do not, so it stops once nobody asks)."""
         if asked:
             self.ask()
 
