@@ -65,7 +65,7 @@ def _turn(rng: random.Random) -> list[str]:
     return routes
 
 
-def _entity(rng: random.Random, nodes: int, pods: int) -> dict[str, str]:
+def entity(rng: random.Random, nodes: int, pods: int) -> dict[str, str]:
     from bench.cluster import node_name
     from tests.aggregator_fakes import pod_identity
 
@@ -76,6 +76,12 @@ def _entity(rng: random.Random, nodes: int, pods: int) -> dict[str, str]:
     _n, dns, _p, *_r, deployment = rng.choice(with_deployment)
     # Deployment routes take the namespace of a pod that has the deployment.
     return {"node": node, "ns": ns, "pod": pod, "deployment": deployment or "none", "dns": dns}
+
+
+def url_path(route: str, e: dict[str, str]) -> str:
+    """`route` for the entity `e` (from `entity`)."""
+    ns = e["dns"] if "{deployment}" in route else e["ns"]
+    return route.format(node=e["node"], ns=ns, pod=e["pod"], deployment=e["deployment"])
 
 
 def client(
@@ -101,22 +107,20 @@ def client(
             due = max(due, time.monotonic()) + period / len(turn)
             if time.monotonic() >= stop and turns >= min_turns:
                 break
-            e = _entity(rng, nodes, pods)
-            ns = e["dns"] if "{deployment}" in route else e["ns"]
-            path = route.format(node=e["node"], ns=ns, pod=e["pod"], deployment=e["deployment"])
+            target = url_path(route, entity(rng, nodes, pods))
             t0 = time.perf_counter()
             try:
-                conn.request("GET", path)
+                conn.request("GET", target)
                 resp = conn.getresponse()
                 resp.read()
             except (OSError, http.client.HTTPException) as exc:
-                errors.append(f"{path}: {exc!r}")
+                errors.append(f"{target}: {exc!r}")
                 conn.close()
                 conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=120)
                 continue
             elapsed = time.perf_counter() - t0
             if resp.status != 200:
-                errors.append(f"{path}: HTTP {resp.status}")
+                errors.append(f"{target}: HTTP {resp.status}")
             else:
                 kept[route].append(elapsed)
             if resp.will_close:

@@ -23,6 +23,8 @@ import math
 import statistics
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -113,6 +115,24 @@ class GcPauses:
             self.total += time.perf_counter() - self._start
 
 
+@contextmanager
+def aggregator_threshold() -> Iterator[None]:
+    """The aggregator's young-generation threshold (gcpolicy.tune_gc) for the block, after one
+    collection; the process's thresholds, and its freeze state when nothing was frozen before,
+    restored after it (what RoundCollector froze meanwhile is let go)."""
+    from aggregator.gcpolicy import GC_THRESHOLD0
+
+    frozen, thresholds = gc.get_freeze_count(), gc.get_threshold()
+    gc.collect()
+    gc.set_threshold(GC_THRESHOLD0, *thresholds[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+        if not frozen:
+            gc.unfreeze()
+
+
 def measure(
     nodes: int, pods: int, *, rounds: int, warmup: int = 2, containers: int = 0, collector: str = "rounds"
 ) -> dict[str, list[float]]:
@@ -125,7 +145,7 @@ def measure(
     aggregator's young threshold, as before gcpolicy.py. The render runs between rounds either way.
     """
     from aggregator.federation import FederationCache
-    from aggregator.gcpolicy import GC_THRESHOLD0, RoundCollector
+    from aggregator.gcpolicy import RoundCollector
     from aggregator.stats import AggregatorStats
     from aggregator.store.store import Store
 
@@ -139,46 +159,40 @@ def measure(
     times: dict[str, list[float]] = {name: [] for step in steps for name in (step, f"{step} cpu")}
     times["loop's steps"], times["gc pauses in the loop's steps"] = [], []
     pauses = GcPauses()
-    frozen = gc.get_freeze_count()
-    thresholds = gc.get_threshold()
-    gc.collect()
-    gc.set_threshold(GC_THRESHOLD0, *thresholds[1:])  # the aggregator's (gcpolicy.tune_gc)
-    gc.callbacks.append(pauses)
-    try:
-        for seq in range(1, warmup + rounds + 1):
-            batch = readings(nodes, pods, seq, containers)
-            now[0] = 1_700_000_000.0 + seq * INTERVAL
-            result = round_result(nodes, seq, samples=12 + 13 * pods)
-            paused = pauses.total
-            marks = [(time.perf_counter(), time.process_time())]
-            with policy.round():
-                for reading in batch:
-                    store.ingest(reading)  # type: ignore[arg-type]
+    with aggregator_threshold():
+        gc.callbacks.append(pauses)
+        try:
+            for seq in range(1, warmup + rounds + 1):
+                batch = readings(nodes, pods, seq, containers)
+                now[0] = 1_700_000_000.0 + seq * INTERVAL
+                result = round_result(nodes, seq, samples=12 + 13 * pods)
+                paused = pauses.total
+                marks = [(time.perf_counter(), time.process_time())]
+                with policy.round():
+                    for reading in batch:
+                        store.ingest(reading)  # type: ignore[arg-type]
+                    marks.append((time.perf_counter(), time.process_time()))
+                    store.end_round(result)
+                    marks.append((time.perf_counter(), time.process_time()))
+                    cache.round_done(result)
                 marks.append((time.perf_counter(), time.process_time()))
-                store.end_round(result)
+                loop_paused = pauses.total - paused
+                del batch, result
+                cache.body()
                 marks.append((time.perf_counter(), time.process_time()))
-                cache.round_done(result)
-            marks.append((time.perf_counter(), time.process_time()))
-            loop_paused = pauses.total - paused
-            del batch, result
-            cache.body()
-            marks.append((time.perf_counter(), time.process_time()))
-            if seq > warmup:
-                for step, (t0, c0), (t1, c1) in zip(steps, marks[:-1], marks[1:], strict=True):
-                    times[step].append(t1 - t0)
-                    times[f"{step} cpu"].append(c1 - c0)
-                # Collections land in whichever step allocates when a threshold is crossed: the
-                # sum cannot improve by moving them from one step to the other.
-                times["loop's steps"].append(marks[3][0] - marks[0][0])
-                times["gc pauses in the loop's steps"].append(loop_paused)
-        if policy.active:
-            policy.collect_all()
-            times["full collection"] = [policy.last_full_seconds or 0.0]
-    finally:
-        gc.callbacks.remove(pauses)
-        gc.set_threshold(*thresholds)
-        if not frozen:
-            gc.unfreeze()
+                if seq > warmup:
+                    for step, (t0, c0), (t1, c1) in zip(steps, marks[:-1], marks[1:], strict=True):
+                        times[step].append(t1 - t0)
+                        times[f"{step} cpu"].append(c1 - c0)
+                    # Collections land in whichever step allocates when a threshold is crossed: the
+                    # sum cannot improve by moving them from one step to the other.
+                    times["loop's steps"].append(marks[3][0] - marks[0][0])
+                    times["gc pauses in the loop's steps"].append(loop_paused)
+            if policy.active:
+                policy.collect_all()
+                times["full collection"] = [policy.last_full_seconds or 0.0]
+        finally:
+            gc.callbacks.remove(pauses)
     return times
 
 

@@ -18,35 +18,26 @@ falcon.testing's own copy of them, which a real server does not make.
 from __future__ import annotations
 
 import argparse
-import gc
 import math
+import random
 import time
 from collections.abc import Callable
 
 from falcon import testing
 
-from bench.api_load import ROUTES
+from bench.api_load import ROUTES, entity, url_path
 from bench.listing_bench import _Status
 from bench.report import figure
-from bench.round_bench import INTERVAL, readings, round_result
+from bench.round_bench import INTERVAL, aggregator_threshold, readings, round_result
 
 SECTION = "routes: each GET route alone (falcon.testing, one thread)"
 
 
 def _paths(nodes: int, pods: int) -> list[str]:
-    """Every polled route for one node, pod, namespace and deployment of the simulated cluster."""
-    from tests.aggregator_fakes import pod_identity
-
-    node = f"node-{min(7, nodes - 1):04d}"
-    ids = [pod_identity(node, i) for i in range(pods)]
-    _n, ns, pod, *_rest = ids[min(4, pods - 1)]
-    deployed = [i for i in ids if i[6]] or ids
-    _n, dns, *_r, deployment = deployed[0]
-    out = []
-    for route in ROUTES:
-        namespace = dns if "{deployment}" in route else ns
-        out.append(route.format(node=node, ns=namespace, pod=pod, deployment=deployment or "none"))
-    return out
+    """Every polled route for one node, pod, namespace and deployment of the simulated cluster, picked
+    as an API client picks them (seeded: the same ones every run)."""
+    target = entity(random.Random(0), nodes, pods)
+    return [url_path(route, target) for route in ROUTES]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from aggregator.api.app import create_app
     from aggregator.federation import FederationCache
-    from aggregator.gcpolicy import GC_THRESHOLD0, RoundCollector
+    from aggregator.gcpolicy import RoundCollector
     from aggregator.stats import AggregatorStats
     from aggregator.store.store import Store
 
@@ -88,15 +79,8 @@ def main(argv: list[str] | None = None) -> int:
 
     section = f"{SECTION}, {opts.nodes} nodes x {opts.pods} pods"
     print(section, flush=True)
-    frozen, thresholds = gc.get_freeze_count(), gc.get_threshold()
-    gc.collect()
-    gc.set_threshold(GC_THRESHOLD0, *thresholds[1:])
-    try:
+    with aggregator_threshold():
         return _measure(opts, section, client, new_round)
-    finally:
-        gc.set_threshold(*thresholds)
-        if not frozen:
-            gc.unfreeze()
 
 
 def _measure(
