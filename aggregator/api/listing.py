@@ -181,14 +181,13 @@ def answer_json(
     pods = pod_docs.ready_instead_of(pods, now=now)
     chunk, paging = query.page(query.select(pods))
     whole = len(chunk) == len(pods.views)
-    asked = whole or len(chunk) > PREPARE_AT  # keeps the warmer preparing the next rounds
+    if whole or len(chunk) > PREPARE_AT:
+        pod_docs.ask()  # keeps the warmer preparing the next rounds
     if whole and query.sort == "name" and not query.descending:  # the listing itself, in its order
-        pod_docs.prepare(pods)
+        pod_docs.prepare(pods, asked=False)
         array = pod_docs.whole(pods, now=now)
     else:
-        prepared = pod_docs.prepare(pods, asked=asked) if whole or pods.built(PREPARED) else None
-        if prepared is None and asked:
-            pod_docs.ask()
+        prepared = pod_docs.prepare(pods, asked=False) if whole or pods.built(PREPARED) else None
         array = pod_docs.encoded(chunk, now=now, full=not query.filtered, prepared=prepared)
     rest = dumps({"count": len(chunk), **paging})
     opening = dumps(head)[:-1] + b"," if head else b"{"
