@@ -158,7 +158,7 @@ class Store:
             if node.sample is not None and ts <= node.sample_time:
                 # The same exporter snapshot again: nothing new. Its pods are still there and keep
                 # their gauges in this round's roll-up, but bring no interval I/O (counted already).
-                eager = now <= self._round_wanted_until
+                eager = self._listings_wanted(now)
                 for key in node.pod_keys:
                     pod = self._pods.get(key)
                     if pod is not None and pod.node == node.name:
@@ -237,7 +237,7 @@ class Store:
         # While pod listings are asked for, the view is made here, in this node's short hold of the
         # lock, not for every pod at once when end_round builds the round's listing under it (30k
         # views: 75-200 ms that every request for one node or pod would wait for).
-        pod.view = self._pod_view(key, pod) if now <= self._round_wanted_until else None
+        pod.view = self._pod_view(key, pod) if self._listings_wanted(now) else None
 
     def mark_down(self, node: str, *, reason: str, when: float) -> None:
         """The node's exporter could not be scraped: keep it listed as down with its last values."""
@@ -287,7 +287,7 @@ class Store:
             namespaces, deployments = group_counts(self._groups)
             counts = {"node": len(self._nodes), "pod": len(self._pods)}
             # Built here, under the lock that ended the round, so no later scrape or push is in it.
-            self._round_listing = self._build_listing(now) if now <= self._round_wanted_until else None
+            self._round_listing = self._build_listing(now) if self._listings_wanted(now) else None
         if self._round_listing is not None:
             with self._round_published:
                 self._round_published.notify_all()
@@ -295,6 +295,11 @@ class Store:
         self._stats.set("series_pod", counts["pod"])
         self._stats.set("series_namespace", namespaces)
         self._stats.set("series_deployment", deployments)
+
+    def _listings_wanted(self, now: float) -> bool:
+        """Pod listings were asked for within ROUND_LISTING_DEMAND intervals (lock held): end_round
+        keeps the round's listing, and pods' views are made as the pods are stored."""
+        return now <= self._round_wanted_until
 
     def _changed(self) -> None:
         """Something a listing shows changed (lock held): the next reader builds a new one."""
