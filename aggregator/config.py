@@ -11,7 +11,6 @@ from k8smon_common.config import (
     HostPort,
     load_settings,
     option,
-    parse_bool,
     parse_choice,
     parse_csv,
     parse_hostport,
@@ -189,12 +188,6 @@ class AggregatorSettings:
     max_targets: int = option(
         5000, "most targets scraped; the rest (by address order) are not scraped", parse=parse_positive_int,
         metavar="N",
-    )
-    listing_worker: bool = option(
-        True,
-        "make the pod documents of whole pod listings (prepared once a round while clients ask for "
-        "them) in a helper process, so the API and scraping keep this one's CPU; false: in-process",
-        parse=parse_bool, metavar="BOOL",
     )
     state_file: str = option(
         "", "file the series are saved to and restored from; empty = no persistence", metavar="PATH"

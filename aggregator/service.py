@@ -17,7 +17,6 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from aggregator.api.app import api_dumps, create_app
-from aggregator.api.docworker import DocWorker
 from aggregator.api.views import PodDocCache
 from aggregator.api.warmer import ListingWarmer
 from aggregator.config import DEFAULT_SCRAPE_CONCURRENCY, AggregatorSettings
@@ -319,9 +318,7 @@ class Aggregator:
                                      federation=self.federation, stats=self.stats,
                                      interval=settings.scrape_interval, max_targets=settings.max_targets,
                                      concurrency=settings.scrape_concurrency)
-        # Started on the first whole listing it is asked for, not here: most installs never list.
-        self.doc_worker = DocWorker(stats=self.stats) if settings.listing_worker else None
-        pod_docs = PodDocCache(api_dumps(), worker=self.doc_worker)
+        pod_docs = PodDocCache(api_dumps())
         self.warmer = ListingWarmer(self.store, pod_docs)
         app = create_app(store=self.store, status=self.service, federation=self.federation, stats=self.stats,
                          cors_origins=settings.cors_origins, ingest_token=settings.ingest_token,
@@ -360,8 +357,6 @@ class Aggregator:
         """Stop scraping, let in-flight HTTP requests finish, close the server, write the last snapshot."""
         self.service.stop()
         self.warmer.stop()
-        if self.doc_worker is not None:
-            self.doc_worker.close()
         if self.metrics_api is not None:
             self.metrics_api.stop()
         self.server.stop()

@@ -17,7 +17,6 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from aggregator.api import human
-from aggregator.api.docworker import DocWorker
 from aggregator.model import ContainerReading
 from aggregator.release import references, release
 from aggregator.store.listing import PodListing
@@ -302,7 +301,6 @@ class NodeDocCache:
         return out
 
 
-WORKER_MIN = 1000  # fewer pods than this to encode are made in-process (a round's listing: 30k)
 PREPARED = "pod_json"  # the PodListing memo key of PodDocCache.prepare's table
 WHOLE = "pod_json_whole"  # and of PodDocCache.whole's template
 
@@ -318,18 +316,11 @@ class PodDocCache:
     the API's warmer prepares it between rounds and requests only join. The full listing replaces
     the cache, so pods that left it are dropped; partial ones only read it, so the cache never holds
     more than one full listing's worth. A document kept for its JSON drops its dict (~2 KB a pod).
-    With a `worker` (docworker.py), WORKER_MIN or more pods' JSON at once (a round's listing) is made
-    in its helper process, off this process's GIL; the same bytes, made here when it cannot answer.
     """
 
-    def __init__(
-        self, dumps: Callable[[object], bytes] = json_dumps, *, worker: DocWorker | None = None
-    ) -> None:
+    def __init__(self, dumps: Callable[[object], bytes] = json_dumps) -> None:
         self._lock = threading.Lock()
         self._dumps = dumps  # the app's JSON encoder, so cached bytes are what it would have written
-        # Makes many pods' JSON in a helper process (docworker.py); it encodes with the app's encoder
-        # (`api_dumps`), so give one only to a cache whose `dumps` is that.
-        self._worker = worker
         # (namespace, pod) -> (sample, node, document or None, its JSON without age_seconds and "{" or None)
         self._docs: dict[tuple[str, str], tuple[Sample, str, Doc | None, bytes | None]] = {}
         self.last_asked = -math.inf  # time.monotonic() of the last request that asked (`ask`)
@@ -347,7 +338,6 @@ class PodDocCache:
             cached = self._docs
         fresh: dict[tuple[str, str], tuple[Sample, str, Doc | None, bytes | None]] = {}
         out: list[tuple[PodView, Doc | None, bytes | None]] = []
-        missing: list[int] = []  # where in `out` a pod's JSON is still to be made (all at once, below)
         for p in pods:
             key = (p.namespace, p.pod)
             hit = cached.get(key)
@@ -357,16 +347,15 @@ class PodDocCache:
                 if hit[3] is None:  # kept without its opening brace, which comes with the age
                     if hit[2] is not None:
                         doc = {k: v for k, v in hit[2].items() if k != "age_seconds"}
-                        hit = (hit[0], hit[1], None, self._dumps(doc)[1:])
                     else:
-                        missing.append(len(out))
+                        doc = pod_doc(p, now=now)
+                        del doc["age_seconds"]
+                    hit = (hit[0], hit[1], None, self._dumps(doc)[1:])
             elif hit[2] is None:
                 hit = (hit[0], hit[1], pod_doc(p, now=now), hit[3])
             if full:
                 fresh[key] = hit
             out.append((p, hit[2], hit[3]))
-        if missing:
-            self._fill(out, missing, fresh if full else None)
         if full:
             replaced: list[Any] = [] if retired is None else retired
             with self._lock:
@@ -374,31 +363,6 @@ class PodDocCache:
                 self._docs = fresh
             if retired is None:
                 _release(replaced)
-        return out
-
-    def _fill(
-        self, out: list[tuple[PodView, Doc | None, bytes | None]], missing: Sequence[int],
-        fresh: dict[tuple[str, str], tuple[Sample, str, Doc | None, bytes | None]] | None,
-    ) -> None:
-        """The JSON of the pods at `missing` in `out`, made at once; kept in `fresh` too when given."""
-        for i, encoded in zip(missing, self._encode([out[i][0] for i in missing]), strict=True):
-            p = out[i][0]
-            out[i] = (p, None, encoded)
-            if fresh is not None:
-                fresh[p.namespace, p.pod] = (p.sample, p.node, None, encoded)
-
-    def _encode(self, pods: Sequence[PodView]) -> list[bytes]:
-        """The pods' documents' JSON without age and opening brace: from the worker for many pods (a
-        round's listing), else, or when it cannot answer, made here."""
-        if self._worker is not None and len(pods) >= WORKER_MIN:
-            made = self._worker.encode(pods)
-            if made is not None:
-                return made
-        out: list[bytes] = []
-        for p in pods:
-            doc = pod_doc(p, now=p.last_seen)
-            del doc["age_seconds"]
-            out.append(self._dumps(doc)[1:])
         return out
 
     def docs(self, pods: Sequence[PodView], *, now: float, full: bool) -> list[Doc]:
