@@ -25,6 +25,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     configure_logging(settings.log_level, settings.log_format)
     from aggregator.gcpolicy import tune_gc
+    from aggregator.gilpolicy import tune_switching
     from aggregator.service import Aggregator  # after logging is set up: importing it is not free
 
     try:
@@ -44,6 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     tune_gc()
+    tune_switching()
     aggregator.start()
     try:
         while not stopping.wait(1.0):

@@ -160,6 +160,12 @@ def run_child(kubeconfig: str, interval: float, timeout: float, extra: list[str]
         tune_gc = getattr(service, "tune_gc", None)
     if tune_gc is not None:
         tune_gc()
+    try:  # and its switch interval (gilpolicy.py; older trees: CPython's default)
+        from aggregator.gilpolicy import tune_switching
+    except ImportError:
+        pass
+    else:
+        tune_switching()
     agg.start()
     rounds: list[dict[str, Any]] = []
     lock, stop = threading.Lock(), threading.Event()
