@@ -7,6 +7,7 @@ import json
 import math
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -459,6 +460,50 @@ def test_end_round_sums_outside_the_lock_and_a_push_meanwhile_joins_the_next_rou
     store.end_round(round_result(3, clock.now))  # nothing scraped: the pushed c alone
     shop = store.group("shop")
     assert shop is not None and shop.sample.cpu_millicores == pytest.approx(900.0)
+
+
+class _SliceLock:
+    """The store's lock, counting holds; `between(n)` runs before the n-th acquisition (lock free)."""
+
+    def __init__(self, lock: threading.Lock, between: dict[int, Callable[[], None]]) -> None:
+        self._lock, self._between, self.holds, self._inside = lock, between, 0, False
+
+    def __enter__(self) -> None:
+        if not self._inside:
+            self._inside = True
+            try:
+                self._between.get(self.holds + 1, lambda: None)()
+            finally:
+                self._inside = False
+            self.holds += 1
+        self._lock.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self._lock.release()
+
+
+def test_the_federation_hand_over_takes_the_lock_a_slice_of_pods_at_a_time(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from aggregator.store import store as store_module
+
+    clock = Clock()
+    store = Store(clock=clock, stale_after=15.0, retention_points=8, interval=5.0)
+    store.ingest(node("n1", clock.now, *(pod(name, "shop", cpu_usage_cores=0.1) for name in "abcde")))
+    monkeypatch.setattr(store_module, "LABEL_BATCH", 2)
+
+    def meanwhile() -> None:  # between the first slice (a, b) and the second (c, d)
+        store.ingest_pod("n1", pod("e", "shop", cpu_usage_cores=0.7), timestamp=clock.now + 1)
+        with store._lock:
+            del store._pods["shop", "c"]  # as _expire would drop it
+
+    lock = _SliceLock(store._lock, {3: meanwhile})
+    store._lock = lock  # type: ignore[assignment]
+    keys, nodes, readings, values = store.pod_label_values()
+    # The order once, then 3 slices of at most 2 pods: no hold covers the whole pass.
+    assert lock.holds == 4
+    assert [k[1] for k in keys] == ["a", "b", "d", "e"] and nodes == ["n1"] * 4
+    assert [v["cpu_usage_cores"] for v in values] == [0.1, 0.1, 0.1, 0.7]  # e as pushed meanwhile
+    assert [r.pod for r in readings] == ["a", "b", "d", "e"]
 
 
 def _counting_pod_views(monkeypatch: pytest.MonkeyPatch) -> list[str]:

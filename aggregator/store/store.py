@@ -59,6 +59,7 @@ POD_MEMORY = "memory_working_set_bytes"
 GONE_REASON = "target left discovery"
 # end_round keeps the round's pod listing while listings were asked for within this many intervals.
 ROUND_LISTING_DEMAND = 3
+LABEL_BATCH = 2000  # pods per hold of the lock in pod_label_values (~3 ms at 1000 x 30)
 
 
 class _Pending:
@@ -499,6 +500,11 @@ class Store:
         For the federation render, which needs only label values and values. At 30k pods `pods()`
         (a PodView each, sorted by a Python key) measured 0.2-0.36 s a round; parallel lists of
         existing objects allocate nothing per pod, so they add no garbage collections either.
+
+        The lock is taken for LABEL_BATCH pods at a time: the whole pass held it 40-44 ms at 30k pods,
+        once a round, in front of every request for one node or pod. Between two batches a push may
+        land (a pod not passed yet is then taken with its pushed values, as if it had landed before)
+        or a pod may go (skipped); the scrape loop, which calls this, stores nothing meanwhile.
         """
         now = self._clock()
         stale_after = self.stale_after
@@ -507,18 +513,23 @@ class Store:
         readings: list[PodReading] = []
         values: list[Mapping[str, float]] = []
         with self._lock:
-            pods, gone = self._pods, self._gone
-            for key in self._sorted_pod_keys():
-                p = pods[key]
-                sample, reading = p.sample, p.reading
-                if sample is None or reading is None or not now - p.last_seen <= stale_after:
-                    continue
-                if gone and p.node in gone:
-                    continue
-                keys.append(key)
-                nodes.append(p.node)
-                readings.append(reading)
-                values.append(sample.values)
+            order = self._sorted_pod_keys()  # never changed in place: a new pod makes a new list
+        for start in range(0, len(order), LABEL_BATCH):
+            with self._lock:
+                pods, gone = self._pods, self._gone
+                for key in order[start:start + LABEL_BATCH]:
+                    p = pods.get(key)
+                    if p is None:
+                        continue
+                    sample, reading = p.sample, p.reading
+                    if sample is None or reading is None or not now - p.last_seen <= stale_after:
+                        continue
+                    if gone and p.node in gone:
+                        continue
+                    keys.append(key)
+                    nodes.append(p.node)
+                    readings.append(reading)
+                    values.append(sample.values)
         return keys, nodes, readings, values
 
     def find_pods(self, name: str, *, namespace: str | None = None, current: bool = True) -> list[PodView]:
