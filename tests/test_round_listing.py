@@ -244,8 +244,10 @@ def test_the_warmer_prepares_each_round_while_whole_listings_are_asked_for() -> 
         _next_round(store, clock, 2, a=0.4, b=0.5, c=0.6)
         time.sleep(0.2)
         assert warmer.prepared == 0 and not store.round_pod_listing().built(PREPARED)  # nobody asked
+        assert not docs.preparing() and docs.demand == warmer.demand == 15.0
         docs.prepare(store.round_pod_listing())  # a whole listing was asked for
         asked = docs.last_asked
+        assert docs.preparing()  # requests may share the rounds' preparation now
         _next_round(store, clock, 3, a=0.7, b=0.8, c=0.9)
         listing = store.round_pod_listing()
         deadline = time.monotonic() + 10
@@ -257,6 +259,7 @@ def test_the_warmer_prepares_each_round_while_whole_listings_are_asked_for() -> 
         assert sorted(table) == [("shop", "a"), ("shop", "b"), ("shop", "c")]
         assert b'"cpu_millicores":900' in table[("shop", "c")]
         docs.last_asked = -math.inf  # nobody has asked for longer than the demand
+        assert not docs.preparing()
         _next_round(store, clock, 4, a=0.1, b=0.1, c=0.1)
         time.sleep(0.2)
         assert warmer.prepared == 1 and not store.round_pod_listing().built(PREPARED)
@@ -391,30 +394,35 @@ def test_the_newest_prepared_listing_is_the_one_served_meanwhile() -> None:
     assert docs.ready_instead_of(older, now=clock.now) is older  # a prepared listing is served as it is
 
 
-def test_without_a_prepared_round_a_small_part_builds_its_pods_and_a_big_one_prepares_the_round(
+def test_without_a_prepared_round_a_part_builds_its_pods_until_the_warmer_prepares_every_round(
         monkeypatch: pytest.MonkeyPatch) -> None:
     built = counting_pod_doc(monkeypatch)
     store, clock = _store()
     docs = PodDocCache()
-    docs.warmed = True  # a warmer runs, but has prepared no round yet: nothing else to serve
+    docs.warmed, docs.demand = True, 15.0  # a warmer runs, but has prepared no round yet
     store.round_pod_listing()
     _next_round(store, clock, 2, a=0.7, b=0.8, c=0.9)
     stale = store.round_pod_listing()
     assert docs.ready_instead_of(stale, now=clock.now) is stale and not stale.built(PREPARED)
     monkeypatch.setattr(listing_module, "PREPARE_AT", 1)
     assert _answered_cpu(docs, PodQuery(node="n2"), stale, clock.now) == {"c": 900}
-    assert built == ["c"] and docs.last_asked == -math.inf  # 1 pod: not asking
+    assert built == ["c"] and docs.last_asked == -math.inf  # 1 pod: its own document, not asking
+    assert not docs.preparing()
+    # Asked for cold, a part over PREPARE_AT (2 pods here) costs its own pods only, and asks.
     assert _answered_cpu(docs, PodQuery(node="n1"), stale, clock.now) == {"a": 700, "b": 800}
-    # 2 pods, over PREPARE_AT: the whole round is prepared (c's document again: a part's own documents
-    # are not kept) and the warmer asked to prepare the next rounds.
-    assert docs.last_asked > -math.inf and stale.built(PREPARED)
-    assert sorted(built) == ["a", "b", "c", "c"]
-    # Every request after it, big or small, is answered from that table: no document made again (parts
-    # built per request made 58 % of the documents under 4 polling clients once rounds outlasted
-    # --stale-after and no prepared round was current).
+    assert sorted(built) == ["a", "b", "c"] and not stale.built(PREPARED)
+    assert docs.preparing()  # asked within the warmer's demand: it prepares every round now
+    # From now on such a part shares the round's preparation (c's document again: a part's own are
+    # not kept), and every request after it, big or small, is answered from that table: built per
+    # request, parts made 58 % of the documents under 4 polling clients once rounds outlasted
+    # --stale-after and no prepared round was current.
+    assert _answered_cpu(docs, PodQuery(node="n1"), stale, clock.now) == {"a": 700, "b": 800}
+    assert stale.built(PREPARED) and sorted(built) == ["a", "a", "b", "b", "c", "c"]
     assert _answered_cpu(docs, PodQuery(node="n1"), stale, clock.now) == {"a": 700, "b": 800}
     assert _answered_cpu(docs, PodQuery(node="n2"), stale, clock.now) == {"c": 900}
-    assert len(built) == 4
+    assert len(built) == 6
+    docs.last_asked -= 16.0  # nobody asked for longer than the demand: the warmer stops, and so does sharing
+    assert not docs.preparing()
 
 
 def test_a_prepared_part_asks_only_when_big(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -558,3 +566,23 @@ def test_views_are_made_at_ingest_until_the_instant_the_asking_runs_out(
     store.ingest(node("n2", clock.now, pod("c", "shop", cpu_usage_cores=0.6)))
     store.ingest(node("n2", clock.now, pod("c", "shop", cpu_usage_cores=0.6)))
     assert made == ["a", "b", "a", "b"]  # past it: made when a listing reads them
+
+
+def test_requests_share_the_rounds_preparation_only_while_a_warmer_prepares_them(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from aggregator.api import views as views_module
+
+    docs = PodDocCache()
+    now = [1000.0]
+    monkeypatch.setattr(views_module.time, "monotonic", lambda: now[0])
+    docs.ask()
+    docs.warmed = True
+    assert not docs.preparing()  # no warmer has said for how long it prepares after an ask
+    docs.demand, docs.warmed = 15.0, False
+    assert not docs.preparing()  # asked, but no warmer runs: nobody prepares the rounds
+    docs.warmed = True
+    assert docs.preparing()
+    now[0] += 15.0
+    assert docs.preparing()  # the demand's last instant still counts, as the warmer's own test does
+    now[0] += 0.001
+    assert not docs.preparing()

@@ -326,6 +326,8 @@ class PodDocCache:
         self.last_asked = -math.inf  # time.monotonic() of the last request that asked (`ask`)
         self._ready: PodListing | None = None  # the listing prepared last
         self.warmed = False  # a ListingWarmer prepares each round's listing (set when it starts)
+        # and keeps doing so this many seconds after a request asked (set with it; until then: never)
+        self.demand = -math.inf
 
     def _entries(
         self, pods: Sequence[PodView], *, now: float, full: bool, encode: bool,
@@ -372,6 +374,11 @@ class PodDocCache:
             assert doc is not None  # encode=False
             out.append({**doc, "age_seconds": round(now - p.sample.timestamp, 3)})
         return out
+
+    def preparing(self) -> bool:
+        """A warmer prepares every round's listing now (it runs, and a request asked within its
+        demand): a request may then share the round's preparation instead of building a part."""
+        return self.warmed and time.monotonic() - self.last_asked <= self.demand
 
     def ask(self) -> None:
         """A request wanted many pods' documents: the warmer prepares the rounds of the next

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 
 from aggregator.api.views import PodDocCache
 from aggregator.store.listing import PodListing
@@ -36,6 +35,7 @@ class ListingWarmer:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
+        self._pod_docs.demand = self.demand
         self._pod_docs.warmed = True  # requests now leave each round's listing to this thread
         self._thread = threading.Thread(target=self._run, name="listing-warmer", daemon=True)
         self._thread.start()
@@ -53,7 +53,7 @@ class ListingWarmer:
             if listing is None:
                 continue
             last = listing
-            if time.monotonic() - self._pod_docs.last_asked > self.demand:
+            if not self._pod_docs.preparing():  # nobody asked within `demand` seconds
                 continue
             try:
                 self._pod_docs.whole(listing, now=listing.built_at)  # prepares it, and the template
