@@ -46,6 +46,11 @@ def _cpu(millicores: float | None) -> float | None:
     return _count(_num(millicores))
 
 
+def _age(now: float, sample: Sample | None) -> float | None:
+    """Seconds since the sample was taken, to the millisecond: every document's `age_seconds`."""
+    return None if sample is None else round(now - sample.timestamp, 3)
+
+
 def _pct(part: float | None, whole: float | None) -> float | None:
     if part is None or whole is None or whole <= 0:
         return None
@@ -112,7 +117,7 @@ def node_doc(node: NodeView, *, now: float) -> Doc:
         "source": node.source,
         "down_since": human.iso(node.down_since),
         "timestamp": human.iso(s.timestamp) if s else None,
-        "age_seconds": round(now - s.timestamp, 3) if s else None,
+        "age_seconds": _age(now, s),
         "interval_seconds": s.interval_seconds if s else None,
         "cpu_millicores": cpu,
         "cpu_capacity_millicores": capacity,
@@ -214,7 +219,7 @@ def pod_doc(pod: PodView, *, now: float) -> Doc:
         "deployment": pod.deployment or None,
         "owner_kind": pod.owner_kind or None,
         "owner_name": pod.owner_name or None,
-        "age_seconds": round(now - pod.sample.timestamp, 3),
+        "age_seconds": _age(now, pod.sample),
         "interval_seconds": pod.sample.interval_seconds,
         "host_network": None if host_network is None else host_network >= 1,
         **_usage(pod.sample),
@@ -294,8 +299,7 @@ class NodeDocCache:
             if hit is None or hit[0] is not n.sample or hit[1] != state:
                 hit = (n.sample, state, node_doc(n, now=now))
             fresh[n.name] = hit
-            s = n.sample
-            out.append({**hit[2], "age_seconds": round(now - s.timestamp, 3) if s else None})
+            out.append({**hit[2], "age_seconds": _age(now, n.sample)})
         with self._lock:
             self._docs = fresh
         return out
@@ -372,7 +376,7 @@ class PodDocCache:
         out: list[Doc] = []
         for p, doc, _json in self._entries(pods, now=now, full=full, encode=False):
             assert doc is not None  # encode=False
-            out.append({**doc, "age_seconds": round(now - p.sample.timestamp, 3)})
+            out.append({**doc, "age_seconds": _age(now, p.sample)})
         return out
 
     def preparing(self) -> bool:
@@ -487,5 +491,5 @@ def _contents(item: object) -> list[Any]:
 
 
 def _age_part(now: float, t: float) -> bytes:
-    """A document's opening with its age (a float's repr is valid JSON)."""
+    """A document's opening with its age, rounded as `_age` does (a float's repr is valid JSON)."""
     return b'{"age_seconds":%s,' % repr(round(now - t, 3)).encode()
