@@ -441,7 +441,7 @@ def test_a_prepared_part_asks_only_when_big(monkeypatch: pytest.MonkeyPatch) -> 
 
 def test_end_round_sums_outside_the_lock_and_a_push_meanwhile_joins_the_next_round(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    from aggregator.store import rollup as rollup_module
+    from aggregator.store import store as store_module
 
     store, clock = _store()
     store.round_pod_listing()
@@ -449,19 +449,19 @@ def test_end_round_sums_outside_the_lock_and_a_push_meanwhile_joins_the_next_rou
     store.ingest(node("n1", clock.now, pod("a", "shop", cpu_usage_cores=0.4),
                       pod("b", "shop", cpu_usage_cores=0.5)))
     store.ingest(node("n2", clock.now, pod("c", "shop", cpu_usage_cores=0.6)))
-    real = rollup_module._finish
+    real = store_module._contribution
     locked: list[bool] = []
 
-    def finish(*args: object, **kwargs: object) -> object:
+    def contribution(*args: object) -> object:
         locked.append(store._lock.locked())
         if locked == [False]:  # a push lands while the round is being summed (not under the lock:
             # with it held, this push would wait forever)
             store.ingest_pod("n2", pod("c", "shop", cpu_usage_cores=0.9), timestamp=clock.now + 1)
-        return real(*args, **kwargs)  # type: ignore[arg-type]
+        return real(*args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(rollup_module, "_finish", finish)
+    monkeypatch.setattr(store_module, "_contribution", contribution)
     store.end_round(round_result(2, clock.now))
-    assert locked == [False]  # summed without the lock (one group: shop): the push above could take it
+    assert locked == [False, False, False]  # summed without the lock: the push above could take it
     shop = store.group("shop")
     assert shop is not None and shop.sample.cpu_millicores == pytest.approx(1500.0)  # round 2's c: 600
     clock.now += 5.0

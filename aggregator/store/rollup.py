@@ -61,80 +61,30 @@ class _Acc:
         self.rows.extend(other.rows)
 
 
-class RoundSums:
-    """One round's roll-up, summed as its pods report rather than all at once when the round ends.
-
-    A pod's first report in the round is added to its leaf (its deployment, or its namespace's pods
-    without one) at once, in the store's short hold of the lock for its node: end_round then only
-    merges leaves into namespaces (at 1000 x 30, adding 30k pods was 70 % of end_round, on the loop
-    thread between the last scrape and the round's publication). A later report of a pod in the same
-    round (pushed twice, a second exporter for its node) changes what it adds: its leaves are summed
-    again in `groups` from the round's final reports, in the same order, so the sums are those of
-    adding the final reports one by one.
-    """
-
-    __slots__ = ("_leaves", "_redo")
-
-    def __init__(self) -> None:
-        self._leaves: dict[GroupKey, _Acc] = {}
-        self._redo: set[GroupKey] = set()
-
-    def add(self, pod: PodContribution) -> None:
-        """A pod's first report this round."""
-        if not pod.namespace:
-            return
-        key = (pod.namespace, pod.deployment)
-        acc = self._leaves.get(key)
-        if acc is None:
-            acc = self._leaves[key] = _Acc()
-        acc.add(pod)
-
-    def redo(self, namespace: str, deployment: str) -> None:
-        """A pod of this leaf reported again (or moved to it): sum the leaf again from the final reports."""
-        if namespace:
-            self._redo.add((namespace, deployment))
-
-    def groups(
-        self, final: Iterable[PodContribution], *, round_id: int, timestamp: float
-    ) -> dict[GroupKey, tuple[GroupView, tuple[float | None, ...]]]:
-        """Group views and series rows for every namespace and deployment; `final`: the round's pods as
-        they last reported, in the order they first did (read only when a leaf is summed again)."""
-        leaves, redo = self._leaves, self._redo
-        if redo:
-            # Leaves in the order the final reports first name them (a pod that moved to a deployment
-            # named by no other pod puts it there), so namespaces merge them as one pass would; a leaf
-            # whose only pod moved away is named by none and goes.
-            again = {key: _Acc() for key in redo}
-            order: dict[GroupKey, None] = {}
-            for pod in final:
-                if not pod.namespace:
-                    continue
-                key = (pod.namespace, pod.deployment)
-                order[key] = None
-                acc = again.get(key)
-                if acc is not None:
-                    acc.add(pod)
-            leaves = {key: again[key] if key in again else leaves[key] for key in order}
-        # Namespaces are merged from their few leaves, which halves the per-pod work.
-        accs: dict[GroupKey, _Acc] = {}
-        for (namespace, deployment), leaf in leaves.items():
-            total = accs.get((namespace, ""))
-            if total is None:
-                total = accs[(namespace, "")] = _Acc()
-            total.merge(leaf)
-            if deployment:
-                accs[(namespace, deployment)] = leaf
-        return {key: _finish(key, acc, round_id=round_id, timestamp=timestamp) for key, acc in accs.items()}
-
-
 def roll_up(
     pods: Iterable[PodContribution], *, round_id: int, timestamp: float
 ) -> dict[GroupKey, tuple[GroupView, tuple[float | None, ...]]]:
     """Group views and series rows for every namespace and deployment present in `pods`."""
-    sums = RoundSums()
+    # Each pod is added once, to its leaf (its deployment, or its namespace's pods without one);
+    # namespaces are then merged from their few leaves, which halves the per-pod work.
+    leaves: dict[GroupKey, _Acc] = {}
     for pod in pods:
-        sums.add(pod)
-    return sums.groups((), round_id=round_id, timestamp=timestamp)
+        if not pod.namespace:
+            continue
+        key = (pod.namespace, pod.deployment)
+        acc = leaves.get(key)
+        if acc is None:
+            acc = leaves[key] = _Acc()
+        acc.add(pod)
+    accs: dict[GroupKey, _Acc] = {}
+    for (namespace, deployment), leaf in leaves.items():
+        total = accs.get((namespace, ""))
+        if total is None:
+            total = accs[(namespace, "")] = _Acc()
+        total.merge(leaf)
+        if deployment:
+            accs[(namespace, deployment)] = leaf
+    return {key: _finish(key, acc, round_id=round_id, timestamp=timestamp) for key, acc in accs.items()}
 
 
 def _finish(

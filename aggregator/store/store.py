@@ -40,7 +40,7 @@ from aggregator.stats import AggregatorStats
 from aggregator.store import snapshot as state_records
 from aggregator.store.listing import PodListing
 from aggregator.store.live import GroupState, NodeState, PodKey, PodState, finite_values
-from aggregator.store.rollup import GroupKey, PodContribution, RoundSums, group_counts
+from aggregator.store.rollup import GroupKey, PodContribution, group_counts, roll_up
 from aggregator.store.series import ChunkedSeries
 from aggregator.store.views import (
     IO_COLUMNS,
@@ -113,7 +113,6 @@ class Store:
         self._pods: dict[PodKey, PodState] = {}
         self._groups: dict[GroupKey, GroupState] = {}
         self._pending: dict[PodKey, _Pending] = {}  # pods reported since the last end_round
-        self._sums = RoundSums()  # their roll-up, summed as they report
         self._gone: set[str] = set()  # nodes whose target left discovery: their pods leave listings too
         # The current pods, shared by every reader until the next write (see listing.py).
         self._listing: PodListing | None = None
@@ -167,7 +166,7 @@ class Store:
                         pod.last_seen = now
                         pod.view = self._pod_view(key, pod) if eager else None
                         if key not in self._pending:
-                            self._first_report(key, _Pending(pod))
+                            self._pending[key] = _Pending(pod)
                 return 0
             node.sample = make_sample(node_values, at, *node.tracker.update(node_values, ts))
             node.sample_time = ts
@@ -209,26 +208,13 @@ class Store:
     def _mark_pending(self, key: PodKey, pod: PodState) -> None:
         """A new sample of `pod` belongs to the next roll-up with its interval I/O (summed when a pod
         pushes twice between rounds, so no bytes are lost either)."""
-        assert pod.sample is not None
         entry = self._pending.get(key)
         if entry is None:
-            entry = _Pending(pod)
-            entry.add(pod.sample.deltas)
-            self._first_report(key, entry)
-            return
-        # Reported again this round: what it adds changed, so end_round sums its leaves again (the
-        # one it was added to, and the one it is in now when its deployment changed).
-        self._sums.redo(key[0], entry.deployment)
-        entry.mark(pod)
+            entry = self._pending[key] = _Pending(pod)
+        else:
+            entry.mark(pod)
+        assert pod.sample is not None
         entry.add(pod.sample.deltas)
-        self._sums.redo(key[0], entry.deployment)
-
-    def _first_report(self, key: PodKey, entry: _Pending) -> None:
-        """A pod's first report since the last end_round (lock held): added to the round's roll-up now,
-        in its node's hold of the lock, not with 30k others after the round's last scrape."""
-        self._pending[key] = entry
-        if entry.sample is not None:
-            self._sums.add(_contribution(key, entry))
 
     def _store_pod(
         self,
@@ -286,10 +272,9 @@ class Store:
         """Roll up the pods reported since the previous round; drop expired history."""
         with self._lock:
             pending, self._pending = self._pending, {}
-            sums, self._sums = self._sums, RoundSums()
         # The entries are this round's own from here: later reports go to the new pending set.
-        final = (_contribution(k, e) for k, e in pending.items() if e.sample is not None)
-        groups = sums.groups(final, round_id=result.round_id, timestamp=result.started)
+        contributions = [_contribution(k, e) for k, e in pending.items() if e.sample is not None]
+        groups = roll_up(contributions, round_id=result.round_id, timestamp=result.started)
         now = self._clock()
         with self._lock:
             for key, (view, row) in groups.items():
@@ -681,7 +666,6 @@ class Store:
                 raise state_records.StateError(f"unknown record kind {record.kind!r}")
         with self._lock:
             self._nodes, self._pods, self._groups, self._pending = nodes, pods, groups, {}
-            self._sums = RoundSums()
             self._pod_order = None
             self._changed()
             self._gone = {name for name, n in nodes.items() if n.status == "gone"}
