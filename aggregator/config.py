@@ -149,7 +149,7 @@ class AggregatorSettings:
     stale_after: float = option(
         None,
         "seconds after which a pod not seen leaves current listings; empty = 15, at least "
-        "3 x --scrape-interval",
+        "3 x --scrape-interval; stretched while rounds overrun the interval",
         parse=parse_positive_float,
         metavar="SECONDS",
     )

@@ -169,6 +169,7 @@ class ScrapeService:
         round_id = self._round_id
         started = self._clock()
         t0 = time.perf_counter()
+        self._store.begin_round()
 
         # At most `concurrency` scrapes in flight. Started all at once, 5000 answers arrived faster
         # than the loop parses and ingests them (~1 ms each): the last ones, already sent, stayed unread

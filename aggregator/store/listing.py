@@ -28,26 +28,33 @@ class PodListing:
     """The pods current at `built_at`; `views` come in namespace/name order."""
 
     def __init__(
-        self, views: Sequence[PodView], *, built_at: float, oldest_seen: float, stale_after: float
+        self,
+        views: Sequence[PodView],
+        *,
+        built_at: float,
+        oldest_seen: float,
+        window: Callable[[float], float],
     ) -> None:
         self.views: tuple[PodView, ...] = tuple(views)
         self.built_at = built_at
         self._oldest_seen = oldest_seen  # the listed pod seen longest ago: the first to go stale
-        self._stale_after = stale_after
+        self._window = window  # the store's staleness window at a time (Store.stale_window)
         self._lock = threading.Lock()
         self._memo: dict[Hashable, Any] = {}
         self._building: dict[Hashable, threading.Lock] = {}
 
     def current(self, now: float) -> bool:
         """True when no listed pod has gone stale since `built_at` and none left out could be current
-        again (the clock went back). The staleness test is the store's, to the same float."""
-        return self.built_at <= now and now - self._oldest_seen <= self._stale_after
+        again (the clock went back). The staleness test is the store's, to the same float, with its
+        window as of `now`; a window grown since (rounds falling further behind) brings back no pod
+        left out until the next write or round builds another listing."""
+        return self.built_at <= now and now - self._oldest_seen <= self._window(now)
 
     def keeping(self, keep: Callable[[PodView], bool], *, now: float) -> PodListing:
         """A new listing, as of `now`, of this one's pods that `keep` keeps (their views, in order)."""
         views = [v for v in self.views if keep(v)]
         oldest = min((v.last_seen for v in views), default=math.inf)
-        return PodListing(views, built_at=now, oldest_seen=oldest, stale_after=self._stale_after)
+        return PodListing(views, built_at=now, oldest_seen=oldest, window=self._window)
 
     def memo(self, key: Hashable, build: Callable[[], T]) -> T:
         """`build()`, computed once per listing: a thread that finds it being built waits for it (the

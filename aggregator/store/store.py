@@ -22,7 +22,8 @@ equals the sum of its pods' I/O points over any drift between the two schedules.
 Node status: `up` (fresh sample), `down` (its exporter could not be scraped or is not ready),
 `gone` (its target left discovery; its pods leave the current listings with it), `stale` (nothing
 reported for --stale-after: a pusher that stopped; such a node has left the listings and only
-`node()` still shows it).
+`node()` still shows it). While rounds overrun the interval, --stale-after is stretched by as much
+(`stale_window`): staleness follows scrapes, so an overloaded aggregator keeps its pods.
 """
 
 from __future__ import annotations
@@ -60,6 +61,9 @@ GONE_REASON = "target left discovery"
 # end_round keeps the round's pod listing while listings were asked for within this many intervals.
 ROUND_LISTING_DEMAND = 3
 LABEL_BATCH = 2000  # pods per hold of the lock in pod_label_values (~3 ms at 1000 x 30)
+# --stale-after stretches with rounds that overrun the interval, up to this many times: a scrape loop
+# that hangs mid-round still lets everything go stale (at 15 s: after 150 s; /healthz fails sooner).
+MAX_STALE_STRETCH = 10.0
 
 
 class _Pending:
@@ -100,11 +104,17 @@ class Store:
         stats: AggregatorStats | None = None,
         clock: Callable[[], float] = time.time,
         interval: float = 5.0,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         if retention_points <= 0 or stale_after <= 0 or interval <= 0:
             raise ValueError("retention_points, stale_after and interval must be positive")
         self.retention_points = retention_points
         self.stale_after = stale_after
+        # The scrape loop's real pace (see stale_window): when the last round began, and how long after
+        # the one before it, on `monotonic` (the loop's own time, whatever `clock` says).
+        self._monotonic = monotonic
+        self._round_began: float | None = None
+        self._round_period = 0.0
         self.interval = interval  # expected sampling interval: retention span = points x interval
         self._stats = stats if stats is not None else AggregatorStats()
         self._clock = clock
@@ -297,6 +307,45 @@ class Store:
         self._stats.set("series_namespace", namespaces)
         self._stats.set("series_deployment", deployments)
 
+    def begin_round(self) -> None:
+        """The scrape loop begins a round (see `stale_window`)."""
+        began = self._monotonic()
+        previous, self._round_began = self._round_began, began
+        if previous is None:
+            return
+        period, was = began - previous, self._round_period
+        self._round_period = period
+        # Rounds keep to ticks of the interval, so an overrun shows as a period of 2 intervals or more.
+        if (period >= 2 * self.interval) != (was >= 2 * self.interval):
+            if period >= 2 * self.interval:
+                log.warning("rounds are %.1fs apart, over the %gs interval: --stale-after %gs is stretched "
+                            "as much (%.0fs) until they keep time", period, self.interval, self.stale_after,
+                            self.stale_window(self._clock()))
+            else:
+                log.info("rounds keep time again: staleness back to --stale-after %gs", self.stale_after)
+
+    def stale_window(self, now: float) -> float:
+        """Seconds without a report after which a pod or node is stale at `now`: --stale-after,
+        stretched by as much as the scrape loop runs behind its interval (the time between the last two
+        rounds' beginnings, or since the last one began once that is longer), at most MAX_STALE_STRETCH
+        times.
+
+        A scraped pod is seen once a round. Rounds longer than the interval (an overloaded aggregator:
+        6-20 s at 1000 x 30 under 4 clients fetching every listing every 5 s, on 2 busy cores; the
+        loop then skips ticks) left pods older than --stale-after between two scrapes of their node,
+        and they dropped out of the listings because the aggregator was slow, not because they went
+        away. Prometheus's staleness follows scrapes, not the clock; this keeps the clock (a pusher
+        that stops still goes stale) but counts --stale-after in rounds as long as the current ones.
+        The pace is measured on the loop's own monotonic time, so a test's settable clock is judged by
+        --stale-after alone. Read without the lock: two floats, each written whole.
+        """
+        period, began = self._round_period, self._round_began
+        if began is not None:
+            period = max(period, self._monotonic() - began)
+        if not period > self.interval:
+            return self.stale_after
+        return self.stale_after * min(MAX_STALE_STRETCH, period / self.interval)
+
     def _listings_wanted(self, now: float) -> bool:
         """Pod listings were asked for within ROUND_LISTING_DEMAND intervals (lock held): end_round
         keeps the round's listing, and pods' views are made as the pods are stored."""
@@ -324,13 +373,16 @@ class Store:
         """The store's clock (time windows are measured against it)."""
         return self._clock()
 
-    def _node_view(self, node: NodeState, pod_count: int, now: float) -> NodeView:
+    def _node_view(self, node: NodeState, pod_count: int, now: float, stale: float) -> NodeView:
         status, last_error = node.status, node.last_error
         silent = now - node.last_report
-        if silent > self.stale_after and status == "up":
+        if silent > stale and status == "up":
             # Nothing reported for --stale-after (a pusher that stopped): never `up` any more.
             status = "stale"
-            last_error = f"nothing reported for {silent:.0f}s (--stale-after {self.stale_after:g}s)"
+            window = f"--stale-after {self.stale_after:g}s"
+            if stale > self.stale_after:
+                window += f", stretched to {stale:.0f}s: rounds overran the interval"
+            last_error = f"nothing reported for {silent:.0f}s ({window})"
         return NodeView(
             name=node.name,
             status=status,
@@ -376,7 +428,7 @@ class Store:
             listing = self._round_listing
             if listing is not None and not listing.current(now):
                 if listing.built_at <= now:
-                    stale = self.stale_after
+                    stale = self.stale_window(now)
                     listing = listing.keeping(lambda v: now - v.last_seen <= stale, now=now)
                 else:
                     listing = None
@@ -398,7 +450,7 @@ class Store:
 
     def _build_listing(self, now: float) -> PodListing:
         """A listing of the pods current at `now` (lock held); it becomes the shared one."""
-        pods, gone, stale = self._pods, self._gone, self.stale_after
+        pods, gone, stale = self._pods, self._gone, self.stale_window(now)
         views: list[PodView] = []
         for key in self._sorted_pod_keys():  # the test of _is_current_pod, inlined (30k pods)
             pod = pods[key]
@@ -409,7 +461,8 @@ class Store:
                 view = pod.view = self._pod_view(key, pod)
             views.append(view)
         oldest = min((v.last_seen for v in views), default=math.inf)
-        listing = self._listing = PodListing(views, built_at=now, oldest_seen=oldest, stale_after=stale)
+        listing = PodListing(views, built_at=now, oldest_seen=oldest, window=self.stale_window)
+        self._listing = listing
         return listing
 
     def _sorted_pod_keys(self) -> list[PodKey]:
@@ -425,13 +478,14 @@ class Store:
         listing = self._listing
         if listing is not None and listing.current(now):
             return listing.node_counts()
-        return Counter(p.node for p in self._pods.values() if self._is_current_pod(p, None, now))
+        stale = self.stale_window(now)
+        return Counter(p.node for p in self._pods.values() if self._is_current_pod(p, None, now, stale))
 
-    def _is_current_pod(self, pod: PodState | None, node: str | None, now: float) -> bool:
+    def _is_current_pod(self, pod: PodState | None, node: str | None, now: float, stale: float) -> bool:
         return (
             pod is not None
             and pod.sample is not None
-            and now - pod.last_seen <= self.stale_after
+            and now - pod.last_seen <= stale
             and (node is None or pod.node == node)
             and pod.node not in self._gone
         )
@@ -459,12 +513,13 @@ class Store:
         if pod_counts:
             self.pod_listing()  # built (or found) first, so that _pod_counts reads its counts
         now = self._clock()
+        stale = self.stale_window(now)
         with self._lock:
             counts = self._pod_counts(now) if pod_counts else Counter[str]()
             return [
-                self._node_view(n, counts[name], now)
+                self._node_view(n, counts[name], now, stale)
                 for name, n in sorted(self._nodes.items())
-                if now - n.last_report <= self.stale_after
+                if now - n.last_report <= stale
             ]
 
     def node(self, name: str) -> NodeView | None:
@@ -474,6 +529,7 @@ class Store:
         (~2 ms at 30k) rather than a new listing (~40 ms): during a round every scrape replaces it.
         """
         now = self._clock()
+        stale = self.stale_window(now)
         with self._lock:
             n = self._nodes.get(name)
             if n is None:
@@ -483,8 +539,8 @@ class Store:
                 count = listing.node_counts()[name]
             else:
                 pods = self._pods.values()
-                count = sum(1 for p in pods if p.node == name and self._is_current_pod(p, name, now))
-            return self._node_view(n, count, now)
+                count = sum(1 for p in pods if p.node == name and self._is_current_pod(p, name, now, stale))
+            return self._node_view(n, count, now, stale)
 
     def pods(
         self, *, node: str | None = None, namespace: str | None = None, deployment: str | None = None
@@ -507,7 +563,7 @@ class Store:
         or a pod may go (skipped); the scrape loop, which calls this, stores nothing meanwhile.
         """
         now = self._clock()
-        stale_after = self.stale_after
+        stale_after = self.stale_window(now)
         keys: list[PodKey] = []
         nodes: list[str] = []
         readings: list[PodReading] = []
@@ -535,6 +591,7 @@ class Store:
     def find_pods(self, name: str, *, namespace: str | None = None, current: bool = True) -> list[PodView]:
         """Pods called `name` (in `namespace` if given); `current=False` adds stale ones with history."""
         now = self._clock()
+        stale = self.stale_window(now)
         with self._lock:
             if namespace is not None:
                 candidates = [((namespace, name), self._pods.get((namespace, name)))]
@@ -546,7 +603,7 @@ class Store:
                     for k, p in candidates
                     if p is not None
                     and p.sample is not None
-                    and (not current or self._is_current_pod(p, None, now))
+                    and (not current or self._is_current_pod(p, None, now, stale))
                 ),
                 key=lambda v: v.namespace,
             )
@@ -554,11 +611,12 @@ class Store:
     def groups(self, *, namespace: str | None = None, deployments: bool = False) -> list[GroupView]:
         """Current namespace roll-ups, or deployment roll-ups (of `namespace` when given)."""
         now = self._clock()
+        stale = self.stale_window(now)
         with self._lock:
             out = [
                 g.view
                 for (ns, dep), g in self._groups.items()
-                if now - g.last_seen <= self.stale_after
+                if now - g.last_seen <= stale
                 and bool(dep) == deployments
                 and (namespace is None or ns == namespace)
             ]
