@@ -29,7 +29,7 @@ VIEWS = [
 
 def listing(views: list[PodView] = VIEWS, *, built_at: float = 100.0, oldest_seen: float = 90.0,
             stale_after: float = 15.0) -> PodListing:
-    return PodListing(views, built_at=built_at, oldest_seen=oldest_seen, window=lambda now: stale_after)
+    return PodListing(views, built_at=built_at, oldest_seen=oldest_seen, window=lambda: stale_after)
 
 
 def names(views: object) -> list[str]:

@@ -116,15 +116,25 @@ def test_the_stretch_is_logged_when_it_begins_and_ends_and_a_pusher_that_stops_g
     caplog.set_level(logging.INFO, logger="aggregator.store.store")
     store.ingest_pod("pusher", pod("p", "jobs", cpu_usage_cores=0.5), timestamp=T0)
     _scraped(store, clock, loop, 1, after=0.0)
-    _scraped(store, clock, loop, 2, after=10.0)  # 2 intervals apart: 30 s
-    _scraped(store, clock, loop, 3, after=15.0)  # 3 intervals apart: 45 s (logged once, when it began)
+    _scraped(store, clock, loop, 2, after=5.0)  # on time: nothing logged
+    _scraped(store, clock, loop, 3, after=10.0)  # 2 intervals apart: 30 s
+    _scraped(store, clock, loop, 4, after=15.0)  # 3 intervals apart: 45 s (logged once, when it began)
     assert [r.levelname for r in caplog.records] == ["WARNING"]
     assert caplog.records[0].getMessage() == ("rounds are 10.0s apart, over the 5s interval: --stale-after "
                                               "15s is stretched as much (30s) until they keep time")
-    assert "p" in [v.pod for v in store.pods()]  # pushed 25 s ago, kept while rounds overrun
-    _scraped(store, clock, loop, 4, after=5.0)  # on time again: 15 s
+    assert "p" in [v.pod for v in store.pods()]  # pushed 30 s ago, kept while rounds overrun
+    _scraped(store, clock, loop, 5, after=5.0)  # on time again: 15 s
     assert caplog.records[-1].getMessage() == "rounds keep time again: staleness back to --stale-after 15s"
-    assert [v.pod for v in store.pods()] == ["a", "b", "c"]  # p: 30 s without a push
+    assert [v.pod for v in store.pods()] == ["a", "b", "c"]  # p: 35 s without a push
+
+
+def test_a_first_round_alone_stretches_nothing() -> None:
+    clock, loop = Clock(T0), Clock(0.0)
+    store = Store(clock=clock, stale_after=15.0, interval=0.5, retention_points=8, monotonic=loop)
+    _scraped(store, clock, loop, 1, after=0.0)  # no round before it: no period yet
+    _advance(clock, loop, 0.25)
+    clock.now += 15.0
+    assert store.pods() == []
 
 
 def test_the_scrape_service_begins_each_round_in_the_store() -> None:

@@ -33,12 +33,12 @@ class PodListing:
         *,
         built_at: float,
         oldest_seen: float,
-        window: Callable[[float], float],
+        window: Callable[[], float],
     ) -> None:
         self.views: tuple[PodView, ...] = tuple(views)
         self.built_at = built_at
         self._oldest_seen = oldest_seen  # the listed pod seen longest ago: the first to go stale
-        self._window = window  # the store's staleness window at a time (Store.stale_window)
+        self._window = window  # the store's staleness window now (Store.stale_window)
         self._lock = threading.Lock()
         self._memo: dict[Hashable, Any] = {}
         self._building: dict[Hashable, threading.Lock] = {}
@@ -46,9 +46,9 @@ class PodListing:
     def current(self, now: float) -> bool:
         """True when no listed pod has gone stale since `built_at` and none left out could be current
         again (the clock went back). The staleness test is the store's, to the same float, with its
-        window as of `now`; a window grown since (rounds falling further behind) brings back no pod
+        window as it is now; a window grown since (rounds falling further behind) brings back no pod
         left out until the next write or round builds another listing."""
-        return self.built_at <= now and now - self._oldest_seen <= self._window(now)
+        return self.built_at <= now and now - self._oldest_seen <= self._window()
 
     def keeping(self, keep: Callable[[PodView], bool], *, now: float) -> PodListing:
         """A new listing, as of `now`, of this one's pods that `keep` keeps (their views, in order)."""

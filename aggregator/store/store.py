@@ -320,12 +320,12 @@ class Store:
             if period >= 2 * self.interval:
                 log.warning("rounds are %.1fs apart, over the %gs interval: --stale-after %gs is stretched "
                             "as much (%.0fs) until they keep time", period, self.interval, self.stale_after,
-                            self.stale_window(self._clock()))
+                            self.stale_window())
             else:
                 log.info("rounds keep time again: staleness back to --stale-after %gs", self.stale_after)
 
-    def stale_window(self, now: float) -> float:
-        """Seconds without a report after which a pod or node is stale at `now`: --stale-after,
+    def stale_window(self) -> float:
+        """Seconds without a report after which a pod or node is stale now: --stale-after,
         stretched by as much as the scrape loop runs behind its interval (the time between the last two
         rounds' beginnings, or since the last one began once that is longer), at most MAX_STALE_STRETCH
         times.
@@ -428,7 +428,7 @@ class Store:
             listing = self._round_listing
             if listing is not None and not listing.current(now):
                 if listing.built_at <= now:
-                    stale = self.stale_window(now)
+                    stale = self.stale_window()
                     listing = listing.keeping(lambda v: now - v.last_seen <= stale, now=now)
                 else:
                     listing = None
@@ -450,7 +450,7 @@ class Store:
 
     def _build_listing(self, now: float) -> PodListing:
         """A listing of the pods current at `now` (lock held); it becomes the shared one."""
-        pods, gone, stale = self._pods, self._gone, self.stale_window(now)
+        pods, gone, stale = self._pods, self._gone, self.stale_window()
         views: list[PodView] = []
         for key in self._sorted_pod_keys():  # the test of _is_current_pod, inlined (30k pods)
             pod = pods[key]
@@ -478,7 +478,7 @@ class Store:
         listing = self._listing
         if listing is not None and listing.current(now):
             return listing.node_counts()
-        stale = self.stale_window(now)
+        stale = self.stale_window()
         return Counter(p.node for p in self._pods.values() if self._is_current_pod(p, None, now, stale))
 
     def _is_current_pod(self, pod: PodState | None, node: str | None, now: float, stale: float) -> bool:
@@ -513,7 +513,7 @@ class Store:
         if pod_counts:
             self.pod_listing()  # built (or found) first, so that _pod_counts reads its counts
         now = self._clock()
-        stale = self.stale_window(now)
+        stale = self.stale_window()
         with self._lock:
             counts = self._pod_counts(now) if pod_counts else Counter[str]()
             return [
@@ -529,7 +529,7 @@ class Store:
         (~2 ms at 30k) rather than a new listing (~40 ms): during a round every scrape replaces it.
         """
         now = self._clock()
-        stale = self.stale_window(now)
+        stale = self.stale_window()
         with self._lock:
             n = self._nodes.get(name)
             if n is None:
@@ -563,7 +563,7 @@ class Store:
         or a pod may go (skipped); the scrape loop, which calls this, stores nothing meanwhile.
         """
         now = self._clock()
-        stale_after = self.stale_window(now)
+        stale_after = self.stale_window()
         keys: list[PodKey] = []
         nodes: list[str] = []
         readings: list[PodReading] = []
@@ -591,7 +591,7 @@ class Store:
     def find_pods(self, name: str, *, namespace: str | None = None, current: bool = True) -> list[PodView]:
         """Pods called `name` (in `namespace` if given); `current=False` adds stale ones with history."""
         now = self._clock()
-        stale = self.stale_window(now)
+        stale = self.stale_window()
         with self._lock:
             if namespace is not None:
                 candidates = [((namespace, name), self._pods.get((namespace, name)))]
@@ -611,7 +611,7 @@ class Store:
     def groups(self, *, namespace: str | None = None, deployments: bool = False) -> list[GroupView]:
         """Current namespace roll-ups, or deployment roll-ups (of `namespace` when given)."""
         now = self._clock()
-        stale = self.stale_window(now)
+        stale = self.stale_window()
         with self._lock:
             out = [
                 g.view
