@@ -28,11 +28,15 @@ def _store() -> tuple[Store, Clock, Clock]:
     return Store(clock=clock, stale_after=15.0, interval=5.0, retention_points=8, monotonic=loop), clock, loop
 
 
+def _advance(clock: Clock, loop: Clock, seconds: float) -> None:
+    clock.now += seconds
+    loop.now += seconds
+
+
 def _scraped(store: Store, clock: Clock, loop: Clock, round_id: int, *, after: float) -> None:
     """A round beginning `after` seconds after the previous one (both clocks move alike), scraping n1
     (pods a, b of shop/web) and n2 (pod c)."""
-    clock.now += after
-    loop.now += after
+    _advance(clock, loop, after)
     store.begin_round()
     store.ingest(node("n1", clock.now, pod("a", "shop", dep="web", cpu_usage_cores=0.1),
                       pod("b", "shop", dep="web", cpu_usage_cores=0.2)), received=clock.now)
@@ -57,11 +61,6 @@ EVERYTHING = {"pods": ["a", "b", "c"], "round": ["a", "b", "c"], "federated": ["
               "n1": "up"}
 NOTHING = {"pods": [], "round": [], "federated": [], "nodes": [], "namespaces": [], "deployments": [],
            "n1": "stale"}
-
-
-def _advance(clock: Clock, loop: Clock, seconds: float) -> None:
-    clock.now += seconds
-    loop.now += seconds
 
 
 def test_rounds_that_keep_time_judge_by_stale_after_itself() -> None:

@@ -473,12 +473,11 @@ class Store:
             order = self._pod_order = sorted(self._pods)
         return order
 
-    def _pod_counts(self, now: float) -> Counter[str]:
+    def _pod_counts(self, now: float, stale: float) -> Counter[str]:
         """Listed pods per node, read with the lock held (from the listing when it is that of now)."""
         listing = self._listing
         if listing is not None and listing.current(now):
             return listing.node_counts()
-        stale = self.stale_window()
         return Counter(p.node for p in self._pods.values() if self._is_current_pod(p, None, now, stale))
 
     def _is_current_pod(self, pod: PodState | None, node: str | None, now: float, stale: float) -> bool:
@@ -515,7 +514,7 @@ class Store:
         now = self._clock()
         stale = self.stale_window()
         with self._lock:
-            counts = self._pod_counts(now) if pod_counts else Counter[str]()
+            counts = self._pod_counts(now, stale) if pod_counts else Counter[str]()
             return [
                 self._node_view(n, counts[name], now, stale)
                 for name, n in sorted(self._nodes.items())
@@ -563,7 +562,7 @@ class Store:
         or a pod may go (skipped); the scrape loop, which calls this, stores nothing meanwhile.
         """
         now = self._clock()
-        stale_after = self.stale_window()
+        stale = self.stale_window()
         keys: list[PodKey] = []
         nodes: list[str] = []
         readings: list[PodReading] = []
@@ -578,7 +577,7 @@ class Store:
                     if p is None:
                         continue
                     sample, reading = p.sample, p.reading
-                    if sample is None or reading is None or not now - p.last_seen <= stale_after:
+                    if sample is None or reading is None or not now - p.last_seen <= stale:
                         continue
                     if gone and p.node in gone:
                         continue
