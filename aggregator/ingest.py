@@ -235,7 +235,7 @@ class PushIngest:
             reading = NodeReading(
                 node=node, timestamp=pushed.timestamp, values={**pushed.gauges, **counters}, source="push"
             )
-            current = self._store.node(node)
+            current = self._store.node(node, pod_count=False)
             if (
                 current is not None
                 and current.sample_time is not None

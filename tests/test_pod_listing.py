@@ -129,10 +129,11 @@ def test_random_writes_and_clock_always_match_the_listing_from_scratch() -> None
             store.mark_down(n, reason="timeout", when=clock.now)
         elif action < 0.9:
             store.end_round(round_result(step, clock.now))
-        # A node's pod count: after a write with no current listing (a pass over the pods), then from it.
+        # A node's pod count: its pods in the pod listings (the round's, or the live one before any round
+        # was kept), whatever was written since.
         view = store.node(n)
         counted = None if view is None else view.pod_count
-        assert counted == (None if view is None else len(_reference(store, node=n))), step
+        assert counted == (None if view is None else len(store.round_pod_listing().select(node=n))), step
         assert _listed(store.pods()) == _reference(store), step
         assert (None if view is None else store.node(n).pod_count) == counted, step  # type: ignore[union-attr]
         kw = rng.choice(({"namespace": "a"}, {"node": n}, {"namespace": "b", "deployment": "web"}))

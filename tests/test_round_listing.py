@@ -99,6 +99,34 @@ def test_the_api_listings_serve_the_rounds_pods() -> None:
         assert "late" in names(path), path
 
 
+def test_a_nodes_pod_count_is_its_pod_listings_length_and_they_add_up() -> None:
+    world = make_world()
+    store = world.store
+
+    def get(path: str) -> dict:
+        r = world.client.simulate_get(path)
+        assert r.status_code == 200, r.text
+        return r.json
+
+    def counts() -> dict[str, int]:
+        listed = {d["node_name"]: d["pod_count"] for d in get("/api/nodes")["nodes"]}
+        for name, count in listed.items():
+            assert get(f"/api/nodes/{name}")["pod_count"] == count
+            assert len(get(f"/api/nodes/{name}/pods")["pods"]) == count
+        assert sum(listed.values()) == len(get("/api/pods")["pods"])
+        return listed
+
+    before = counts()  # asks: the next end of round keeps its listing
+    store.end_round(round_result(99, store.now()))
+    assert counts() == before and before["node-a"] > 0
+    # A pod scraped mid-round is live in its own document but counted, like listed, from the round's end.
+    store.ingest(node("node-a", store.now() + 1, pod("late", "shop", cpu_usage_cores=0.1)))
+    assert world.client.simulate_get("/api/pods/late", params={"namespace": "shop"}).status_code == 200
+    assert counts() == before
+    store.end_round(round_result(100, store.now()))
+    assert counts() == {**before, "node-a": before["node-a"] + 1}
+
+
 def test_a_node_gone_takes_its_pods_out_at_once_and_a_down_one_does_not() -> None:
     store, clock = _store()
     store.round_pod_listing()
@@ -512,6 +540,59 @@ def test_the_federation_hand_over_takes_the_lock_a_slice_of_pods_at_a_time(
     assert [k[1] for k in keys] == ["a", "b", "d", "e"] and nodes == ["n1"] * 4
     assert [v["cpu_usage_cores"] for v in values] == [0.1, 0.1, 0.1, 0.7]  # e as pushed meanwhile
     assert [r.pod for r in readings] == ["a", "b", "d", "e"]
+
+
+def test_end_round_builds_the_rounds_listing_a_batch_of_pods_at_a_time(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from aggregator.store import store as store_module
+
+    clock = Clock()
+    store = Store(clock=clock, stale_after=15.0, retention_points=8, interval=5.0)
+    store.round_pod_listing()  # someone asks: end_round keeps the round's listing
+    store.ingest(node("n1", clock.now, *(pod(name, "shop", cpu_usage_cores=0.1) for name in "abcde")))
+    monkeypatch.setattr(store_module, "LISTING_BATCH", 2)
+    lock = _SliceLock(store._lock, {})
+    store._lock = lock  # type: ignore[assignment]
+    store.end_round(round_result(1, clock.now))
+    # the pending pods, the roll-ups, 3 batches of at most 2 pods, the publishing: no hold lists them all
+    assert lock.holds == 6
+    served = store.round_pod_listing()
+    assert store.pod_listing() is served  # nothing stored meanwhile: it is the live listing too
+
+    clock.now += 5.0
+    store.ingest(node("n1", clock.now, *(pod(name, "shop", cpu_usage_cores=0.2) for name in "abcde")))
+
+    def meanwhile() -> None:  # between the first batch (a, b) and the second (c, d)
+        store.ingest_pod("n1", pod("e", "shop", cpu_usage_cores=0.7), timestamp=clock.now + 1)
+
+    store._lock = lock = _SliceLock(lock._lock, {4: meanwhile})  # type: ignore[assignment]
+    store.end_round(round_result(2, clock.now))
+    assert lock.holds == 6
+    served = store.round_pod_listing()
+    assert _cpu(served) == {"a": 200.0, "b": 200.0, "c": 200.0, "d": 200.0, "e": 700.0}  # e as pushed
+    assert store.pod_listing() is not served  # the push came during the build: the live one is built anew
+    assert _cpu(store.pod_listing()) == _cpu(served)
+
+
+def test_nodes_are_listed_a_batch_of_nodes_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    from aggregator.store import store as store_module
+
+    clock = Clock()
+    store = Store(clock=clock, stale_after=15.0, retention_points=8, interval=5.0)
+    for name in ("n1", "n2", "n3", "n4", "n5"):
+        store.ingest(node(name, clock.now))
+    monkeypatch.setattr(store_module, "NODE_BATCH", 2)
+
+    def meanwhile() -> None:  # between the first batch (n1, n2) and the second (n3, n4)
+        store.mark_down("n4", reason="timeout", when=clock.now)
+        with store._lock:
+            del store._nodes["n3"]  # as _expire would drop it
+
+    lock = _SliceLock(store._lock, {3: meanwhile})
+    store._lock = lock  # type: ignore[assignment]
+    listed = store.nodes(pod_counts=False)
+    assert lock.holds == 4  # the names, then 3 batches of at most 2 nodes
+    assert [(n.name, n.status) for n in listed] == [("n1", "up"), ("n2", "up"), ("n4", "down"), ("n5", "up")]
 
 
 def _counting_pod_views(monkeypatch: pytest.MonkeyPatch) -> list[str]:

@@ -41,7 +41,7 @@ class NodePods:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, node: str) -> None:
         store = self._ctx.store
-        if store.node(params.subdomain(node, "node")) is None:
+        if store.node(params.subdomain(node, "node"), pod_count=False) is None:
             raise NotFound("node", node)
         query = replace(listing.parse(req, filters=False), node=node)
         resp.content_type = falcon.MEDIA_JSON

@@ -84,7 +84,12 @@ NODE = obj(
             **obj({"size_bytes": NUM, "avail_bytes": NUM, "used_bytes": NUM, "percent": NUM}),
             "nullable": True,
         },
-        "pod_count": {"type": "integer", "minimum": 0},
+        "pod_count": {
+            "type": "integer",
+            "minimum": 0,
+            "description": "its pods in the pod listings (as the last round left them): "
+            "the length of /api/nodes/{node}/pods",
+        },
         "human": human(
             "cpu", "cpu_capacity", "cpu_percent", "memory", "memory_total", "memory_percent", *IO_HUMAN
         ),

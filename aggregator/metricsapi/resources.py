@@ -53,7 +53,7 @@ class NodeList(_Base):
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         label_sel, field_sel = _selectors(req)
         items = []
-        for view in self.ctx.store.nodes():
+        for view in self.ctx.store.nodes(pod_counts=False):
             if field_sel is not None and not field_sel.matches(name=view.name, namespace=""):
                 continue
             if label_sel is not None and not label_sel.matches(self.ctx.labels.node(view.name)):
@@ -66,7 +66,7 @@ class NodeList(_Base):
 
 class NodeItem(_Base):
     def on_get(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
-        view = self.ctx.store.node(name)
+        view = self.ctx.store.node(name, pod_count=False)
         doc = None if view is None else self.node_doc(view)
         if doc is None:
             raise NotFound("nodemetrics", name)

@@ -33,7 +33,7 @@ import math
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 
 from aggregator.model import NodeReading, PodReading, RoundResult
@@ -60,7 +60,12 @@ POD_MEMORY = "memory_working_set_bytes"
 GONE_REASON = "target left discovery"
 # end_round keeps the round's pod listing while listings were asked for within this many intervals.
 ROUND_LISTING_DEMAND = 3
-LABEL_BATCH = 2000  # pods per hold of the lock in pod_label_values (~3 ms at 1000 x 30)
+# Passes over every pod or node that others wait for take the lock a batch at a time: a hold of a few
+# ms of CPU lasts several times that while other threads share the GIL, and every request for one node
+# or pod waits it out (bench/profiles/2026-12-03d-lock-waits.txt).
+LABEL_BATCH = 500  # pods per hold in pod_label_values (the federation hand-over)
+LISTING_BATCH = 2000  # pods per hold when end_round builds the round's listing
+NODE_BATCH = 250  # nodes per hold in nodes()
 # --stale-after stretches with rounds that overrun the interval, up to this many times: a scrape loop
 # that hangs mid-round still lets everything go stale (at 15 s: after 150 s; /healthz fails sooner).
 MAX_STALE_STRETCH = 10.0
@@ -126,6 +131,7 @@ class Store:
         self._gone: set[str] = set()  # nodes whose target left discovery: their pods leave listings too
         # The current pods, shared by every reader until the next write (see listing.py).
         self._listing: PodListing | None = None
+        self._writes = 0  # counts `_changed`: a listing built a batch at a time is the live one if none came
         self._pod_order: list[PodKey] | None = None  # the keys of _pods, sorted (None: pods came or went)
         # The pods as the last round left them (what the API's pod listings serve), kept only while
         # someone asks for them; `_round_published` wakes whoever prepares their documents.
@@ -297,11 +303,13 @@ class Store:
             self._changed()
             namespaces, deployments = group_counts(self._groups)
             counts = {"node": len(self._nodes), "pod": len(self._pods)}
-            # Built here, under the lock that ended the round, so no later scrape or push is in it.
-            self._round_listing = self._build_listing(now) if self._listings_wanted(now) else None
-        if self._round_listing is not None:
-            with self._round_published:
-                self._round_published.notify_all()
+            # The round's listing, if wanted, is of the pods as this hold leaves them.
+            order = self._sorted_pod_keys() if self._listings_wanted(now) else None
+            writes = self._writes
+            if order is None:
+                self._round_listing = None
+        if order is not None:
+            self._keep_round_listing(order, writes, now)
         self._stats.set("series_node", counts["node"])
         self._stats.set("series_pod", counts["pod"])
         self._stats.set("series_namespace", namespaces)
@@ -354,6 +362,7 @@ class Store:
     def _changed(self) -> None:
         """Something a listing shows changed (lock held): the next reader builds a new one."""
         self._listing = None
+        self._writes += 1
 
     def _expire(self, now: float) -> None:
         """Drop series whose newest point is older than the retention span (bounded memory with churn)."""
@@ -424,18 +433,24 @@ class Store:
         """
         now = self._clock()
         with self._lock:
-            self._round_wanted_until = now + ROUND_LISTING_DEMAND * self.interval
-            listing = self._round_listing
-            if listing is not None and not listing.current(now):
-                if listing.built_at <= now:
-                    stale = self.stale_window()
-                    listing = listing.keeping(lambda v: now - v.last_seen <= stale, now=now)
-                else:
-                    listing = None
-                self._round_listing = listing
+            listing = self._kept_round_listing(now)
             if listing is not None:
                 return listing
         return self.pod_listing()
+
+    def _kept_round_listing(self, now: float) -> PodListing | None:
+        """The round's listing kept by end_round, less pods gone stale since; None before a round
+        kept one (lock held). Asks for one: end_round keeps the listings of the next rounds."""
+        self._round_wanted_until = now + ROUND_LISTING_DEMAND * self.interval
+        listing = self._round_listing
+        if listing is not None and not listing.current(now):
+            if listing.built_at <= now:
+                stale = self.stale_window()
+                listing = listing.keeping(lambda v: now - v.last_seen <= stale, now=now)
+            else:
+                listing = None
+            self._round_listing = listing
+        return listing
 
     def next_round_listing(self, previous: PodListing | None, *, timeout: float) -> PodListing | None:
         """The round listing once it is not `previous`, waiting up to `timeout`; None when none came."""
@@ -450,20 +465,47 @@ class Store:
 
     def _build_listing(self, now: float) -> PodListing:
         """A listing of the pods current at `now` (lock held); it becomes the shared one."""
-        pods, gone, stale = self._pods, self._gone, self.stale_window()
+        views = self._current_views(self._sorted_pod_keys(), now, self.stale_window())
+        listing = self._listing = self._listing_of(views, now)
+        return listing
+
+    def _keep_round_listing(self, order: list[PodKey], writes: int, now: float) -> None:
+        """end_round's listing of the pods current at `now`, built LISTING_BATCH pods per hold of the
+        lock (one hold: 30-200 ms that requests for one node or pod waited for). The scrape loop, which
+        ends the round, scrapes nothing meanwhile: only a push may land between two batches (a pod
+        not passed yet is then listed with its pushed values, as if it had landed before the end)."""
+        stale = self.stale_window()
         views: list[PodView] = []
-        for key in self._sorted_pod_keys():  # the test of _is_current_pod, inlined (30k pods)
-            pod = pods[key]
-            if pod.sample is None or not now - pod.last_seen <= stale or (gone and pod.node in gone):
+        for start in range(0, len(order), LISTING_BATCH):
+            with self._lock:
+                views += self._current_views(order[start:start + LISTING_BATCH], now, stale)
+        listing = self._listing_of(views, now)
+        with self._lock:
+            if self._writes == writes:  # nothing stored meanwhile: it is the live listing too
+                self._listing = listing
+            self._round_listing = listing
+        with self._round_published:
+            self._round_published.notify_all()
+
+    def _current_views(self, keys: Sequence[PodKey], now: float, stale: float) -> list[PodView]:
+        """The views of the pods among `keys` that are current at `now` (lock held)."""
+        pods, gone = self._pods, self._gone
+        views: list[PodView] = []
+        for key in keys:  # the test of _is_current_pod, inlined (30k pods)
+            pod = pods.get(key)
+            if pod is None or pod.sample is None or not now - pod.last_seen <= stale:
+                continue
+            if gone and pod.node in gone:
                 continue
             view = pod.view
             if view is None:
                 view = pod.view = self._pod_view(key, pod)
             views.append(view)
+        return views
+
+    def _listing_of(self, views: list[PodView], now: float) -> PodListing:
         oldest = min((v.last_seen for v in views), default=math.inf)
-        listing = PodListing(views, built_at=now, oldest_seen=oldest, window=self.stale_window)
-        self._listing = listing
-        return listing
+        return PodListing(views, built_at=now, oldest_seen=oldest, window=self.stale_window)
 
     def _sorted_pod_keys(self) -> list[PodKey]:
         """The keys of the pods, sorted (lock held): kept while no pod comes or goes, since sorting 30k
@@ -473,19 +515,11 @@ class Store:
             order = self._pod_order = sorted(self._pods)
         return order
 
-    def _pod_counts(self, now: float, stale: float) -> Counter[str]:
-        """Listed pods per node, read with the lock held (from the listing when it is that of now)."""
-        listing = self._listing
-        if listing is not None and listing.current(now):
-            return listing.node_counts()
-        return Counter(p.node for p in self._pods.values() if self._is_current_pod(p, None, now, stale))
-
-    def _is_current_pod(self, pod: PodState | None, node: str | None, now: float, stale: float) -> bool:
+    def _is_current_pod(self, pod: PodState | None, now: float, stale: float) -> bool:
         return (
             pod is not None
             and pod.sample is not None
             and now - pod.last_seen <= stale
-            and (node is None or pod.node == node)
             and pod.node not in self._gone
         )
 
@@ -508,38 +542,53 @@ class Store:
 
     def nodes(self, *, pod_counts: bool = True) -> list[NodeView]:
         """Nodes reported (up or down) within the staleness period, by name; `pod_counts=False` leaves
-        every `pod_count` 0 and skips building the pod listing (the federation render needs no counts)."""
-        if pod_counts:
-            self.pod_listing()  # built (or found) first, so that _pod_counts reads its counts
+        every `pod_count` 0 (the federation render and the Resource Metrics API need no counts).
+        Their views are made NODE_BATCH nodes per hold of the lock, each node's as it is then."""
+        counts = self._listed_pod_counts() if pod_counts else Counter[str]()
         now = self._clock()
         stale = self.stale_window()
         with self._lock:
-            counts = self._pod_counts(now, stale) if pod_counts else Counter[str]()
-            return [
-                self._node_view(n, counts[name], now, stale)
-                for name, n in sorted(self._nodes.items())
-                if now - n.last_report <= stale
-            ]
+            names = sorted(self._nodes)
+        views: list[NodeView] = []
+        for start in range(0, len(names), NODE_BATCH):
+            with self._lock:
+                nodes = self._nodes
+                for name in names[start:start + NODE_BATCH]:
+                    n = nodes.get(name)
+                    if n is not None and now - n.last_report <= stale:
+                        views.append(self._node_view(n, counts[name], now, stale))
+        return views
 
-    def node(self, name: str) -> NodeView | None:
-        """One node, listed or not yet expired; None when unknown.
-
-        Its pod count comes from the listing when that is current, else from one pass over the pods
-        (~2 ms at 30k) rather than a new listing (~40 ms): during a round every scrape replaces it.
-        """
+    def node(self, name: str, *, pod_count: bool = True) -> NodeView | None:
+        """One node, listed or not yet expired; None when unknown. `pod_count=False` leaves its
+        `pod_count` 0 (a push checking the node's last sample needs none)."""
+        count = self._listed_pod_counts()[name] if pod_count else 0
         now = self._clock()
         stale = self.stale_window()
         with self._lock:
             n = self._nodes.get(name)
-            if n is None:
-                return None
-            listing = self._listing
-            if listing is not None and listing.current(now):
-                count = listing.node_counts()[name]
-            else:
-                pods = self._pods.values()
-                count = sum(1 for p in pods if p.node == name and self._is_current_pod(p, name, now, stale))
-            return self._node_view(n, count, now, stale)
+            return None if n is None else self._node_view(n, count, now, stale)
+
+    def _listed_pod_counts(self) -> Counter[str]:
+        """Pods per node as the pod listings list them (`round_pod_listing`), so that a node's
+        `pod_count` is the length of its pod listing and the counts add up to the whole listing's.
+
+        Counted once per listing and outside the store lock: counting the live pods of every node
+        for each nodes request (a 30k-pod listing built under the lock, ~60 ms, during a round) or
+        for each node document (a 30k-pod pass) was what requests for one node or pod waited for.
+        Before a round kept its listing the listings are the live one: its counts when it is current,
+        else one pass over the pods (~5 ms at 30k) rather than building it (~50 ms; every scrape
+        replaces it during a round).
+        """
+        now = self._clock()
+        with self._lock:
+            listing = self._kept_round_listing(now)
+            if listing is None:
+                listing = self._listing
+                if listing is None or not listing.current(now):
+                    stale = self.stale_window()
+                    return Counter(p.node for p in self._pods.values() if self._is_current_pod(p, now, stale))
+        return listing.node_counts()
 
     def pods(
         self, *, node: str | None = None, namespace: str | None = None, deployment: str | None = None
@@ -602,7 +651,7 @@ class Store:
                     for k, p in candidates
                     if p is not None
                     and p.sample is not None
-                    and (not current or self._is_current_pod(p, None, now, stale))
+                    and (not current or self._is_current_pod(p, now, stale))
                 ),
                 key=lambda v: v.namespace,
             )
