@@ -127,6 +127,19 @@ def test_a_nodes_pod_count_is_its_pod_listings_length_and_they_add_up() -> None:
     assert counts() == {**before, "node-a": before["node-a"] + 1}
 
 
+def test_a_node_read_without_its_pod_count_counts_nothing_and_asks_for_no_listing() -> None:
+    clock = Clock()
+    store = Store(clock=clock, stale_after=15.0, retention_points=8, interval=5.0)
+    store.ingest(node("n1", clock.now, pod("a", "shop", cpu_usage_cores=0.1)))
+    view = store.node("n1", pod_count=False)
+    assert view is not None and view.pod_count == 0
+    assert [n.pod_count for n in store.nodes(pod_counts=False)] == [0]
+    store.end_round(round_result(1, clock.now))
+    assert store._round_listing is None  # nobody asked for counts: end_round kept no listing
+    counted = store.node("n1")
+    assert counted is not None and counted.pod_count == 1
+
+
 def test_a_node_gone_takes_its_pods_out_at_once_and_a_down_one_does_not() -> None:
     store, clock = _store()
     store.round_pod_listing()
