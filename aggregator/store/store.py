@@ -35,6 +35,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
+from typing import TypeVar
 
 from aggregator.model import NodeReading, PodReading, RoundResult
 from aggregator.stats import AggregatorStats
@@ -69,6 +70,7 @@ NODE_BATCH = 250  # nodes per hold in nodes()
 # --stale-after stretches with rounds that overrun the interval, up to this many times: a scrape loop
 # that hangs mid-round still lets everything go stale (at 15 s: after 150 s; /healthz fails sooner).
 MAX_STALE_STRETCH = 10.0
+_T = TypeVar("_T")
 
 
 class _Pending:
@@ -476,9 +478,8 @@ class Store:
         not passed yet is then listed with its pushed values, as if it had landed before the end)."""
         stale = self.stale_window()
         views: list[PodView] = []
-        for start in range(0, len(order), LISTING_BATCH):
-            with self._lock:
-                views += self._current_views(order[start:start + LISTING_BATCH], now, stale)
+        for batch in self._locked_batches(order, LISTING_BATCH):
+            views += self._current_views(batch, now, stale)
         listing = self._listing_of(views, now)
         with self._lock:
             if self._writes == writes:  # nothing stored meanwhile: it is the live listing too
@@ -486,6 +487,14 @@ class Store:
             self._round_listing = listing
         with self._round_published:
             self._round_published.notify_all()
+
+    def _locked_batches(self, items: Sequence[_T], size: int) -> Iterator[Sequence[_T]]:
+        """`items` `size` at a time, each batch handed over with the lock held and the lock released
+        between batches (and when the caller stops early): for passes over every pod or node that
+        requests for one node or pod would otherwise wait out whole."""
+        for start in range(0, len(items), size):
+            with self._lock:
+                yield items[start:start + size]
 
     def _current_views(self, keys: Sequence[PodKey], now: float, stale: float) -> list[PodView]:
         """The views of the pods among `keys` that are current at `now` (lock held)."""
@@ -550,13 +559,12 @@ class Store:
         with self._lock:
             names = sorted(self._nodes)
         views: list[NodeView] = []
-        for start in range(0, len(names), NODE_BATCH):
-            with self._lock:
-                nodes = self._nodes
-                for name in names[start:start + NODE_BATCH]:
-                    n = nodes.get(name)
-                    if n is not None and now - n.last_report <= stale:
-                        views.append(self._node_view(n, counts[name], now, stale))
+        for batch in self._locked_batches(names, NODE_BATCH):
+            nodes = self._nodes
+            for name in batch:
+                n = nodes.get(name)
+                if n is not None and now - n.last_report <= stale:
+                    views.append(self._node_view(n, counts[name], now, stale))
         return views
 
     def node(self, name: str, *, pod_count: bool = True) -> NodeView | None:
@@ -618,22 +626,21 @@ class Store:
         values: list[Mapping[str, float]] = []
         with self._lock:
             order = self._sorted_pod_keys()  # never changed in place: a new pod makes a new list
-        for start in range(0, len(order), LABEL_BATCH):
-            with self._lock:
-                pods, gone = self._pods, self._gone
-                for key in order[start:start + LABEL_BATCH]:
-                    p = pods.get(key)
-                    if p is None:
-                        continue
-                    sample, reading = p.sample, p.reading
-                    if sample is None or reading is None or not now - p.last_seen <= stale:
-                        continue
-                    if gone and p.node in gone:
-                        continue
-                    keys.append(key)
-                    nodes.append(p.node)
-                    readings.append(reading)
-                    values.append(sample.values)
+        for batch in self._locked_batches(order, LABEL_BATCH):
+            pods, gone = self._pods, self._gone
+            for key in batch:
+                p = pods.get(key)
+                if p is None:
+                    continue
+                sample, reading = p.sample, p.reading
+                if sample is None or reading is None or not now - p.last_seen <= stale:
+                    continue
+                if gone and p.node in gone:
+                    continue
+                keys.append(key)
+                nodes.append(p.node)
+                readings.append(reading)
+                values.append(sample.values)
         return keys, nodes, readings, values
 
     def find_pods(self, name: str, *, namespace: str | None = None, current: bool = True) -> list[PodView]:
