@@ -32,6 +32,8 @@ from typing import Any
 
 import psutil
 
+from bench.placement import AGGREGATOR_CPUS_ENV, Placement, aggregator_env, pin_from_env
+
 REPO = Path(__file__).resolve().parents[1]
 PREFILL_BATCH = 256  # entities padded per hold of the store lock
 TEMPLATES = 32
@@ -147,6 +149,7 @@ def _round_log(agg: Any, out: list[dict[str, Any]], lock: threading.Lock, stop: 
 
 
 def run_child(kubeconfig: str, interval: float, timeout: float, extra: list[str]) -> int:
+    pin_from_env()  # before any thread starts: they inherit it
     from aggregator import service
     from aggregator.config import load
 
@@ -171,7 +174,7 @@ def run_child(kubeconfig: str, interval: float, timeout: float, extra: list[str]
     lock, stop = threading.Lock(), threading.Event()
     logger = threading.Thread(target=_round_log, args=(agg, rounds, lock, stop), daemon=True)
     logger.start()
-    print(json.dumps({"url": agg.url}), flush=True)
+    print(json.dumps({"url": agg.url, "cpus": sorted(os.sched_getaffinity(0))}), flush=True)
     me = psutil.Process()
     for line in sys.stdin:
         command = line.strip()
@@ -201,20 +204,27 @@ class AggregatorProcess:
     """The parent's handle on the child: commands, CPU of its process tree, the round log so far."""
 
     def __init__(
-        self, kubeconfig: str, *, interval: float, timeout: float, args: tuple[str, ...] = ()
+        self, kubeconfig: str, *, interval: float, timeout: float, args: tuple[str, ...] = (),
+        placement: Placement | None = None,
     ) -> None:
         self.kubeconfig, self.interval, self.timeout, self.args = kubeconfig, interval, timeout, args
+        self.placement = placement
         self.rounds: list[dict[str, Any]] = []
         self.url = ""
         self._proc: subprocess.Popen[str] | None = None
 
     def __enter__(self) -> AggregatorProcess:
         env = {**os.environ, "PYTHONPATH": str(REPO)}
+        env.pop(AGGREGATOR_CPUS_ENV, None)
+        if self.placement is not None:
+            env.update(aggregator_env(self.placement))
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "bench.aggregator_process", self.kubeconfig, str(self.interval),
              str(self.timeout), *self.args],
             cwd=REPO, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        self.url = self._read()["url"]
+        first = self._read()
+        self.url = first["url"]
+        self.cpus: set[int] = set(first.get("cpus", ()))  # the child's CPU affinity, as it reported it
         self.ps = psutil.Process(self._proc.pid)
         return self
 

@@ -2,7 +2,8 @@
 
 N exporters listen on distinct addresses 127.1.x.y (one port for all, as a Service's Endpoints give
 it) and serve golden-format expositions of P pods that change every interval
-(tests/aggregator_fakes.py). They are split over several processes, each serving a slice of the
+(tests/aggregator_fakes.py), each snapshot's bodies rendered ahead of its time as a real exporter
+serves its last sample's render. They are split over several processes, each serving a slice of the
 addresses from its own asyncio thread, so the exporters neither share the aggregator's GIL nor one
 core; all slices share one start time, so every exporter's snapshot changes at the same instants.
 FakeKube (a thread of the calling process) lists the addresses as the exporters' Endpoints.
@@ -90,6 +91,12 @@ class FakeCluster:
             self.__exit__(None, None, None)
             raise
         return self
+
+    def cpus(self) -> set[int]:
+        """The CPUs the fake exporter processes may run on (their affinities, together)."""
+        import psutil
+
+        return {c for pid in self.pids for c in psutil.Process(pid).cpu_affinity()}
 
     def cpu_seconds(self) -> float:
         """User + system CPU of every fake exporter process so far."""

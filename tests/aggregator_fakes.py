@@ -170,8 +170,9 @@ class FakeNode:
     pods: int = 30
     mode: str = "ok"  # ok | garbage | 500
     port: int = 0
-    _cache: tuple[int, bytes, bytes] | None = field(default=None, repr=False)
-    _doc_cache: tuple[int, bytes, bytes] | None = field(default=None, repr=False)
+    # seq -> (plain, gzipped): the current snapshot's bodies and, rendered ahead, the next one's
+    _cache: dict[int, tuple[bytes, bytes]] = field(default_factory=dict, repr=False)
+    _doc_cache: dict[int, tuple[bytes, bytes]] = field(default_factory=dict, repr=False)
     _template: ExpositionTemplate | None = field(default=None, repr=False)
 
     @property
@@ -219,11 +220,19 @@ class FakeExporters:
         return int((time.time() - self._t0) / self.interval) + 1
 
     def _render_ahead(self) -> None:
+        """Every node's current bodies, then the next snapshot's, so that when a snapshot changes
+        its bodies are ready and requests are answered by copying bytes, as a real exporter serves
+        its last sample's render: rendered on request, 1000 nodes' bodies cost ~3 s of CPU right
+        at each change, which on a pinned benchmark's shared core delayed the scrapes they answered."""
         while not self._stopping.is_set():
-            for node in self.nodes:
-                self.body(node)
-                if self.documents_asked:
-                    self.body(node, document=True)
+            seq = self._seq()
+            for ahead in (seq, seq + 1):
+                for node in self.nodes:
+                    if self._stopping.is_set():
+                        return
+                    self.body(node, seq=ahead)
+                    if self.documents_asked:
+                        self.body(node, document=True, seq=ahead)
             next_boundary = self._t0 + self._seq() * self.interval
             self._stopping.wait(max(0.0, next_boundary - time.time()) + 0.001)
 
@@ -251,21 +260,22 @@ class FakeExporters:
         for server in self._servers:
             await server.wait_closed()
 
-    def body(self, node: FakeNode, *, document: bool = False) -> tuple[bytes, bytes]:
-        """(plain, gzipped) body of the node's current snapshot: text, or the JSON snapshot document."""
-        seq = self._seq()
+    def body(self, node: FakeNode, *, document: bool = False, seq: int | None = None) -> tuple[bytes, bytes]:
+        """(plain, gzipped) body of the node's current snapshot (or snapshot `seq`, rendered ahead):
+        text, or the JSON snapshot document. Called from the serving and the rendering threads."""
+        current = self._seq()
+        seq = current if seq is None else seq
         cache = node._doc_cache if document else node._cache
-        if cache is None or cache[0] != seq:
+        bodies = cache.get(seq)
+        if bodies is None:
             if node._template is None:
                 node._template = ExpositionTemplate(node.node, pods=node.pods,
                                                     timestamp=lambda s: self._t0 + s * self.interval)
             plain = node._template.render_document(seq) if document else node._template.render(seq)
-            cache = (seq, plain, gzip.compress(plain, compresslevel=self.gzip_level))
-            if document:
-                node._doc_cache = cache
-            else:
-                node._cache = cache
-        return cache[1], cache[2]
+            bodies = cache[seq] = (plain, gzip.compress(plain, compresslevel=self.gzip_level))
+            for old in [k for k in list(cache) if k < current]:  # list(): the other thread may add one
+                cache.pop(old, None)
+        return bodies
 
     async def _serve(
         self, node: FakeNode, reader: asyncio.StreamReader, writer: asyncio.StreamWriter

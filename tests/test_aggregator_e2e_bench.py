@@ -4,6 +4,7 @@ shared machine says nothing about them)."""
 
 from __future__ import annotations
 
+import os
 import re
 
 from bench import aggregator_bench, report
@@ -44,6 +45,12 @@ def test_every_target_section_prints_every_figure() -> None:
     ratio = _value(figures, "3 x 3: ratio aggregator / Prometheus")
     assert re.fullmatch(r"[\d.]+", ratio) if prometheus_us else ratio == "n/a", ratio
     assert figures["3 x 3: ratio aggregator / Prometheus"].verdict in (report.MET, report.MISSED)
+
+    # 2 and 3: the aggregator on a CPU of its own (as the child itself reported), when there are two.
+    for label in ("3 x 3", "4 x 3"):
+        where = _value(figures, f"{label}: where it runs")
+        pinned = len(os.sched_getaffinity(0)) > 1
+        assert where.startswith("aggregator alone on CPU" if pinned else "not pinned"), where
 
     # 2: rounds, CPU, memory, then every API route under the clients.
     for name in ("rounds, start to published", "ticks skipped (overrunning rounds)", "aggregator CPU",
