@@ -18,6 +18,7 @@ figure is printed with the 1-minute load average beside it (the machine is share
    timeseries, <= 150 ms for the full pod listing.
 3. 5000 nodes x 30 pods at --scrape-interval 15, the exporters split over 8 processes: every round
    completes (all targets up, no tick skipped), <= 1 core, RSS with full history.
+4. History: <= 2 bytes per stored value, timestamps included, measured with tracemalloc.
 
 In target 2 the aggregator runs on a CPU of its own and everything else on the others
 (bench/placement.py; `--no-pin` to share them), as in a cluster where the exporters and the dashboards
@@ -25,13 +26,12 @@ run on other machines. Pinned, the aggregator cannot use more than that one core
 more shows as an overrun, which the round figures count. Target 3 shares the CPUs: its 5000 fake
 exporters alone need about one core (rendering each snapshot's bodies), so on two CPUs pinned they
 could not answer in time and every round overran (2026-12-03).
-4. History: <= 2 bytes per stored value, timestamps included, measured with tracemalloc.
 
 Full history is padded synthetically (plausible values behind the real points) since 1000 real
 rounds would take 83 minutes at 5 s. Target 4 measures the history's bytes per value with tracemalloc
 (bench/history_bench.py) on a slice of the same shape.
 
-    python -m bench aggregator                                  # all targets (~13 minutes)
+    python -m bench aggregator                                  # all targets (~16 minutes)
     python -m bench.aggregator_bench --only 2 --nodes2 200 --rounds2 10     # a short run of one
 """
 

@@ -211,6 +211,7 @@ class AggregatorProcess:
         self.placement = placement
         self.rounds: list[dict[str, Any]] = []
         self.url = ""
+        self.cpus: set[int] = set()  # the child's CPU affinity, as it reported it once started
         self._proc: subprocess.Popen[str] | None = None
 
     def __enter__(self) -> AggregatorProcess:
@@ -224,7 +225,7 @@ class AggregatorProcess:
             cwd=REPO, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         first = self._read()
         self.url = first["url"]
-        self.cpus: set[int] = set(first.get("cpus", ()))  # the child's CPU affinity, as it reported it
+        self.cpus = set(first.get("cpus", ()))
         self.ps = psutil.Process(self._proc.pid)
         return self
 

@@ -32,7 +32,7 @@ NODES_PER_PROCESS = 625  # 1000 nodes: 2 processes, 5000: 8
 # The fakes stand for other machines: at a lower priority they take only CPU that the aggregator (and
 # the API clients timing it) leave. At normal priority, 8 slices rendering their snapshots at once
 # got 8 of every 9 time slices, and a 5000-node round's end_round (CPU only) took 6-9 s of wall time
-# at 0.33 cores (2026-12-03).
+# at 0.33 cores (2.8 s at nice 10; bench/results/2026-12-03e-target3-fakes.txt).
 FAKE_NICE = 10
 
 
