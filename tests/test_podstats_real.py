@@ -227,9 +227,11 @@ def test_pod_network_namespace_traffic(kubelet: FakeKubelet) -> None:
         tx = after.network.transmit_bytes - before.network.transmit_bytes
         rx = after.network.receive_bytes - before.network.receive_bytes
         # ≥ K payload each way; TCP/IP/Ethernet headers add ~5% at this MSS (66 B per 1448 B segment),
-        # ACKs, the handshake and ARP/IPv6 chatter on a fresh link add a few KiB more.
+        # ACKs, the handshake and ARP/IPv6 chatter on a fresh link add a few KiB more. On a loaded
+        # machine a slow reader gets smaller segments, each ACKed: 1.17x was seen in the full suite
+        # (2026-12-03). Counting another pod's traffic as well would be 2x.
         for name, moved in (("transmit", tx), ("receive", rx)):
-            assert k <= moved < k * 1.10 + 64 * 1024, f"{name}: {moved} bytes counted for {k} sent"
+            assert k <= moved < k * 1.30 + 64 * 1024, f"{name}: {moved} bytes counted for {k} sent"
         assert errors.records == []
         say(client)
 
