@@ -126,9 +126,12 @@ def create_app(
     `pod_docs`: the pod document cache, when something else (the aggregator's ListingWarmer) fills
     it too; made here otherwise."""
     handler = json_handler()
+    dumps = api_dumps(handler)
+    pod_docs = pod_docs if pod_docs is not None else PodDocCache(dumps)
     # RejectLog last: its process_response runs first, while the error is still a dict.
     middleware = [
         http_api.StreamLargeBodies(),  # first: its process_response runs last, on the final body
+        pod_docs.requests,  # counts the requests the listing warmer gives way to
         ui.BrowserRedirect(),
         _cors(cors_origins),
         errors.RenderGuard(handler, stats),
@@ -136,7 +139,6 @@ def create_app(
         push.RejectLog(),
     ]
     app = falcon.App(middleware=middleware)
-    dumps = api_dumps(handler)
     app.req_options.media_handlers[falcon.MEDIA_JSON] = handler
     app.resp_options.media_handlers[falcon.MEDIA_JSON] = handler
     app.req_options.strip_url_path_trailing_slash = True
@@ -150,7 +152,7 @@ def create_app(
         started_at=started_at,
         version=version,
         liveness_timeout=liveness_timeout,
-        pod_docs=pod_docs if pod_docs is not None else PodDocCache(dumps),
+        pod_docs=pod_docs,
         dumps=dumps,
     )
     ingest = PushIngest(store=store, stats=stats, max_skew=max_push_skew)

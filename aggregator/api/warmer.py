@@ -15,11 +15,14 @@ from __future__ import annotations
 import logging
 import threading
 
+from aggregator.api.inflight import GiveWay
 from aggregator.api.views import PodDocCache
 from aggregator.store.listing import PodListing
 from aggregator.store.store import ROUND_LISTING_DEMAND, Store
 
 log = logging.getLogger(__name__)
+
+GIVE_WAY_SHARE = 0.5  # of the scrape interval: how long a round's preparation may pause for requests
 
 
 class ListingWarmer:
@@ -46,6 +49,10 @@ class ListingWarmer:
         if self._thread is not None:
             self._thread.join(timeout=10)
 
+    def _give_way(self) -> GiveWay:
+        """A round's preparation gives way to requests in flight for half an interval at most."""
+        return GiveWay(self._pod_docs.requests, budget=GIVE_WAY_SHARE * self._store.interval)
+
     def _run(self) -> None:
         last: PodListing | None = None
         while not self._stop.is_set():
@@ -56,7 +63,8 @@ class ListingWarmer:
             if not self._pod_docs.preparing():  # nobody asked within `demand` seconds
                 continue
             try:
-                self._pod_docs.whole(listing, now=listing.built_at)  # prepares it, and the template
+                # prepares it, and the template, giving way to the requests in flight
+                self._pod_docs.whole(listing, now=listing.built_at, give_way=self._give_way())
                 self.prepared += 1
             except Exception:  # a bug here must not end the thread: requests then prepare it themselves
                 log.exception("listing warmer: preparing the round's pod listing failed")
