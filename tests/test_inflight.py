@@ -21,15 +21,12 @@ from tests.test_api import FakeStatus
 from tests.test_store import Clock, node, pod, round_result
 
 
-class Ticks:
-    """A monotonic clock that a fake sleep moves."""
+class Ticks(Clock):
+    """test_store's settable clock, moved by a fake sleep."""
 
     def __init__(self) -> None:
-        self.now = 0.0  # a fresh counter is idle even at 0; LINGER from here is exact in binary
+        super().__init__(0.0)  # a fresh counter is idle even at 0; LINGER from here is exact in binary
         self.slept: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
 
     def sleep(self, seconds: float) -> None:
         self.slept.append(seconds)

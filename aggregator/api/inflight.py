@@ -45,9 +45,10 @@ class RequestsInFlight:
     def process_response(
         self, req: falcon.Request, resp: falcon.Response, resource: Any, req_succeeded: bool
     ) -> None:
+        me = threading.get_ident()
         with self._lock:
-            if threading.get_ident() in self._threads:  # not when a middleware before it ended the request
-                self._threads.discard(threading.get_ident())
+            if me in self._threads:  # not when a middleware before it ended the request
+                self._threads.discard(me)
                 self._last_end = self._clock()
 
     def busy(self) -> bool:
