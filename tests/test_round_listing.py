@@ -587,6 +587,19 @@ def test_end_round_builds_the_rounds_listing_a_batch_of_pods_at_a_time(
     assert _cpu(store.pod_listing()) == _cpu(served)
 
 
+def test_end_round_counts_the_pods_of_each_node_before_any_request_reads_them() -> None:
+    store, clock = _store()
+    store.round_pod_listing()  # someone asks: end_round keeps the round's listing
+    _next_round(store, clock, 2, a=0.4, b=0.5, c=0.6)
+    served = store.round_pod_listing()
+    # made by end_round (by the scrape loop), so the round's first node document does not count
+    # every pod in its request
+    assert served.built("node_counts")
+    counts = [(name, view.pod_count) for name in ("n1", "n2") if (view := store.node(name))]
+    assert counts == [("n1", 2), ("n2", 1)]
+    assert store.round_pod_listing() is served
+
+
 def test_nodes_are_listed_a_batch_of_nodes_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
     from aggregator.store import store as store_module
 
