@@ -141,7 +141,8 @@ def serve_slice(first: int, end: int, *, pods: int, interval: float, port: int, 
     sys.path.insert(0, str(REPO))
     from tests.aggregator_fakes import FakeExporters, FakeNode
 
-    nodes = [FakeNode(host(i), node_name(i), pods=pods, port=port) for i in range(first, end)]
+    # every node its own values (FakeNode.variant), as pods differ from node to node in a cluster
+    nodes = [FakeNode(host(i), node_name(i), pods=pods, port=port, variant=i) for i in range(first, end)]
     with FakeExporters(nodes, interval=interval, prerender=True, t0=t0):
         print(json.dumps({"serving": end - first}), flush=True)
         sys.stdin.read()

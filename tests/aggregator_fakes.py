@@ -44,9 +44,16 @@ Spec = list[tuple[type, str, list[str], list[tuple[list[str], Callable[[int], fl
 CONTAINER_LABELS = ["node", "namespace", "pod", "uid", "container"]
 
 
-def _spec(node: str, pods: int, timestamp: Callable[[int], float], containers: int = 0) -> Spec:
+def _spec(
+    node: str, pods: int, timestamp: Callable[[int], float], containers: int = 0, variant: int = 0
+) -> Spec:
     """Every family as (class, name, label names, [(label values, value of snapshot seq)]); with
-    `containers`, that many containers per pod with every container family."""
+    `containers`, that many containers per pod with every container family. `variant` moves pod
+    i's usage off the same pod's on other nodes (CPU by variant nanocores, memory by variant pages,
+    I/O by 8 x variant bytes an interval, whole bytes kept whole): 0 gives the values the tests
+    expect; the benchmark gives each node its own, as a cluster's pods differ, so that nothing
+    keyed by a value (the API's human forms) is cheaper there than in a cluster."""
+    v = variant
     n = [node]
     fs = ["node", "mountpoint"]
     g, c = GaugeMetricFamily, CounterMetricFamily
@@ -65,14 +72,14 @@ def _spec(node: str, pods: int, timestamp: Callable[[int], float], containers: i
     spec.append((g, "k8smon_node_filesystem_avail_bytes", fs, [([node, "/"], lambda s: 4e10)]))
     ids = [pod_identity(node, i) for i in range(pods)]
     per_pod: list[tuple[type, str, Callable[[int, int], float]]] = [
-        (g, "k8smon_pod_cpu_usage_cores", lambda i, s: 0.01 * (i + 1) + (s % 5) / 100),
-        (c, "k8smon_pod_cpu_seconds", lambda i, s: (i + 1) * 0.05 * s),
-        (g, "k8smon_pod_memory_working_set_bytes", lambda i, s: 1e8 + 1e6 * i),
-        (g, "k8smon_pod_memory_usage_bytes", lambda i, s: 1.5e8 + 1e6 * i),
-        (c, "k8smon_pod_disk_read_bytes", lambda i, s: 4096.0 * s),
-        (c, "k8smon_pod_disk_written_bytes", lambda i, s: 8192.0 * s),
-        (c, "k8smon_pod_network_receive_bytes", lambda i, s: 1000.0 * s * (i + 1)),
-        (c, "k8smon_pod_network_transmit_bytes", lambda i, s: 500.0 * s * (i + 1)),
+        (g, "k8smon_pod_cpu_usage_cores", lambda i, s: 0.01 * (i + 1) + (s % 5) / 100 + v * 1e-6),
+        (c, "k8smon_pod_cpu_seconds", lambda i, s: (i + 1) * 0.05 * s + v * 1e-6 * s),
+        (g, "k8smon_pod_memory_working_set_bytes", lambda i, s: 1e8 + 1e6 * i + 4096 * v),
+        (g, "k8smon_pod_memory_usage_bytes", lambda i, s: 1.5e8 + 1e6 * i + 4096 * v),
+        (c, "k8smon_pod_disk_read_bytes", lambda i, s: (4096.0 + 8 * v) * s),
+        (c, "k8smon_pod_disk_written_bytes", lambda i, s: (8192.0 + 8 * v) * s),
+        (c, "k8smon_pod_network_receive_bytes", lambda i, s: 1000.0 * s * (i + 1) + 8 * v * s),
+        (c, "k8smon_pod_network_transmit_bytes", lambda i, s: 500.0 * s * (i + 1) + 8 * v * s),
         (g, "k8smon_pod_host_network", lambda i, s: 0.0),
         (g, "k8smon_pod_cpu_request_cores", lambda i, s: 0.1),
         (g, "k8smon_pod_cpu_limit_cores", lambda i, s: 0.5),
@@ -137,8 +144,8 @@ def render_document(node: str, *, pods: int, seq: int, timestamp: float, contain
 class ExpositionTemplate:
     """prometheus_client renders a node once; later snapshots only swap the values (fast enough for 1000s)."""
 
-    def __init__(self, node: str, *, pods: int, timestamp: Callable[[int], float]) -> None:
-        spec = _spec(node, pods, timestamp)
+    def __init__(self, node: str, *, pods: int, timestamp: Callable[[int], float], variant: int = 0) -> None:
+        spec = _spec(node, pods, timestamp, variant=variant)
         self._rows = _sample_rows(spec)
         registry = CollectorRegistry(auto_describe=False)
         registry.register(_Collector(spec, 1))  # type: ignore[arg-type]
@@ -170,6 +177,7 @@ class FakeNode:
     pods: int = 30
     mode: str = "ok"  # ok | garbage | 500
     port: int = 0
+    variant: int = 0  # its pods' values differ from other nodes' by this (see _spec; tests: 0)
     # seq -> (plain, gzipped): the current snapshot's bodies and, rendered ahead, the next one's
     _cache: dict[int, tuple[bytes, bytes]] = field(default_factory=dict, repr=False)
     _doc_cache: dict[int, tuple[bytes, bytes]] = field(default_factory=dict, repr=False)
@@ -269,7 +277,7 @@ class FakeExporters:
         bodies = cache.get(seq)
         if bodies is None:
             if node._template is None:
-                node._template = ExpositionTemplate(node.node, pods=node.pods,
+                node._template = ExpositionTemplate(node.node, pods=node.pods, variant=node.variant,
                                                     timestamp=lambda s: self._t0 + s * self.interval)
             plain = node._template.render_document(seq) if document else node._template.render(seq)
             bodies = cache[seq] = (plain, gzip.compress(plain, compresslevel=self.gzip_level))
