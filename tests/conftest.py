@@ -22,12 +22,12 @@ elif os.environ.get("CI"):
 
 @pytest.fixture(autouse=True)
 def _forget_cached_forms() -> None:
-    """Every test computes human forms and timestamps itself: the module-level caches (human.size and
-    cores, http_api.iso) would otherwise answer from an earlier test, or, in mutation testing, from the
-    unmutated code that filled them before the mutant was switched on."""
+    """Every test computes human forms and timestamps itself: the module-level caches (human's
+    setting_size and setting_cores, http_api.iso) would otherwise answer from an earlier test, or,
+    in mutation testing, from the unmutated code that filled them before the mutant was switched on."""
     from aggregator.api import human
     from k8smon_common import http_api
 
-    human._size_cached.cache_clear()
-    human._cores_cached.cache_clear()
+    human._size_remembered.cache_clear()
+    human._cores_remembered.cache_clear()
     http_api.iso.cache_clear()

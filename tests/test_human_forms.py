@@ -119,12 +119,33 @@ def test_iso_utc_milliseconds(ts: float, text: str) -> None:
 
 
 def test_remembered_forms_are_the_forms_and_zero_keeps_its_sign() -> None:
-    first = [human.size(1536.0), human.cores(2530.0), human.size(1536.0), human.cores(2530.0),
-             human.size(1536)]
+    sizes, cores = human._size_remembered.cache_info, human._cores_remembered.cache_info
+    first = [human.setting_size(1536.0), human.setting_cores(2530.0), human.setting_size(1536.0),
+             human.setting_cores(2530.0), human.setting_size(1536)]
     assert first == ["1.5 KiB", "2.53 cores", "1.5 KiB", "2.53 cores", "1.5 KiB"]
-    assert human._size_cached.cache_info().hits == 1 and human._cores_cached.cache_info().hits == 1
+    assert sizes().hits == 1 and cores().hits == 1
     # 0.0 and -0.0 are equal keys with different texts: neither is remembered
-    assert [human.size(0.0), human.size(-0.0), human.size(0.0)] == ["0 B", "-0 B", "0 B"]
-    assert [human.cores(-0.0), human.cores(0.0), human.cores(-0.0)] == ["-0 cores", "0 cores", "-0 cores"]
-    assert human.size(math.nan) is None and human.cores(math.inf) is None
-    assert human._size_cached.cache_info().currsize == 2 and human._cores_cached.cache_info().currsize == 1
+    assert [human.setting_size(z) for z in (0.0, -0.0, 0.0)] == ["0 B", "-0 B", "0 B"]
+    assert [human.setting_cores(z) for z in (-0.0, 0.0, -0.0)] == ["-0 cores", "0 cores", "-0 cores"]
+    assert human.setting_size(math.nan) is None and human.setting_cores(math.inf) is None
+    assert human.setting_size(None) is None and human.setting_cores(None) is None
+    assert sizes().currsize == 2 and cores().currsize == 1
+    # usage is not remembered
+    assert [human.size(2048.0), human.cores(500.0)] == ["2 KiB", "0.5 cores"]
+    assert sizes().currsize == 2 and cores().currsize == 1
+
+
+@pytest.mark.parametrize("value", [1536.0, 2.53 * GiB, 1000 * KiB, 2048 * PiB, -2048.0, 0.4, 0.0, -0.0])
+def test_a_setting_reads_as_any_other_value(value: float) -> None:
+    assert human.setting_size(value) == human.size(value)
+    assert human.setting_cores(value) == human.cores(value)
+
+
+def test_each_unit_starts_at_its_power_of_1024_exactly() -> None:
+    # the unit comes from the binary exponent: the last value below a unit's start stays in the unit below
+    for k, unit in enumerate(("KiB", "MiB", "GiB", "TiB", "PiB"), start=1):
+        start = 1024.0**k
+        assert human.size(start) == f"1 {unit}"
+        below = human.size(math.nextafter(start, 0))
+        assert below is not None and not below.endswith(f" {unit}"), below
+        assert human.size(-start) == f"-1 {unit}"

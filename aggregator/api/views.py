@@ -134,10 +134,10 @@ def node_doc(node: NodeView, *, now: float) -> Doc:
         "pod_count": node.pod_count,
         "human": {
             "cpu": human.cores(cpu),
-            "cpu_capacity": human.cores(capacity),
+            "cpu_capacity": human.setting_cores(capacity),
             "cpu_percent": human.percent(_pct(cpu, capacity)),
             "memory": human.size(used),
-            "memory_total": human.size(total),
+            "memory_total": human.setting_size(total),
             "memory_percent": human.percent(_pct(used, total)),
             **_io_human(disk, net),
         },
@@ -173,16 +173,15 @@ def _usage(sample: Sample) -> Doc:
 
 def _usage_human(cpu: tuple[float | None, ...], memory: tuple[float | None, ...]) -> dict[str, str | None]:
     """Human forms of (usage, request, limit) in millicores and in bytes, for pods and containers alike."""
-    cores, size = human.cores, human.size
     usage, request, limit = cpu
     mem, mreq, mlim = memory
     return {
-        "cpu": cores(usage),
-        "cpu_request": cores(request),
-        "cpu_limit": cores(limit),
-        "memory": size(mem),
-        "memory_request": size(mreq),
-        "memory_limit": size(mlim),
+        "cpu": human.cores(usage),
+        "cpu_request": human.setting_cores(request),
+        "cpu_limit": human.setting_cores(limit),
+        "memory": human.size(mem),
+        "memory_request": human.setting_size(mreq),
+        "memory_limit": human.setting_size(mlim),
     }
 
 
