@@ -49,7 +49,7 @@ def _spec(
 ) -> Spec:
     """Every family as (class, name, label names, [(label values, value of snapshot seq)]); with
     `containers`, that many containers per pod with every container family. `variant` moves pod
-    i's usage off the same pod's on other nodes (CPU by variant nanocores, memory by variant pages,
+    i's usage off the same pod's on other nodes (CPU by variant microcores, memory by variant pages,
     I/O by 8 x variant bytes an interval, whole bytes kept whole): 0 gives the values the tests
     expect; the benchmark gives each node its own, as a cluster's pods differ, so that nothing
     keyed by a value (the API's human forms) is cheaper there than in a cluster."""
