@@ -34,9 +34,8 @@ class PodList:
         query = listing.parse(req, filters=True)
         store = self._ctx.store
         pods = store.round_pod_listing()
-        resp.content_type = falcon.MEDIA_JSON
-        resp.data = listing.answer_json(self._ctx.pod_docs, query, pods, now=store.now(),
-                                        dumps=self._ctx.dumps)
+        listing.answer(resp, self._ctx.pod_docs, query, pods, now=store.now(),
+                       dumps=self._ctx.dumps)
 
 
 class PodItem:
