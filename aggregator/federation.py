@@ -8,9 +8,9 @@ exactly and that `promtool check metrics` accepts it. Names and labels are in do
 
 from __future__ import annotations
 
+import gzip
 import threading
 import time
-import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -179,13 +179,12 @@ def _same_names(names: tuple[str, ...], containers: Sequence[ContainerReading]) 
 ENCODE_LINES = 4096  # lines joined and encoded at a time (~0.5 MB of text)
 
 
-def encode(lines: Sequence[str], per: int = ENCODE_LINES) -> tuple[bytes, ...]:
-    """`"".join(lines).encode()` in parts of `per` lines. At 1000 x 30 the text is 69 MB: joining and
+def encode(lines: Sequence[str], per: int = ENCODE_LINES) -> bytes:
+    """`"".join(lines).encode()`, `per` lines at a time. At 1000 x 30 the text is 69 MB: joining and
     encoding it whole are two C calls that held the GIL for 70-96 ms, stalling every request and the
-    scrape loop (bench/profiles/2026-12-02-gil-holds.txt); by slices each call holds it ~1 ms. The
-    parts are not joined either (a 69-MB copy into fresh pages, ~49 ms of CPU a round, then a body
-    of that size kept beside them): /metrics sends them as they are (`bodies.body_from_parts`)."""
-    return tuple("".join(lines[i : i + per]).encode("utf-8") for i in range(0, len(lines), per))
+    scrape loop (bench/profiles/2026-12-02-gil-holds.txt); by slices each call holds it ~1 ms, and only
+    the final join of the bytes (a plain copy, ~13 ms) covers the whole body."""
+    return b"".join(["".join(lines[i : i + per]).encode("utf-8") for i in range(0, len(lines), per)])
 
 
 def render_lines(
@@ -335,7 +334,7 @@ class _RoundState:
 
 class FederationCache:
     """The federated exposition: `round_done` takes the round's state when a round ends (cheap), the
-    first `parts` after it renders the text (most installs never scrape /metrics: measured at 1000 x 30,
+    first `body` after it renders the text (most installs never scrape /metrics: measured at 1000 x 30,
     rendering every round cost 0.8-1.1 s of the scrape loop's CPU per 5-s round)."""
 
     def __init__(self, *, store: Store, stats: AggregatorStats, version: str) -> None:
@@ -346,7 +345,7 @@ class FederationCache:
         self._render_lock = threading.Lock()  # one render at a time: concurrent scrapers wait for it
         self._rounds = 0
         self._state: _RoundState | None = None  # the latest round's, not rendered yet
-        self._parts: tuple[bytes, ...] | None = None  # the latest round's exposition, rendered
+        self._body: bytes | None = None
         self._gzip: bytes | None = None
         self._labels: dict[PodKey, _CachedLabels] = {}  # last render's label strings
         self._container_labels: dict[PodKey, _CachedContainers] = {}  # and the containers'
@@ -371,7 +370,7 @@ class FederationCache:
             rounds = self._rounds
         state = self._take(result, rounds)
         with self._lock:
-            old, self._state, self._parts, self._gzip = self._state, state, None, None
+            old, self._state, self._body, self._gzip = self._state, state, None, None
         if old is not None:
             # The previous round's readings: the store holds this round's, so most are kept only here.
             readings = list(old.pods[2])
@@ -411,7 +410,7 @@ class FederationCache:
         text, container_labels = container_lines(keys, nodes, readings, self._container_labels)
         return tails, values, new, text, container_labels
 
-    def _render(self, state: _RoundState) -> tuple[bytes, ...]:
+    def _render(self, state: _RoundState) -> bytes:
         t0 = time.perf_counter()
         pod_tails, pod_values, labels, containers, container_labels = self._pod_labels(state.pods)
         lines = render_lines(
@@ -428,49 +427,42 @@ class FederationCache:
             version=self._version,
         )
         self._labels, self._container_labels = labels, container_labels
-        parts = encode(lines)
+        body = encode(lines)
         release(lines)  # 600k strings at 1000 x 30
         self._stats.set("federation_seconds", time.perf_counter() - t0)
-        return parts
+        return body
 
-    def parts(self) -> tuple[bytes, ...]:
-        """The exposition of the latest round in parts (~0.5 MB each), rendered on its first request
-        (before the first round: of the store as it was at the first request)."""
-        parts = self._parts
-        if parts is not None:
-            return parts
+    def body(self) -> bytes:
+        """The exposition of the latest round, rendered on its first request (before the first round:
+        of the store as it was at the first request)."""
+        body = self._body
+        if body is not None:
+            return body
         with self._render_lock:
             with self._lock:
-                parts, state = self._parts, self._state
-            if parts is not None:
-                return parts  # rendered by the request we waited for
+                body, state = self._body, self._state
+            if body is not None:
+                return body  # rendered by the request we waited for
             if state is None:  # no round yet: the store as it is now, kept until the first round
                 state = self._take(None, 0)
                 with self._lock:
                     if self._state is None:
                         self._state = state
-            parts = self._render(state)
+            body = self._render(state)
             with self._lock:
                 if self._state is state:  # else a newer round came meanwhile: render that one next time
-                    self._parts = parts
-        return parts
-
-    def body(self) -> bytes:
-        """`parts` joined (tests and tools; /metrics sends the parts)."""
-        return b"".join(self.parts())
+                    self._body = body
+        return body
 
     def body_gzip(self) -> bytes:
-        """The exposition gzip-compressed (one gzip member, level 1: speed over ratio, text compresses
-        ~10x anyway), once per round on first request; a part at a time, as zlib lets go of the GIL
-        while it compresses each."""
+        """The exposition gzip-compressed, once per round on first request."""
         with self._lock:
             cached = self._gzip
         if cached is not None:
             return cached
-        parts = self.parts()
-        packer = zlib.compressobj(1, zlib.DEFLATED, 16 + zlib.MAX_WBITS)  # 16+: a gzip header and trailer
-        packed = b"".join([*map(packer.compress, parts), packer.flush()])
+        body = self.body()
+        packed = gzip.compress(body, compresslevel=1)  # speed over ratio: text compresses ~10x anyway
         with self._lock:
-            if self._parts is parts:
+            if self._body is body:
                 self._gzip = packed
         return packed

@@ -6,10 +6,8 @@ interval. Here each step runs in the main thread, in-process on N nodes x P pods
 synthetic readings), while a probe thread asks to wake every 0.5 ms with a 1-ms switch interval; the
 longest it waited beyond its sleep is the step's longest hold. Steps: the loop's `ingest`,
 `end_round` and federation hand-over (automatic collection off, as gcpolicy.py has it during a
-round), the first `/metrics` after a round, its gzip form and sending it, the round's pod listing,
-preparing its documents, answering the whole listing from them and sending it (both large bodies
-read from a `bodies.PartsFile` a socket buffer at a time, as waitress does), and one full collection.
-Figures only: the CPU of each step is its wall time here (nothing else runs).
+round), the first `/metrics` after a round and its gzip form, the round's pod listing, preparing its
+documents and answering the whole listing from them, and one full collection. Figures only.
 
     python -m bench gil                      # 1000 nodes x 30 pods
     python -m bench.gil_bench --nodes 200
@@ -70,13 +68,12 @@ def measure(
     of its `/metrics` text and whole pod listing."""
     import orjson
 
-    from aggregator.api.listing import PodQuery, answer_json, answer_parts
+    from aggregator.api.listing import PodQuery, answer_json
     from aggregator.api.views import PodDocCache
     from aggregator.federation import FederationCache
     from aggregator.stats import AggregatorStats
     from aggregator.store.store import Store
     from bench.round_bench import INTERVAL, readings, round_result
-    from k8smon_common.bodies import PartsFile
 
     now = [1_700_000_000.0]
     stats = AggregatorStats()
@@ -110,31 +107,18 @@ def measure(
             run("ingest (the round's readings)", lambda: [store.ingest(r) for r in batch])  # type: ignore[arg-type]
             run("end_round", lambda: store.end_round(done))
             run("federation hand-over (round_done)", lambda: cache.round_done(done))
-            body = run("first /metrics after the round (render)", cache.parts)
-            run("sending it", lambda: send(PartsFile(body)))
+            body = run("first /metrics after the round (render)", cache.body)
             run("its gzip form", cache.body_gzip)
             listing = run("the round's pod listing", store.round_pod_listing)
             run("preparing its documents", lambda: docs.prepare(listing))
-            whole = run("answering the whole listing", lambda: answer_parts(
+            whole = run("answering the whole listing", lambda: answer_json(
                 docs, PodQuery(), listing, now=now[0], dumps=orjson.dumps))
-            run("sending it", lambda: send(PartsFile(whole)))
             gc.enable()
             run("one full garbage collection", gc.collect)
     finally:
         gc.enable()
         sys.setswitchinterval(switch)
-    return out, {"/metrics": sum(map(len, body)), "whole listing": sum(map(len, whole))}
-
-
-def send(body: Any, buffer: int = 212_992) -> None:
-    """Reads `body` as waitress sends a file: tell, a socket buffer's read, back, then on by it."""
-    while True:
-        at = body.tell()
-        chunk = body.read(buffer)
-        body.seek(at)
-        body.seek(len(chunk), 1)
-        if not chunk:
-            return
+    return out, {"/metrics": len(body), "whole listing": len(whole)}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -178,7 +178,7 @@ def measure(
                 marks.append((time.perf_counter(), time.process_time()))
                 loop_paused = pauses.total - paused
                 del batch, result
-                cache.parts()  # what /metrics renders (and sends as parts)
+                cache.body()
                 marks.append((time.perf_counter(), time.process_time()))
                 if seq > warmup:
                     for step, (t0, c0), (t1, c1) in zip(steps, marks[:-1], marks[1:], strict=True):

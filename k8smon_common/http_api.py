@@ -19,8 +19,6 @@ from typing import Any
 
 import falcon
 
-from k8smon_common.bodies import LARGE_BODY
-
 
 class ApiError(falcon.HTTPError):
     """An HTTP error with a machine-readable `error` code and extra detail fields."""
@@ -84,7 +82,7 @@ class StreamLargeBodies:
     process_response (errors.RenderGuard serialises media into `resp.data` there).
     """
 
-    def __init__(self, threshold: int = LARGE_BODY) -> None:
+    def __init__(self, threshold: int = 1 << 20) -> None:
         self._threshold = threshold
 
     def process_response(

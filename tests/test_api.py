@@ -16,7 +16,6 @@ from aggregator.federation import FederationCache
 from aggregator.model import ContainerReading, NodeReading, PodReading, RoundResult, TargetStatus
 from aggregator.stats import AggregatorStats
 from aggregator.store.store import Store
-from k8smon_common import bodies
 from tests.aggregator_fakes import FakeStatus
 from tests.test_store import Clock
 
@@ -408,36 +407,3 @@ def test_pod_doc_cache_reuses_until_the_sample_changes(world: World) -> None:
         third[("other", "db-0")]["cpu_millicores"] == 2000.0 and third[("other", "db-0")]["age_seconds"] == 0
     )
     assert get(world, "/api/namespaces/other/pods")["pods"][0]["cpu_millicores"] == 2000.0
-
-
-def test_large_metrics_and_listing_answers_leave_in_parts_with_the_same_bytes(
-        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Past a MiB, /metrics and the pod listing are sent from their parts (bodies.PartsFile), never
-    joined into one body: the answer is still the exposition and the listing, byte for byte."""
-    ts = world.clock.now
-    many = tuple(
-        PodReading("bulk", f"pod-{i:04d}", f"u-{i}", "Deployment", "bulk", "bulk",
-                   {"cpu_usage_cores": i / 1000, "memory_working_set_bytes": 1e6 + i})
-        for i in range(4000)
-    )
-    world.store.ingest(NodeReading("node-c", ts, {"cpu_usage_cores": 1.0}, many), round_id=9)
-    result = RoundResult(9, ts, 0.05, ())
-    world.store.end_round(result)
-    world.federation.round_done(result)
-    sent: list[int] = []  # bytes read from a PartsFile
-    read = bodies.PartsFile.read
-    monkeypatch.setattr(bodies.PartsFile, "read", lambda f, n=-1: sent.append(len(b := read(f, n))) or b)
-    r = world.client.simulate_get("/metrics")
-    exposition = world.federation.body()
-    assert len(exposition) > 1 << 20 and r.content == exposition
-    assert int(r.headers["content-length"]) == len(exposition) == sum(sent)
-    gz = world.client.simulate_get("/metrics", headers={"Accept-Encoding": "gzip"})
-    import gzip
-
-    assert gzip.decompress(gz.content) == exposition
-    listing = world.client.simulate_get("/api/pods", params={"namespace": "bulk"})
-    assert int(listing.headers["content-length"]) == len(listing.content) > 1 << 20
-    pods = listing.json["pods"]
-    assert [p["pod_name"] for p in pods] == [f"pod-{i:04d}" for i in range(4000)]
-    assert pods[7]["cpu_millicores"] == 7 and pods[7]["memory_bytes"] == 1_000_007
-    assert sum(sent) == len(exposition) + len(listing.content)  # the gzip form, 1/10 the size, is bytes

@@ -208,30 +208,8 @@ def test_a_round_is_rendered_on_its_first_scrape_with_the_values_of_its_end() ->
     took = time.perf_counter() - t0
     assert 0 < stats.snapshot()["gauges"]["federation_seconds"] <= took  # the render's own time
     assert text == GOLDEN.read_text(encoding="utf-8")
-    assert cache.parts() is cache.parts()  # rendered once per round
+    assert cache.body() is cache.body()  # rendered once per round
     cache.round_done(RoundResult(8, 1_700_000_001.0, 0.5, ()))
     text = cache.body().decode("utf-8")
     assert 'k8smon_node_cpu_usage_cores{node="n1"} 7.0\n' in text
     assert 'k8smon_node_cpu_usage_cores{node="n3"} 1.25\n' in text
-
-
-def test_a_long_exposition_is_kept_in_parts_of_whole_lines_that_join_into_the_body() -> None:
-    clock = Clock(1_700_000_000.0)
-    stats = AggregatorStats()
-    store = Store(clock=clock, stats=stats)
-    count = 3 * federation.ENCODE_LINES // 2  # two lines a pod: three parts' worth and more
-    values = [{"cpu_usage_cores": i / 8, "memory_usage_bytes": i} for i in range(count)]
-    pods = [PodReading("bulk", f"p-{i}", f"u-{i}", "", "", "", v) for i, v in enumerate(values)]
-    store.ingest(NodeReading("n1", clock.now, {"cpu_usage_cores": 1.0}, tuple(pods)), round_id=1)
-    result = RoundResult(1, clock.now, 0.1, ())
-    store.end_round(result)
-    cache = FederationCache(store=store, stats=stats, version="v")
-    cache.round_done(result)
-    parts = cache.parts()
-    assert len(parts) > 3 and all(p.endswith(b"\n") for p in parts)  # every part ends a line
-    body = cache.body()
-    assert body == b"".join(parts) and gzip.decompress(cache.body_gzip()) == body
-    lines = body.decode().splitlines()
-    assert all(ln.startswith(("# HELP ", "# TYPE ", "k8smon_")) for ln in lines)
-    assert ('k8smon_pod_cpu_usage_cores{node="n1",namespace="bulk",pod="p-7",uid="u-7",owner_kind="",'
-            'owner_name="",deployment=""} 0.875') in lines

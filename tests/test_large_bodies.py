@@ -1,7 +1,6 @@
-"""Large answers leave as a file wrapper over their bytes (http_api.StreamLargeBodies) or over their
-parts (bodies.body_from_parts; tests/test_parts_file.py reads that file alone), served by a real
-waitress server on loopback: the same bytes and headers as one joined body, for GET and HEAD, and
-small answers untouched."""
+"""Large answers leave as a file wrapper over their bytes (http_api.StreamLargeBodies), served by a real
+waitress server on loopback: the same bytes and headers as before, for GET and HEAD, and small answers
+untouched."""
 
 from __future__ import annotations
 
@@ -12,14 +11,11 @@ from typing import Any
 import falcon
 import pytest
 
-from k8smon_common.bodies import body_from_parts
 from k8smon_common.http_api import StreamLargeBodies
 from k8smon_common.http_server import ServerHandle
 
 BIG = bytes(range(256)) * 8192  # 2 MiB, every byte value
 SMALL = b'{"ok":true}'
-# A listing's shape: many small parts of uneven sizes, empty ones among them; ~2.4 MB in all
-PARTS = [bytes([i % 251]) * (i % 97) for i in range(50_000)]
 
 
 class Body:
@@ -29,17 +25,6 @@ class Body:
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         resp.content_type = "application/octet-stream"
         resp.data = self._data
-
-    on_head = on_get
-
-
-class Parts:
-    def __init__(self, parts: list[bytes]) -> None:
-        self._parts = parts
-
-    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        resp.content_type = "application/octet-stream"
-        body_from_parts(resp, self._parts)
 
     on_head = on_get
 
@@ -71,8 +56,6 @@ def server() -> Iterator[tuple[ServerHandle, list[int]]]:
     app.add_route("/big", Body(BIG))
     app.add_route("/small", Body(SMALL))
     app.add_route("/media", Media())
-    app.add_route("/parts", Parts(PARTS))
-    app.add_route("/few-parts", Parts([b'{"a":', b"1", b"}"]))
     wrapped: list[int] = []
     handle = ServerHandle(_spy(app, wrapped), host="127.0.0.1", port=0, threads=2).start()
     try:
@@ -110,20 +93,3 @@ def test_small_bodies_stay_bytes_and_media_is_left_to_falcon(server: tuple[Serve
     resp, body = _fetch(handle, "GET", "/media")  # > threshold once serialised, but only after the middleware
     assert resp.status == 200 and len(body) > 1 << 20 and body.startswith(b'{"values": [0, 1, 2')
     assert wrapped == []
-
-
-def test_a_body_of_many_parts_is_sent_from_a_parts_file_byte_for_byte(
-        server: tuple[ServerHandle, list[int]]) -> None:
-    handle, wrapped = server
-    whole = b"".join(PARTS)
-    assert len(whole) > 1 << 20
-    resp, body = _fetch(handle, "GET", "/parts")
-    assert resp.status == 200 and body == whole
-    assert resp.getheader("Content-Length") == str(len(whole)) and resp.getheader("Transfer-Encoding") is None
-    assert wrapped == [1]
-    resp, body = _fetch(handle, "HEAD", "/parts")
-    assert resp.status == 200 and body == b"" and resp.getheader("Content-Length") == str(len(whole))
-    resp, body = _fetch(handle, "GET", "/few-parts")  # under the threshold: joined, as bytes
-    assert resp.status == 200 and body == b'{"a":1}' and resp.getheader("Content-Length") == "7"
-    assert wrapped == [1, 1]  # the HEAD went through it too; the small answer did not
-

@@ -50,8 +50,9 @@ class NamespacePods:
         query = listing.parse(req, filters=False)
         store = self._ctx.store
         query = replace(query, namespace=namespace)
-        listing.answer(resp, self._ctx.pod_docs, query, store.round_pod_listing(), now=store.now(),
-                       dumps=self._ctx.dumps, head={"namespace": namespace})
+        resp.content_type = falcon.MEDIA_JSON
+        resp.data = listing.answer_json(self._ctx.pod_docs, query, store.round_pod_listing(), now=store.now(),
+                                        dumps=self._ctx.dumps, head={"namespace": namespace})
 
 
 class NamespaceTimeseries:
@@ -110,9 +111,10 @@ class DeploymentPods:
         if store.group(namespace, deployment) is None:
             raise NotFound("deployment", deployment, namespace=namespace)
         query = replace(listing.parse(req, filters=False), namespace=namespace, deployment=deployment)
+        resp.content_type = falcon.MEDIA_JSON
         head = {"namespace": namespace, "deployment": deployment}
-        listing.answer(resp, self._ctx.pod_docs, query, store.round_pod_listing(), now=store.now(),
-                       dumps=self._ctx.dumps, head=head)
+        resp.data = listing.answer_json(self._ctx.pod_docs, query, store.round_pod_listing(), now=store.now(),
+                                        dumps=self._ctx.dumps, head=head)
 
 
 class DeploymentTimeseries:

@@ -25,7 +25,6 @@ from aggregator.api.errors import BadParameter
 from aggregator.api.views import PREPARED, PodDocCache
 from aggregator.store.listing import PodListing
 from aggregator.store.views import PodView, Sample
-from k8smon_common import bodies
 
 MAX_LIMIT = 10_000
 MAX_QUERY = 253  # a pod name is at most 253 characters; a longer substring can match nothing
@@ -161,7 +160,7 @@ def parse(req: falcon.Request, *, filters: bool) -> PodQuery:
     )
 
 
-def answer_parts(
+def answer_json(
     pod_docs: PodDocCache,
     query: PodQuery,
     pods: PodListing,
@@ -169,10 +168,10 @@ def answer_parts(
     now: float,
     dumps: Callable[[object], bytes],
     head: Mapping[str, Any] | None = None,
-) -> list[bytes]:
-    """The answer's JSON in parts, for `bodies.body_from_parts`: `head`'s fields (the listing's own:
-    namespace, node...), `pods` (this page), `count` and the paging fields, from the cache's per-pod
-    JSON (the whole `/api/pods` listing: 30k documents, ~90k parts).
+) -> bytes:
+    """The answer's JSON bytes: `head`'s fields (the listing's own: namespace, node...), `pods` (this
+    page), `count` and the paging fields, joined from the cache's per-pod JSON (the whole `/api/pods`
+    listing: 30k documents).
 
     Every listing, whole or not, is answered from one round's prepared table when there is one: while
     the warmer prepares the round that just ended, the one before it (`ready_instead_of`), so answers
@@ -198,17 +197,4 @@ def answer_parts(
         array = pod_docs.encoded(chunk, now=now, full=not query.filtered, prepared=prepared)
     rest = dumps({"count": len(chunk), **paging})
     opening = dumps(head)[:-1] + b"," if head else b"{"
-    return [opening, b'"pods":', *array, b",", rest[1:]]
-
-
-def answer(
-    resp: falcon.Response, pod_docs: PodDocCache, query: PodQuery, pods: PodListing, **kw: Any
-) -> None:
-    """Sets `resp` to the listing's JSON answer (`answer_parts`; large ones leave a slice at a time)."""
-    resp.content_type = falcon.MEDIA_JSON
-    bodies.body_from_parts(resp, answer_parts(pod_docs, query, pods, **kw))
-
-
-def answer_json(pod_docs: PodDocCache, query: PodQuery, pods: PodListing, **kw: Any) -> bytes:
-    """`answer_parts` joined (tests; answers are sent from the parts)."""
-    return b"".join(answer_parts(pod_docs, query, pods, **kw))
+    return b"".join((opening, b'"pods":', *array, b",", rest[1:]))

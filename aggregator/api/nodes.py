@@ -44,8 +44,9 @@ class NodePods:
         if store.node(params.subdomain(node, "node"), pod_count=False) is None:
             raise NotFound("node", node)
         query = replace(listing.parse(req, filters=False), node=node)
-        listing.answer(resp, self._ctx.pod_docs, query, store.round_pod_listing(), now=store.now(),
-                       dumps=self._ctx.dumps, head={"node_name": node})
+        resp.content_type = falcon.MEDIA_JSON
+        resp.data = listing.answer_json(self._ctx.pod_docs, query, store.round_pod_listing(), now=store.now(),
+                                        dumps=self._ctx.dumps, head={"node_name": node})
 
 
 class NodeTimeseries:

@@ -34,8 +34,9 @@ class PodList:
         query = listing.parse(req, filters=True)
         store = self._ctx.store
         pods = store.round_pod_listing()
-        listing.answer(resp, self._ctx.pod_docs, query, pods, now=store.now(),
-                       dumps=self._ctx.dumps)
+        resp.content_type = falcon.MEDIA_JSON
+        resp.data = listing.answer_json(self._ctx.pod_docs, query, pods, now=store.now(),
+                                        dumps=self._ctx.dumps)
 
 
 class PodItem:

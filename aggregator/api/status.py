@@ -10,7 +10,6 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from aggregator.api import human
 from aggregator.api.context import ApiContext
 from aggregator.api.errors import ApiError
-from k8smon_common import bodies
 
 
 class Status:
@@ -112,7 +111,7 @@ class Metrics:
             resp.set_header("Content-Encoding", "gzip")
             resp.data = self._ctx.federation.body_gzip()
         else:
-            bodies.body_from_parts(resp, self._ctx.federation.parts())
+            resp.data = self._ctx.federation.body()
 
 
 class OpenApi:
