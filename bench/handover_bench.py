@@ -33,7 +33,6 @@ from typing import Any
 from aggregator.api.app import api_dumps
 from aggregator.api.views import PodDocCache
 from aggregator.model import ContainerReading, NodeReading, PodReading, RoundResult
-from aggregator.store.listing import PodListing
 from aggregator.store.series import ChunkedSeries
 from aggregator.store.store import Store
 from aggregator.store.views import PodView, Sample
@@ -72,14 +71,10 @@ def build(nodes: int, pods: int) -> tuple[Store, list[PodView]]:
     now = time.time()
     store = Store(clock=lambda: now)  # fixed: building may outlast --stale-after on a busy machine
     for r, t in enumerate((now - 5, now)):
-        ingest_round(store, nodes, pods, r, t)
+        for n in range(nodes):
+            store.ingest(_reading(n, pods, r, t), round_id=r, received=t)
+        store.end_round(RoundResult(r, t, 0.1, ()))
     return store, store.pods()
-
-
-def ingest_round(store: Store, nodes: int, pods: int, r: int, t: float) -> None:
-    for n in range(nodes):
-        store.ingest(_reading(n, pods, r, t), round_id=r, received=t)
-    store.end_round(RoundResult(r, t, 0.1, ()))
 
 
 def _rows(store: Store, views: list[PodView]) -> list[tuple[float | None, ...]]:
@@ -103,9 +98,9 @@ def _sample(s: Sample) -> tuple[Any, ...]:
     return s.timestamp, s.values, s.deltas, s.rates, s.interval_seconds
 
 
-def _documents(views: list[PodView], rows: list[tuple[float | None, ...]]) -> list[tuple[Any, ...]]:
-    listing = PodListing(views, built_at=time.time(), oldest_seen=min(v.last_seen for v in views),
-                         window=lambda: 15.0)
+def _documents(store: Store, rows: list[tuple[float | None, ...]]) -> list[tuple[Any, ...]]:
+    listing = store.pod_listing()  # the pods `build` returned, in the same order
+    views = listing.views
     table = PodDocCache(api_dumps()).prepare(listing, asked=False)
     return [(v.namespace, v.pod, v.sample.timestamp, table[v.namespace, v.pod],
              array("d", (math.nan if x is None else x for x in row)))
@@ -187,15 +182,12 @@ def _formats(store: Store, views: list[PodView], args: argparse.Namespace) -> No
     formats: list[tuple[str, list[tuple[Any, ...]], Callable[[list[tuple[Any, ...]]], None]]] = [
         ("objects, made views, points appended", _objects(views, rows), receiver.objects),
         ("tuples, made objects and views, points appended", _tuples(views, rows), receiver.tuples),
-        ("documents (bytes) and points (arrays), appended", _documents(views, rows), receiver.documents),
+        ("documents (bytes) and points (arrays), appended", _documents(store, rows), receiver.documents),
     ]
     for name, items, receive in formats:
         sent, got, size = measure(items, receive, args.repeat)
-        _print(name, sent, got, size)
-
-
-def _print(name: str, sent: float, got: float, size: int) -> None:
-    print(f"  {name:<50} sender {sent * 1000:7.1f} ms   receiver {got * 1000:7.1f} ms   {size / 1e6:6.1f} MB")
+        print(f"  {name:<50} sender {sent * 1000:7.1f} ms   receiver {got * 1000:7.1f} ms   "
+              f"{size / 1e6:6.1f} MB")
 
 
 if __name__ == "__main__":

@@ -30,13 +30,15 @@ def test_every_format_carries_the_same_points_and_documents() -> None:
     store, views = hb.build(3, 4)
     rows = hb._rows(store, views)
     received = []
-    for make, take in ((hb._objects, "objects"), (hb._tuples, "tuples"), (hb._documents, "documents")):
+    formats = ((hb._objects(views, rows), "objects"), (hb._tuples(views, rows), "tuples"),
+               (hb._documents(store, rows), "documents"))
+    for items, take in formats:
         receiver = hb.Receiver(views)
-        getattr(receiver, take)(pickle.loads(pickle.dumps(make(views, rows), protocol=5)))
+        getattr(receiver, take)(pickle.loads(pickle.dumps(items, protocol=5)))
         received.append(_points(receiver))
     assert received[0] == received[1] == received[2]
     assert all(len(points) == 1 for points in received[0].values())
     assert len(received[0]) == 12
     # what the scrape side would send for the listing: each pod's document as the API encodes it
-    docs = {(ns, pod): doc for ns, pod, _t, doc, _point in hb._documents(views, rows)}
+    docs = {(ns, pod): doc for ns, pod, _t, doc, _point in hb._documents(store, rows)}
     assert b'"pod_name":"pod-0-0"' in docs["ns-0", "pod-0-0"] and b'"containers"' in docs["ns-0", "pod-0-0"]
