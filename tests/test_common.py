@@ -107,3 +107,36 @@ def test_stop_does_not_wait_for_idle_keep_alive_connections() -> None:
         assert time.monotonic() - began < 2.0, "stop() waited for an idle keep-alive client"
     finally:
         conn.close()
+
+
+def test_server_handle_serves_connections_on_descriptors_past_1024() -> None:
+    """The aggregator holds a kept-alive connection per exporter: past ~1000 nodes every accepted
+    request has a descriptor >= 1024, which select() refuses (waitress's loop then died)."""
+    import os
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = 1200
+    if hard != resource.RLIM_INFINITY and hard < want:
+        pytest.skip(f"RLIMIT_NOFILE hard limit {hard} is below {want}")
+    if soft != resource.RLIM_INFINITY and soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    held: list[int] = []
+    try:
+        while not held or held[-1] < 1100:
+            held.append(os.open(os.devnull, os.O_RDONLY))
+
+        def app(environ, start_response):  # type: ignore[no-untyped-def]
+            start_response("200 OK", [("Content-Type", "text/plain")])
+            return [b"ok"]
+
+        server = ServerHandle(app).start()
+        try:
+            assert urllib.request.urlopen(server.url + "/", timeout=5).read() == b"ok"
+            assert urllib.request.urlopen(server.url + "/", timeout=5).read() == b"ok"  # the loop lives on
+        finally:
+            server.stop()
+    finally:
+        for fd in held:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
