@@ -68,6 +68,8 @@ def test_every_target_section_prints_every_figure() -> None:
     assert "2 rounds" in _value(figures, "4 x 3: rounds, start to published")
     assert figures["4 x 3: aggregator CPU"].verdict in (report.MET, report.MISSED)
     assert "points" in _value(figures, "4 x 3: RSS with full history")
+    api = figures["4 x 3: the API with 4 scrape connections open"]
+    assert api.verdict == report.MET and api.value.count(" 200 in ") == 4, api.value
 
     # 4: the history's bytes per value, measured (tracemalloc) on both data sets.
     for data in ("realistic", "regular"):
