@@ -348,8 +348,8 @@ def five_thousand_nodes(opts: Options) -> None:
                goal="<= 1 core", ok=cores <= 1.0)
         _memory(section, label, agg, goal_bytes=None)
         answered, text = _answers(agg.url)
-        # With a kept-alive connection per exporter, every accepted request's descriptor is past 1023
-        # (waitress once waited with select(), which refuses those: its loop died on the first request).
+        # With a kept-alive connection per exporter, accepted requests get descriptors past 1023 (waitress
+        # once waited with select(), which refuses those: its loop died on the first such request).
         figure(section, f"{label}: the API with {nodes} scrape connections open", text,
                goal="every route answers", ok=answered)
         figure(section, f"{label}: what the machine allowed",

@@ -26,8 +26,8 @@ class ServerHandle:
             ident="k8s-monitor",
             clear_untrusted_proxy_headers=True,
             # poll(), not select(): select() refuses descriptors >= 1024, and the aggregator holds
-            # one kept-alive connection per exporter, so past ~1000 nodes every accepted request
-            # had such a descriptor and waitress's loop died on the first one.
+            # one kept-alive connection per exporter, so past ~1000 nodes accepted requests get
+            # such descriptors and waitress's loop died on the first one.
             asyncore_use_poll=True,
             **kw,
         )
